@@ -1,0 +1,134 @@
+//! Encoder architectures behind one interface, and the task heads on top of them.
+//!
+//! BERT is implemented here (candle's own BERT turns the attention mask into NaN in f16 and has no
+//! classification heads); DistilBERT and (XLM-)RoBERTa reuse candle-transformers' encoders. Heads
+//! are written with candle-nn on the Hugging Face tensor names, so fine-tuned checkpoints load unchanged.
+
+mod bert;
+mod distilbert;
+mod heads;
+mod roberta;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+
+pub use heads::Head;
+
+use super::hf_config::HfConfig;
+use super::task::Task;
+use super::weights::Weights;
+use super::LoadError;
+
+/// A padded batch on the model's device. `mask` is 1 for real tokens and 0 for padding.
+pub struct PaddedBatch {
+    pub ids: Tensor,
+    pub type_ids: Tensor,
+    pub mask: Tensor,
+}
+
+/// An encoder: token ids in, one hidden state per token out (`batch × seq × hidden`).
+pub trait Encoder: Send {
+    fn forward(&self, batch: &PaddedBatch) -> Result<Tensor>;
+}
+
+/// Activation functions by their `transformers` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Gelu,
+    GeluTanh,
+    Relu,
+    Tanh,
+    Silu,
+}
+
+impl Act {
+    pub fn parse(name: &str) -> std::result::Result<Self, String> {
+        match name {
+            "gelu" => Ok(Self::Gelu),
+            "gelu_new" | "gelu_fast" | "gelu_pytorch_tanh" => Ok(Self::GeluTanh),
+            "relu" => Ok(Self::Relu),
+            "tanh" => Ok(Self::Tanh),
+            "silu" | "swish" => Ok(Self::Silu),
+            other => Err(format!("unsupported activation {other:?}")),
+        }
+    }
+}
+
+impl Module for Act {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Gelu => xs.gelu_erf(),
+            Self::GeluTanh => xs.gelu(),
+            Self::Relu => xs.relu(),
+            Self::Tanh => xs.tanh(),
+            Self::Silu => xs.silu(),
+        }
+    }
+}
+
+/// An encoder with the head its task needs.
+pub struct Network {
+    pub encoder: Box<dyn Encoder>,
+    pub head: Head,
+    /// Model type as loaded (`bert`, `distilbert`, ...).
+    pub model_type: String,
+    /// Longest input in tokens the position embeddings allow.
+    pub max_positions: usize,
+}
+
+/// Builds the network for `task` from the checkpoint.
+pub fn load(
+    config: &HfConfig,
+    raw_config: &serde_json::Value,
+    weights: Weights,
+    task: Task,
+    dtype: DType,
+    device: &Device,
+) -> std::result::Result<Network, LoadError> {
+    let model_type = config.model_type();
+    let names = heads::HeadNames::for_model_type(&model_type)
+        .ok_or_else(|| LoadError::UnknownArchitecture(model_type.clone()))?;
+    let prefix = names.base_prefix(&weights);
+    heads::check_task(task, &names, &prefix, &weights)?;
+    let num_labels = heads::num_labels(task, &names, &weights);
+    let vb = weights.into_var_builder(dtype, device);
+    let mismatch = |e: candle_core::Error| {
+        LoadError::WeightsMismatch(e.to_string().lines().next().unwrap_or_default().to_string())
+    };
+    let bad_config = |reason: String| LoadError::BadConfig { path: "config.json".into(), reason };
+    let base = if prefix.is_empty() { vb.clone() } else { vb.pp(prefix.trim_end_matches('.')) };
+    let eps_of = |default: f64| raw_config.get("layer_norm_eps").and_then(|v| v.as_f64()).unwrap_or(default);
+    let (encoder, max_positions, act, eps): (Box<dyn Encoder>, usize, Act, f64) = match model_type.as_str() {
+        "bert" => {
+            let cfg: bert::Config = serde_json::from_value(raw_config.clone()).map_err(|e| bad_config(e.to_string()))?;
+            let act = Act::parse(&cfg.hidden_act).map_err(bad_config)?;
+            let max = cfg.max_position_embeddings;
+            (Box::new(bert::Bert::load(base, &cfg).map_err(mismatch)?), max, act, cfg.layer_norm_eps)
+        }
+        "distilbert" => {
+            let (enc, max, act) = distilbert::load(base, raw_config).map_err(|e| match e {
+                distilbert::Error::Config(r) => bad_config(r),
+                distilbert::Error::Load(e) => mismatch(e),
+            })?;
+            (Box::new(enc), max, act, 1e-12)
+        }
+        _ => {
+            let (enc, max) = roberta::load(base, raw_config).map_err(|e| match e {
+                roberta::Error::Config(r) => bad_config(r),
+                roberta::Error::Load(e) => mismatch(e),
+            })?;
+            (Box::new(enc), max, Act::Gelu, eps_of(1e-5))
+        }
+    };
+    let head = heads::Head::load(task, &names, &prefix, act, eps, num_labels, &vb).map_err(mismatch)?;
+    Ok(Network { encoder, head, model_type, max_positions })
+}
+
+/// The additive attention bias for a 0/1 mask: 0 where attended, a large negative where padded.
+/// Computed once per batch, shaped `batch × 1 × 1 × seq` to broadcast over heads and queries.
+pub fn attention_bias(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (b, s) = mask.dims2()?;
+    // f16 cannot hold f32::MIN (it becomes -inf and 0 × -inf = NaN); -1e4 is still exp() → 0.
+    let negative = if dtype == DType::F16 { -1.0e4 } else { -1.0e9 };
+    let inverted = (1.0 - mask.to_dtype(DType::F32)?)?;
+    (inverted * negative)?.to_dtype(dtype)?.reshape((b, 1, 1, s))
+}

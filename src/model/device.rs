@@ -1,0 +1,127 @@
+//! Device and dtype selection, parsed from configuration strings (`cpu`, `cuda:0`; `f32`, `f16`, `bf16`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+use super::LoadError;
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    #[default]
+    Cpu,
+    /// A CUDA GPU by ordinal; needs the `cuda` cargo feature.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("unknown device {s:?}: expected cpu or cuda:N")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// Opens the device; a CUDA device in a build without the `cuda` feature is an error, not a panic.
+    pub fn open(self) -> Result<Device, LoadError> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(ordinal) => {
+                if !candle_core::utils::cuda_is_available() {
+                    return Err(LoadError::Device {
+                        device: self.to_string(),
+                        reason: "this build has no CUDA support (rebuild with --features cuda)".into(),
+                    });
+                }
+                Device::new_cuda(ordinal).map_err(|e| LoadError::Device {
+                    device: self.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Floating-point type of weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DTypeSpec {
+    #[default]
+    F32,
+    F16,
+    BF16,
+}
+
+impl FromStr for DTypeSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f32" | "float32" | "fp32" => Ok(Self::F32),
+            "f16" | "float16" | "fp16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::BF16),
+            _ => Err(format!("unknown dtype {s:?}: expected f32, f16 or bf16")),
+        }
+    }
+}
+
+impl fmt::Display for DTypeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::BF16 => "bf16",
+        })
+    }
+}
+
+impl From<DTypeSpec> for DType {
+    fn from(d: DTypeSpec) -> Self {
+        match d {
+            DTypeSpec::F32 => DType::F32,
+            DTypeSpec::F16 => DType::F16,
+            DTypeSpec::BF16 => DType::BF16,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices_and_dtypes() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
+        assert!("tpu".parse::<DeviceSpec>().is_err());
+        assert!("cuda:x".parse::<DeviceSpec>().is_err());
+        assert_eq!("bf16".parse::<DTypeSpec>().unwrap(), DTypeSpec::BF16);
+        assert!("int8".parse::<DTypeSpec>().is_err());
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_feature_is_a_clear_error() {
+        let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+}

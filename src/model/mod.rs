@@ -1,0 +1,243 @@
+//! The model half of the engine: loading a checkpoint onto a device and running padded batches.
+//! Knows nothing of HTTP or tokenization; it takes token ids and returns raw f32 outputs.
+
+mod arch;
+pub mod device;
+mod error;
+pub mod files;
+pub mod hf_config;
+pub mod task;
+mod weights;
+
+use candle_core::{DType, Device, Tensor};
+
+pub use arch::Act;
+pub use device::{DTypeSpec, DeviceSpec};
+pub use error::LoadError;
+pub use hf_config::HfConfig;
+pub use task::Task;
+
+use arch::{Head, Network, PaddedBatch};
+use files::ModelFiles;
+use weights::Weights;
+
+/// One tokenized input as the model sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelInput<'a> {
+    pub ids: &'a [u32],
+    pub type_ids: &'a [u32],
+}
+
+/// A row-major f32 matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Matrix {
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    pub fn iter_rows(&self) -> impl Iterator<Item = &[f32]> {
+        self.data.chunks_exact(self.cols.max(1))
+    }
+}
+
+/// What the model returns for one input, before any pipeline post-processing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawOutput {
+    /// Last hidden state per token (tokens × hidden).
+    Hidden(Matrix),
+    /// Sequence-classification logits.
+    Logits(Vec<f32>),
+    /// Token-classification logits (tokens × labels).
+    TokenLogits(Matrix),
+    /// Vocabulary logits at each mask position, in order (masks × vocab).
+    MaskLogits(Matrix),
+}
+
+/// What was learned about the checkpoint while loading it.
+#[derive(Debug, Clone)]
+pub struct ModelMeta {
+    pub task: Task,
+    pub model_type: String,
+    pub labels: Vec<String>,
+    pub problem_type: Option<String>,
+    pub max_positions: usize,
+    pub device: DeviceSpec,
+    pub dtype: DTypeSpec,
+}
+
+/// A loaded model on its device. Owned by the worker thread.
+pub struct Model {
+    network: Network,
+    device: Device,
+    pad_id: u32,
+    mask_id: Option<u32>,
+}
+
+impl Model {
+    /// Loads the checkpoint in `files` for `task` (or the task its config names).
+    pub fn load(
+        files: &ModelFiles,
+        task: Option<Task>,
+        device_spec: DeviceSpec,
+        dtype_spec: DTypeSpec,
+    ) -> Result<(Self, ModelMeta), LoadError> {
+        let raw: serde_json::Value = files::read_json(&files.config)?;
+        let config: HfConfig = serde_json::from_value(raw.clone())
+            .map_err(|e| LoadError::BadConfig { path: files.config.clone(), reason: e.to_string() })?;
+        let task = resolve_task(task, &config)?;
+        let device = device_spec.open()?;
+        let weights = Weights::read(&files.weights)?;
+        let network = arch::load(&config, &raw, weights, task, DType::from(dtype_spec), &device)?;
+        let labels = match &network.head {
+            Head::Sequence(_) | Head::Token(_) => config.labels(network.head_outputs()),
+            _ => Vec::new(),
+        };
+        let meta = ModelMeta {
+            task,
+            model_type: network.model_type.clone(),
+            labels,
+            problem_type: config.problem_type.clone(),
+            max_positions: network.max_positions,
+            device: device_spec,
+            dtype: dtype_spec,
+        };
+        let pad_id = config.pad_token_id.unwrap_or(0);
+        Ok((Self { network, device, pad_id, mask_id: None }, meta))
+    }
+
+    /// Sets the ids the tokenizer uses for padding and masking (known only once it is loaded).
+    pub fn set_special_ids(&mut self, pad_id: u32, mask_id: Option<u32>) {
+        self.pad_id = pad_id;
+        self.mask_id = mask_id;
+    }
+
+    /// Runs one batch: pads to the longest input, masks the padding, returns one output per input.
+    /// An input's output does not depend on its batch-mates.
+    pub fn forward(&self, inputs: &[ModelInput<'_>]) -> candle_core::Result<Vec<RawOutput>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch_size = inputs.len();
+        let seq = inputs.iter().map(|i| i.ids.len()).max().unwrap_or(0);
+        if seq == 0 {
+            candle_core::bail!("empty input in batch");
+        }
+        let mut ids = vec![self.pad_id; batch_size * seq];
+        let mut type_ids = vec![0u32; batch_size * seq];
+        let mut mask = vec![0u32; batch_size * seq];
+        for (row, input) in inputs.iter().enumerate() {
+            let at = row * seq;
+            ids[at..at + input.ids.len()].copy_from_slice(input.ids);
+            type_ids[at..at + input.type_ids.len()].copy_from_slice(input.type_ids);
+            mask[at..at + input.ids.len()].fill(1);
+        }
+        let shape = (batch_size, seq);
+        let batch = PaddedBatch {
+            ids: Tensor::from_vec(ids.clone(), shape, &self.device)?,
+            type_ids: Tensor::from_vec(type_ids, shape, &self.device)?,
+            mask: Tensor::from_vec(mask, shape, &self.device)?,
+        };
+        let hidden = self.network.encoder.forward(&batch)?;
+        let lens: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
+        match &self.network.head {
+            Head::Hidden => per_token(&hidden, &lens).map(|m| m.into_iter().map(RawOutput::Hidden).collect()),
+            Head::Token(classifier) => {
+                let logits = candle_core::Module::forward(classifier, &hidden)?;
+                per_token(&logits, &lens).map(|m| m.into_iter().map(RawOutput::TokenLogits).collect())
+            }
+            Head::Sequence(head) => {
+                let logits = head.forward(&hidden)?.to_dtype(DType::F32)?;
+                Ok(logits.to_vec2::<f32>()?.into_iter().map(RawOutput::Logits).collect())
+            }
+            Head::MaskedLm(head) => {
+                let mask_id = self.mask_id.ok_or_else(|| candle_core::Error::msg("tokenizer has no mask token"))?;
+                let positions: Vec<u32> =
+                    (0..ids.len()).filter(|&i| ids[i] == mask_id).map(|i| i as u32).collect();
+                let counts: Vec<usize> = (0..batch_size)
+                    .map(|r| ids[r * seq..(r + 1) * seq].iter().filter(|&&id| id == mask_id).count())
+                    .collect();
+                let vocab = self.network.head_outputs();
+                let logits = if positions.is_empty() {
+                    Vec::new()
+                } else {
+                    let hidden_size = hidden.dim(2)?;
+                    let index = Tensor::from_vec(positions.clone(), positions.len(), &self.device)?;
+                    let rows = hidden.reshape((batch_size * seq, hidden_size))?.index_select(&index, 0)?;
+                    head.forward(&rows)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?
+                };
+                let mut offset = 0;
+                Ok(counts
+                    .into_iter()
+                    .map(|n| {
+                        let data = logits[offset * vocab..(offset + n) * vocab].to_vec();
+                        offset += n;
+                        RawOutput::MaskLogits(Matrix { rows: n, cols: vocab, data })
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Splits `batch × seq × cols` into one `len × cols` matrix per input, dropping the padding.
+fn per_token(t: &Tensor, lens: &[usize]) -> candle_core::Result<Vec<Matrix>> {
+    let (_, seq, cols) = t.dims3()?;
+    let flat = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    Ok(lens
+        .iter()
+        .enumerate()
+        .map(|(row, &len)| {
+            let at = row * seq * cols;
+            Matrix { rows: len, cols, data: flat[at..at + len * cols].to_vec() }
+        })
+        .collect())
+}
+
+/// Picks the task: an explicit one must be one the checkpoint was trained for (feature extraction
+/// is always possible); otherwise the config's architecture decides.
+fn resolve_task(explicit: Option<Task>, config: &HfConfig) -> Result<Task, LoadError> {
+    let from_arch = config.architectures.first().and_then(|a| Task::from_architecture(a));
+    match (explicit, from_arch) {
+        (Some(Task::FeatureExtraction), _) => Ok(Task::FeatureExtraction),
+        (Some(task), Some(trained)) if task != trained && trained != Task::FeatureExtraction => {
+            Err(LoadError::TaskNotServable {
+                task: task.to_string(),
+                reason: format!(
+                    "the checkpoint is a {} ({trained} model)",
+                    config.architectures.first().map(String::as_str).unwrap_or("?")
+                ),
+            })
+        }
+        (Some(task), _) => Ok(task),
+        (None, Some(trained)) => Ok(trained),
+        (None, None) => match config.architectures.first() {
+            Some(arch) => Err(LoadError::UnknownArchitecture(arch.clone())),
+            None => Err(LoadError::NoTask),
+        },
+    }
+}
+
+impl Network {
+    /// Output width of the head: labels for classifiers, vocabulary size for masked-LM.
+    fn head_outputs(&self) -> usize {
+        self.head.outputs()
+    }
+}
+
+impl Head {
+    fn outputs(&self) -> usize {
+        match self {
+            Head::Hidden => 0,
+            Head::Sequence(h) => h.num_labels(),
+            Head::Token(l) => l.weight().dim(0).unwrap_or(0),
+            Head::MaskedLm(h) => h.vocab_size(),
+        }
+    }
+}
+

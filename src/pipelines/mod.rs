@@ -1,0 +1,121 @@
+//! The four `transformers` pipelines: request parameters, input checks, and the post-processing that
+//! turns raw model outputs into the pipelines' JSON shapes.
+
+pub mod feature_extraction;
+pub mod fill_mask;
+mod params;
+pub mod text_classification;
+pub mod token_classification;
+
+use serde::Serialize;
+
+use crate::model::{RawOutput, Task};
+use crate::tokenize::{Encoded, InputError, TextTokenizer};
+
+pub use feature_extraction::{Pooling, PoolingDefaults};
+pub use params::{Aggregation, ClassificationFn, ParamError, Params, TopK};
+
+/// Everything post-processing needs to know about the loaded model.
+#[derive(Debug, Clone)]
+pub struct PipelineInfo {
+    pub task: Task,
+    /// Label names by class index (classification tasks).
+    pub labels: Vec<String>,
+    pub problem_type: Option<String>,
+    /// Sentence-embedding defaults from the sentence-transformers files.
+    pub pooling: PoolingDefaults,
+}
+
+/// One input's result, serialized exactly as the `transformers` pipeline returns it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Output {
+    /// fill-mask with one mask: the candidates.
+    FillMask(Vec<fill_mask::Candidate>),
+    /// fill-mask with several masks: candidates per mask.
+    FillMaskMulti(Vec<Vec<fill_mask::Candidate>>),
+    /// feature-extraction without pooling: `[1][tokens][hidden]`, as the pipeline returns it.
+    TokenEmbeddings(Vec<Vec<Vec<f32>>>),
+    /// A pooled sentence embedding.
+    Embedding(Vec<f32>),
+    /// text-classification: labels with scores.
+    Labels(Vec<text_classification::LabelScore>),
+    /// token-classification: entities (per token, or grouped).
+    Entities(Vec<token_classification::Entity>),
+}
+
+/// Checks a tokenized input against what the task needs (fill-mask needs a mask token).
+pub fn check_input(task: Task, encoded: &Encoded, tokenizer: &TextTokenizer) -> Result<(), InputError> {
+    if task == Task::FillMask {
+        let (mask, mask_id) = tokenizer
+            .mask()
+            .ok_or_else(|| InputError::NoMaskToken { mask: "(the tokenizer has none)".into() })?;
+        if !encoded.ids.contains(&mask_id) {
+            return Err(InputError::NoMaskToken { mask: mask.to_string() });
+        }
+    }
+    Ok(())
+}
+
+/// Error for a raw output that does not fit the task (a bug, never the client's fault).
+#[derive(Debug, thiserror::Error)]
+#[error("model output {0} does not match the task")]
+pub struct OutputMismatch(&'static str);
+
+/// Turns one raw model output into the pipeline's result for that input.
+pub fn postprocess(
+    info: &PipelineInfo,
+    tokenizer: &TextTokenizer,
+    encoded: &Encoded,
+    raw: RawOutput,
+    params: &Params,
+) -> Result<Output, OutputMismatch> {
+    match (info.task, raw) {
+        (Task::FillMask, RawOutput::MaskLogits(logits)) => {
+            Ok(fill_mask::postprocess(tokenizer, encoded, &logits, params.fill_mask_top_k()))
+        }
+        (Task::FeatureExtraction, RawOutput::Hidden(hidden)) => {
+            Ok(feature_extraction::postprocess(&hidden, params, &info.pooling))
+        }
+        (Task::TextClassification, RawOutput::Logits(logits)) => {
+            Ok(text_classification::postprocess(info, &logits, params))
+        }
+        (Task::TokenClassification, RawOutput::TokenLogits(logits)) => {
+            Ok(token_classification::postprocess(info, tokenizer, encoded, &logits, params))
+        }
+        (_, RawOutput::Hidden(_)) => Err(OutputMismatch("hidden states")),
+        (_, RawOutput::Logits(_)) => Err(OutputMismatch("logits")),
+        (_, RawOutput::TokenLogits(_)) => Err(OutputMismatch("token logits")),
+        (_, RawOutput::MaskLogits(_)) => Err(OutputMismatch("mask logits")),
+    }
+}
+
+/// Softmax in f32, shifted by the max as numpy and torch do.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+/// Index and value of the largest element (first one on ties, as numpy's argmax).
+pub fn argmax(values: &[f32]) -> (usize, f32) {
+    values
+        .iter()
+        .copied()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, v)| if v > best.1 { (i, v) } else { best })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let p = softmax(&[1.0, 2.0, 3.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(p[2] > p[1] && p[1] > p[0]);
+        assert_eq!(argmax(&[0.1, 0.7, 0.7]), (1, 0.7));
+    }
+}

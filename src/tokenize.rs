@@ -1,0 +1,228 @@
+//! Text → validated token ids. This is CPU work: the server runs it off the async runtime, and the
+//! model step only ever sees the ids produced here.
+//!
+//! The engine owns padding and truncation: some `tokenizer.json` files carry their own settings
+//! (all-MiniLM-L6-v2 pads every input to 128 tokens), so both are switched off on load and applied
+//! here and in the batcher instead.
+
+use std::path::Path;
+
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{AddedToken, Decoder, ModelWrapper, Tokenizer, TruncationParams};
+
+use crate::model::files::{read_json, TokenizerFile};
+use crate::model::LoadError;
+
+/// Why an input cannot be served; each maps to a 4xx response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("input text is empty")]
+    Empty,
+    #[error("input is {tokens} tokens long, above the limit of {max}; shorten it or set truncate=true")]
+    TooLong { tokens: usize, max: usize },
+    #[error("input has no mask token {mask}; fill-mask needs at least one")]
+    NoMaskToken { mask: String },
+    #[error("cannot tokenize input: {0}")]
+    Tokenizer(String),
+}
+
+/// One tokenized input, with what post-processing needs to map tokens back to the text.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub text: String,
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// `(start, end)` in characters (Unicode scalar values, as Python indexes strings).
+    pub offsets: Vec<(usize, usize)>,
+    /// True for special tokens ([CLS], [SEP], ...).
+    pub special: Vec<bool>,
+    /// Whether tokens were cut to fit `max_len`.
+    pub truncated: bool,
+}
+
+impl Encoded {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// What the tokenizer settings look like in `tokenizer_config.json` (only the fields we use).
+#[derive(Debug, Default, serde::Deserialize)]
+struct TokenizerConfig {
+    #[serde(default)]
+    do_lower_case: Option<bool>,
+    #[serde(default)]
+    mask_token: Option<serde_json::Value>,
+    #[serde(default)]
+    model_max_length: Option<f64>,
+}
+
+/// A loaded tokenizer with padding and truncation owned by the engine.
+pub struct TextTokenizer {
+    plain: Tokenizer,
+    truncating: Tokenizer,
+    max_len: usize,
+    mask: Option<(String, u32)>,
+    pad_id: u32,
+    unk_id: Option<u32>,
+    subword_prefix: Option<String>,
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json` (or builds a BERT WordPiece tokenizer from `vocab.txt`).
+    /// `max_positions` is the longest input the model accepts, special tokens included.
+    pub fn load(
+        file: &TokenizerFile,
+        config_file: Option<&Path>,
+        max_positions: usize,
+        pad_id_hint: Option<u32>,
+    ) -> Result<Self, LoadError> {
+        let config: TokenizerConfig = match config_file {
+            Some(path) => read_json(path)?,
+            None => TokenizerConfig::default(),
+        };
+        let mut plain = match file {
+            TokenizerFile::Json(path) => Tokenizer::from_file(path).map_err(|e| LoadError::BadTokenizer {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?,
+            TokenizerFile::Vocab(path) => wordpiece_from_vocab(path, config.do_lower_case.unwrap_or(true))?,
+        };
+        plain.with_padding(None);
+        let _ = plain.with_truncation(None);
+
+        let tokenizer_limit = config.model_max_length.filter(|m| *m > 0.0 && *m < 1e9).map(|m| m as usize);
+        let max_len = tokenizer_limit.map_or(max_positions, |t| t.min(max_positions));
+        let mut truncating = plain.clone();
+        truncating
+            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
+            .map_err(|e| LoadError::BadTokenizer { path: path_of(file).into(), reason: e.to_string() })?;
+
+        let mask_name = match &config.mask_token {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Object(o)) => o.get("content").and_then(|c| c.as_str()).map(str::to_string),
+            _ => None,
+        };
+        let mask = mask_name
+            .into_iter()
+            .chain(["[MASK]".to_string(), "<mask>".to_string()])
+            .find_map(|name| plain.token_to_id(&name).map(|id| (name, id)));
+        let pad_id = ["[PAD]", "<pad>"]
+            .iter()
+            .find_map(|t| plain.token_to_id(t))
+            .or(pad_id_hint)
+            .unwrap_or(0);
+        let unk_id = ["[UNK]", "<unk>"].iter().find_map(|t| plain.token_to_id(t));
+        let subword_prefix = match plain.get_model() {
+            ModelWrapper::WordPiece(wp) => Some(wp.continuing_subword_prefix.clone()),
+            ModelWrapper::BPE(bpe) => bpe.continuing_subword_prefix.clone(),
+            _ => None,
+        }
+        .filter(|p| !p.is_empty());
+        Ok(Self { plain, truncating, max_len, mask, pad_id, unk_id, subword_prefix })
+    }
+
+    /// Tokenizes one input with special tokens. Longer than `max_len`: cut when `truncate`, else an error.
+    pub fn encode(&self, text: &str, truncate: bool) -> Result<Encoded, InputError> {
+        if text.trim().is_empty() {
+            return Err(InputError::Empty);
+        }
+        let encode = |tok: &Tokenizer| {
+            tok.encode_char_offsets(text, true).map_err(|e| InputError::Tokenizer(e.to_string()))
+        };
+        let mut encoding = encode(&self.plain)?;
+        let mut truncated = false;
+        if encoding.len() > self.max_len {
+            if !truncate {
+                return Err(InputError::TooLong { tokens: encoding.len(), max: self.max_len });
+            }
+            encoding = encode(&self.truncating)?;
+            truncated = true;
+        }
+        Ok(Encoded {
+            text: text.to_string(),
+            ids: encoding.get_ids().to_vec(),
+            type_ids: encoding.get_type_ids().to_vec(),
+            offsets: encoding.get_offsets().to_vec(),
+            special: encoding.get_special_tokens_mask().iter().map(|&m| m == 1).collect(),
+            truncated,
+        })
+    }
+
+    /// The longest input in tokens, special tokens included.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// The mask token and its id, for fill-mask.
+    pub fn mask(&self) -> Option<(&str, u32)> {
+        self.mask.as_ref().map(|(s, id)| (s.as_str(), *id))
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    pub fn unk_id(&self) -> Option<u32> {
+        self.unk_id
+    }
+
+    /// The continuing-subword prefix (`##`) when the tokenizer model marks word pieces.
+    pub fn subword_prefix(&self) -> Option<&str> {
+        self.subword_prefix.as_deref()
+    }
+
+    /// The vocabulary entry of a token id (`convert_ids_to_tokens`).
+    pub fn id_to_token(&self, id: u32) -> String {
+        self.plain.id_to_token(id).unwrap_or_default()
+    }
+
+    /// Decodes ids to text, with the tokenizer's own clean-up.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> String {
+        self.plain.decode(ids, skip_special_tokens).unwrap_or_default()
+    }
+
+    /// Joins vocabulary tokens into text (`convert_tokens_to_string`).
+    pub fn tokens_to_string(&self, tokens: Vec<String>) -> String {
+        match self.plain.get_decoder() {
+            Some(decoder) => decoder.decode(tokens).unwrap_or_default(),
+            None => tokens.join(" "),
+        }
+    }
+}
+
+fn path_of(file: &TokenizerFile) -> &Path {
+    match file {
+        TokenizerFile::Json(p) | TokenizerFile::Vocab(p) => p,
+    }
+}
+
+/// The tokenizer `transformers` builds for a BERT checkpoint that ships only `vocab.txt`.
+fn wordpiece_from_vocab(path: &Path, lowercase: bool) -> Result<Tokenizer, LoadError> {
+    let bad = |reason: String| LoadError::BadTokenizer { path: path.to_path_buf(), reason };
+    let vocab = path.to_str().ok_or_else(|| bad("path is not UTF-8".into()))?;
+    let model = WordPiece::from_file(vocab).unk_token("[UNK]".into()).build().map_err(|e| bad(e.to_string()))?;
+    let mut tokenizer = Tokenizer::new(model);
+    let id = |t: &str| tokenizer.token_to_id(t).ok_or_else(|| bad(format!("vocab.txt has no {t} token")));
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+    tokenizer
+        .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+        .with_pre_tokenizer(Some(BertPreTokenizer))
+        .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))))
+        .with_decoder(Some(WordPieceDecoder::default()));
+    let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .filter(|t| tokenizer.token_to_id(t).is_some())
+        .map(|t| AddedToken::from(*t, true))
+        .collect();
+    tokenizer.add_special_tokens(&specials);
+    Ok(tokenizer)
+}
