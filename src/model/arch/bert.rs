@@ -1,4 +1,8 @@
-//! BERT encoder (`BertModel`), on the Hugging Face tensor names.
+//! The post-LayerNorm transformer encoder of BERT, and of DistilBERT under its own tensor names.
+//!
+//! DistilBERT runs here rather than through candle-transformers: candle's DistilBERT uses the tanh
+//! approximation of GELU where `transformers` uses the exact one, which moved scores by 2e-4 in the
+//! golden tests.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
@@ -33,10 +37,95 @@ pub struct Config {
     pub position_embedding_type: String,
 }
 
+/// Where an architecture keeps the encoder's tensors.
+pub struct Layout {
+    word: &'static str,
+    position: &'static str,
+    token_type: Option<&'static str>,
+    embeddings_norm: &'static str,
+    layers: &'static str,
+    query: &'static str,
+    key: &'static str,
+    value: &'static str,
+    attention_out: &'static str,
+    attention_norm: &'static str,
+    intermediate: &'static str,
+    output: &'static str,
+    output_norm: &'static str,
+}
+
+pub const BERT: Layout = Layout {
+    word: "embeddings.word_embeddings",
+    position: "embeddings.position_embeddings",
+    token_type: Some("embeddings.token_type_embeddings"),
+    embeddings_norm: "embeddings.LayerNorm",
+    layers: "encoder.layer",
+    query: "attention.self.query",
+    key: "attention.self.key",
+    value: "attention.self.value",
+    attention_out: "attention.output.dense",
+    attention_norm: "attention.output.LayerNorm",
+    intermediate: "intermediate.dense",
+    output: "output.dense",
+    output_norm: "output.LayerNorm",
+};
+
+pub const DISTILBERT: Layout = Layout {
+    word: "embeddings.word_embeddings",
+    position: "embeddings.position_embeddings",
+    token_type: None,
+    embeddings_norm: "embeddings.LayerNorm",
+    layers: "transformer.layer",
+    query: "attention.q_lin",
+    key: "attention.k_lin",
+    value: "attention.v_lin",
+    attention_out: "attention.out_lin",
+    attention_norm: "sa_layer_norm",
+    intermediate: "ffn.lin1",
+    output: "ffn.lin2",
+    output_norm: "output_layer_norm",
+};
+
+/// DistilBERT's hyper-parameters under their own names.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DistilBertConfig {
+    pub vocab_size: usize,
+    pub dim: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub hidden_dim: usize,
+    #[serde(default = "default_activation")]
+    pub activation: String,
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub sinusoidal_pos_embds: bool,
+}
+
+fn default_activation() -> String {
+    "gelu".into()
+}
+
+impl From<DistilBertConfig> for Config {
+    fn from(c: DistilBertConfig) -> Self {
+        Self {
+            vocab_size: c.vocab_size,
+            hidden_size: c.dim,
+            num_hidden_layers: c.n_layers,
+            num_attention_heads: c.n_heads,
+            intermediate_size: c.hidden_dim,
+            hidden_act: c.activation,
+            max_position_embeddings: c.max_position_embeddings,
+            type_vocab_size: 0,
+            layer_norm_eps: 1e-12,
+            position_embedding_type: if c.sinusoidal_pos_embds { "sinusoidal".into() } else { default_position_type() },
+        }
+    }
+}
+
 struct Embeddings {
     word: Embedding,
     position: Embedding,
-    token_type: Embedding,
+    token_type: Option<Embedding>,
     norm: LayerNorm,
 }
 
@@ -51,7 +140,7 @@ struct Layer {
     output_norm: LayerNorm,
 }
 
-/// The BERT encoder stack.
+/// The encoder stack.
 pub struct Bert {
     embeddings: Embeddings,
     layers: Vec<Layer>,
@@ -61,7 +150,7 @@ pub struct Bert {
 }
 
 impl Bert {
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    pub fn load(vb: VarBuilder, cfg: &Config, names: &Layout) -> Result<Self> {
         if cfg.position_embedding_type != "absolute" {
             candle_core::bail!("position_embedding_type {:?} is not supported", cfg.position_embedding_type);
         }
@@ -70,26 +159,25 @@ impl Bert {
         }
         let act = Act::parse(&cfg.hidden_act).map_err(candle_core::Error::msg)?;
         let h = cfg.hidden_size;
-        let e = vb.pp("embeddings");
+        let eps = cfg.layer_norm_eps;
         let embeddings = Embeddings {
-            word: embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?,
-            position: embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?,
-            token_type: embedding(cfg.type_vocab_size, h, e.pp("token_type_embeddings"))?,
-            norm: layer_norm(h, cfg.layer_norm_eps, e.pp("LayerNorm"))?,
+            word: embedding(cfg.vocab_size, h, vb.pp(names.word))?,
+            position: embedding(cfg.max_position_embeddings, h, vb.pp(names.position))?,
+            token_type: names.token_type.map(|n| embedding(cfg.type_vocab_size, h, vb.pp(n))).transpose()?,
+            norm: layer_norm(h, eps, vb.pp(names.embeddings_norm))?,
         };
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
-                let l = vb.pp(format!("encoder.layer.{i}"));
-                let a = l.pp("attention");
+                let l = vb.pp(format!("{}.{i}", names.layers));
                 Ok(Layer {
-                    query: linear(h, h, a.pp("self.query"))?,
-                    key: linear(h, h, a.pp("self.key"))?,
-                    value: linear(h, h, a.pp("self.value"))?,
-                    attention_out: linear(h, h, a.pp("output.dense"))?,
-                    attention_norm: layer_norm(h, cfg.layer_norm_eps, a.pp("output.LayerNorm"))?,
-                    intermediate: linear(h, cfg.intermediate_size, l.pp("intermediate.dense"))?,
-                    output: linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
-                    output_norm: layer_norm(h, cfg.layer_norm_eps, l.pp("output.LayerNorm"))?,
+                    query: linear(h, h, l.pp(names.query))?,
+                    key: linear(h, h, l.pp(names.key))?,
+                    value: linear(h, h, l.pp(names.value))?,
+                    attention_out: linear(h, h, l.pp(names.attention_out))?,
+                    attention_norm: layer_norm(h, eps, l.pp(names.attention_norm))?,
+                    intermediate: linear(h, cfg.intermediate_size, l.pp(names.intermediate))?,
+                    output: linear(cfg.intermediate_size, h, l.pp(names.output))?,
+                    output_norm: layer_norm(h, eps, l.pp(names.output_norm))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -105,8 +193,11 @@ impl Bert {
     fn embed(&self, batch: &PaddedBatch) -> Result<Tensor> {
         let (_, seq) = batch.ids.dims2()?;
         let positions = Tensor::arange(0u32, seq as u32, batch.ids.device())?.unsqueeze(0)?;
-        let xs = (self.embeddings.word.forward(&batch.ids)? + self.embeddings.token_type.forward(&batch.type_ids)?)?
-            .broadcast_add(&self.embeddings.position.forward(&positions)?)?;
+        let mut xs = self.embeddings.word.forward(&batch.ids)?;
+        if let Some(token_type) = &self.embeddings.token_type {
+            xs = (xs + token_type.forward(&batch.type_ids)?)?;
+        }
+        let xs = xs.broadcast_add(&self.embeddings.position.forward(&positions)?)?;
         self.embeddings.norm.forward(&xs)
     }
 

@@ -1,11 +1,11 @@
 //! Encoder architectures behind one interface, and the task heads on top of them.
 //!
-//! BERT is implemented here (candle's own BERT turns the attention mask into NaN in f16 and has no
-//! classification heads); DistilBERT and (XLM-)RoBERTa reuse candle-transformers' encoders. Heads
+//! BERT and DistilBERT share the encoder in `bert.rs` (candle's BERT turns the attention mask into
+//! NaN in f16, candle's DistilBERT uses an approximate GELU); (XLM-)RoBERTa reuses
+//! candle-transformers' encoder. Heads
 //! are written with candle-nn on the Hugging Face tensor names, so fine-tuned checkpoints load unchanged.
 
 mod bert;
-mod distilbert;
 mod heads;
 mod roberta;
 
@@ -102,14 +102,15 @@ pub fn load(
             let cfg: bert::Config = serde_json::from_value(raw_config.clone()).map_err(|e| bad_config(e.to_string()))?;
             let act = Act::parse(&cfg.hidden_act).map_err(bad_config)?;
             let max = cfg.max_position_embeddings;
-            (Box::new(bert::Bert::load(base, &cfg).map_err(mismatch)?), max, act, cfg.layer_norm_eps)
+            (Box::new(bert::Bert::load(base, &cfg, &bert::BERT).map_err(mismatch)?), max, act, cfg.layer_norm_eps)
         }
         "distilbert" => {
-            let (enc, max, act) = distilbert::load(base, raw_config).map_err(|e| match e {
-                distilbert::Error::Config(r) => bad_config(r),
-                distilbert::Error::Load(e) => mismatch(e),
-            })?;
-            (Box::new(enc), max, act, 1e-12)
+            let cfg: bert::DistilBertConfig =
+                serde_json::from_value(raw_config.clone()).map_err(|e| bad_config(e.to_string()))?;
+            let cfg = bert::Config::from(cfg);
+            let act = Act::parse(&cfg.hidden_act).map_err(bad_config)?;
+            let max = cfg.max_position_embeddings;
+            (Box::new(bert::Bert::load(base, &cfg, &bert::DISTILBERT).map_err(mismatch)?), max, act, 1e-12)
         }
         _ => {
             let (enc, max) = roberta::load(base, raw_config).map_err(|e| match e {

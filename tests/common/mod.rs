@@ -1,0 +1,91 @@
+//! Shared helpers for the integration tests: model folders, engines, tolerant JSON comparison.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use pipeserve::engine::{Engine, EngineConfig};
+use pipeserve::model::{DTypeSpec, DeviceSpec, Task};
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A model folder: fetched/generated ones live in `models/` (scripts/fetch_models.py), tiny
+/// committed ones in `tests/fixtures/models/`.
+pub fn model_dir(name: &str) -> PathBuf {
+    let fetched = root().join("models").join(name);
+    if fetched.is_dir() {
+        return fetched;
+    }
+    let committed = root().join("tests/fixtures/models").join(name);
+    assert!(
+        committed.is_dir(),
+        "model {name} is missing: run `python3 scripts/fetch_models.py` first (the README's test command does)"
+    );
+    committed
+}
+
+pub fn engine_config(name: &str) -> EngineConfig {
+    EngineConfig {
+        model: model_dir(name).to_string_lossy().into_owned(),
+        task: None,
+        device: DeviceSpec::Cpu,
+        dtype: DTypeSpec::F32,
+        max_input_tokens: None,
+    }
+}
+
+pub fn load(name: &str) -> Engine {
+    Engine::load(&engine_config(name)).unwrap_or_else(|e| panic!("cannot load {name}: {e}"))
+}
+
+pub fn load_with(name: &str, task: Option<Task>, dtype: DTypeSpec) -> Engine {
+    let config = EngineConfig { task, dtype, ..engine_config(name) };
+    Engine::load(&config).unwrap_or_else(|e| panic!("cannot load {name}: {e}"))
+}
+
+/// Compares two JSON values: numbers within `tol`, everything else exactly. Returns the first
+/// difference with its path.
+pub fn diff(expected: &Value, actual: &Value, tol: f64, path: &str) -> Option<String> {
+    match (expected, actual) {
+        (Value::Number(e), Value::Number(a)) => {
+            let (e, a) = (e.as_f64().unwrap(), a.as_f64().unwrap());
+            ((e - a).abs() > tol).then(|| format!("{path}: expected {e}, got {a} (diff {})", (e - a).abs()))
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if e.len() != a.len() {
+                return Some(format!("{path}: expected {} items, got {}", e.len(), a.len()));
+            }
+            e.iter().zip(a).enumerate().find_map(|(i, (e, a))| diff(e, a, tol, &format!("{path}[{i}]")))
+        }
+        (Value::Object(e), Value::Object(a)) => {
+            let mut ek: Vec<_> = e.keys().collect();
+            let mut ak: Vec<_> = a.keys().collect();
+            ek.sort();
+            ak.sort();
+            if ek != ak {
+                return Some(format!("{path}: expected keys {ek:?}, got {ak:?}"));
+            }
+            e.iter().find_map(|(k, ev)| diff(ev, &a[k], tol, &format!("{path}.{k}")))
+        }
+        _ => (expected != actual).then(|| format!("{path}: expected {expected}, got {actual}")),
+    }
+}
+
+/// Largest absolute difference between the numbers of two same-shaped JSON values.
+pub fn max_abs_diff(a: &Value, b: &Value) -> f64 {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => (x.as_f64().unwrap() - y.as_f64().unwrap()).abs(),
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "shapes differ");
+            x.iter().zip(y).map(|(x, y)| max_abs_diff(x, y)).fold(0.0, f64::max)
+        }
+        (Value::Object(x), Value::Object(y)) => x.iter().map(|(k, v)| max_abs_diff(v, &y[k])).fold(0.0, f64::max),
+        _ => {
+            assert_eq!(a, b, "non-numeric values differ");
+            0.0
+        }
+    }
+}
