@@ -1,0 +1,91 @@
+//! Between the handlers and the worker: admission (the bounded queue's slots), the queue state and
+//! the batcher task that closes batches and hands them to the worker.
+
+pub mod queue;
+mod task;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::config::BatchingConfig;
+use crate::model::RawOutput;
+use crate::telemetry::Metrics;
+use crate::worker::{Job, WorkerError, WorkerHandle};
+
+pub use queue::{Dropped, Entry, Limits, Queue};
+
+/// The queue is full: the request is refused at once (503 + Retry-After).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the queue is full")]
+pub struct Overloaded;
+
+/// The batcher is gone (shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the batcher has stopped")]
+pub struct Closed;
+
+/// One queue slot, held from admission until the input leaves the queue.
+pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// A queued input: the worker's job plus the slot it occupies.
+pub struct Queued {
+    pub job: Job,
+    _slot: Slot,
+}
+
+/// The handlers' side of the batcher: admits inputs and queues them. Cheap to clone.
+#[derive(Clone)]
+pub struct Batcher {
+    slots: Arc<Semaphore>,
+    max_queue: usize,
+    sender: mpsc::Sender<Entry<Queued>>,
+}
+
+impl Batcher {
+    /// Starts the batcher task feeding `worker`; it stops once every `Batcher` clone is dropped and
+    /// the queue is empty, then releases the worker.
+    pub fn start(config: &BatchingConfig, worker: WorkerHandle, metrics: Arc<Metrics>) -> (Self, tokio::task::JoinHandle<()>) {
+        // Slots bound the queue, so the channel (same capacity) never fills before admission refuses.
+        let (sender, receiver) = mpsc::channel(config.max_queue);
+        let slots = Arc::new(Semaphore::new(config.max_queue));
+        let task = tokio::spawn(task::run(receiver, worker, Limits::from(config), metrics));
+        (Self { slots, max_queue: config.max_queue, sender }, task)
+    }
+
+    /// True when no input can be admitted (checked before any parsing or tokenization).
+    pub fn is_full(&self) -> bool {
+        self.slots.available_permits() == 0
+    }
+
+    /// Inputs admitted and not yet handed to the worker.
+    pub fn depth(&self) -> usize {
+        self.max_queue - self.slots.available_permits()
+    }
+
+    /// Reserves `n` queue slots, all or none.
+    pub fn admit(&self, n: usize) -> Result<Vec<Slot>, Overloaded> {
+        (0..n).map(|_| self.slots.clone().try_acquire_owned().map(Slot).map_err(|_| Overloaded)).collect()
+    }
+
+    /// Queues one tokenized input; the receiver yields the model's output for it.
+    pub fn submit(
+        &self,
+        slot: Slot,
+        ids: Vec<u32>,
+        type_ids: Vec<u32>,
+        expires: Instant,
+    ) -> Result<oneshot::Receiver<Result<RawOutput, WorkerError>>, Closed> {
+        let (reply, receiver) = oneshot::channel();
+        let entry = Entry {
+            tokens: ids.len(),
+            enqueued: Instant::now(),
+            expires,
+            payload: Queued { job: Job { ids, type_ids, reply }, _slot: slot },
+        };
+        // Never full: the slot just admitted guarantees room. Closed only during shutdown.
+        self.sender.try_send(entry).map_err(|_| Closed)?;
+        Ok(receiver)
+    }
+}

@@ -1,0 +1,258 @@
+//! The batching decisions as plain state: push inputs, drop the ones nobody waits for, and close a
+//! batch under a size cap, a padded-token budget and ONE deadline counted from the oldest input.
+//! No runtime, no model: the async loop in `task.rs` only drives it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::config::{BatchPolicy, BatchingConfig};
+
+/// A queued input.
+#[derive(Debug)]
+pub struct Entry<T> {
+    /// Tokens of this input (its padded cost is the batch's longest × count).
+    pub tokens: usize,
+    /// When it was queued; the batch deadline counts from the oldest of these.
+    pub enqueued: Instant,
+    /// When its request times out; after it the input is dropped before it costs compute.
+    pub expires: Instant,
+    pub payload: T,
+}
+
+/// Why an entry left the queue without being run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    Expired,
+    Cancelled,
+}
+
+/// The limits a batch closes under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_batch_size: usize,
+    pub max_batch_tokens: usize,
+    pub max_wait: Duration,
+    pub policy: BatchPolicy,
+}
+
+impl From<&BatchingConfig> for Limits {
+    fn from(c: &BatchingConfig) -> Self {
+        Self {
+            max_batch_size: c.max_batch_size,
+            max_batch_tokens: c.max_batch_tokens,
+            max_wait: c.max_wait,
+            policy: c.policy,
+        }
+    }
+}
+
+/// Inputs waiting for the model, oldest first.
+#[derive(Debug)]
+pub struct Queue<T> {
+    entries: VecDeque<Entry<T>>,
+    limits: Limits,
+}
+
+impl<T> Queue<T> {
+    pub fn new(limits: Limits) -> Self {
+        Self { entries: VecDeque::new(), limits }
+    }
+
+    pub fn push(&mut self, entry: Entry<T>) {
+        self.entries.push_back(entry);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Removes entries whose request expired or whose client is gone, and returns them.
+    pub fn drop_stale(&mut self, now: Instant, cancelled: impl Fn(&T) -> bool) -> Vec<(Entry<T>, Dropped)> {
+        let mut dropped = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.entries.len());
+        for e in self.entries.drain(..) {
+            // Expiry first: a timed-out request also drops its receiver, and counts as expired.
+            if e.expires <= now {
+                dropped.push((e, Dropped::Expired));
+            } else if cancelled(&e.payload) {
+                dropped.push((e, Dropped::Cancelled));
+            } else {
+                kept.push_back(e);
+            }
+        }
+        self.entries = kept;
+        dropped
+    }
+
+    /// When the oldest entry's wait for batch-mates ends.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.entries.front().map(|e| e.enqueued + self.limits.max_wait)
+    }
+
+    /// Whether a batch should close now: the deadline passed, or waiting cannot make it bigger
+    /// (the size cap is reached, or the next input would break the token budget).
+    pub fn is_ready(&self, now: Instant) -> bool {
+        match self.deadline() {
+            None => false,
+            Some(deadline) if deadline <= now => true,
+            Some(_) => {
+                let picked = self.pick();
+                picked.len() >= self.limits.max_batch_size || picked.len() < self.entries.len()
+            }
+        }
+    }
+
+    /// Takes the next batch if one is ready.
+    pub fn next_batch(&mut self, now: Instant) -> Option<Vec<Entry<T>>> {
+        if !self.is_ready(now) {
+            return None;
+        }
+        Some(self.take())
+    }
+
+    /// Takes a batch now, whatever the deadline (used when draining).
+    pub fn take(&mut self) -> Vec<Entry<T>> {
+        let mut picked = self.pick();
+        picked.sort_unstable();
+        // Remove from the back so earlier indices stay valid.
+        let mut batch: Vec<Entry<T>> =
+            picked.iter().rev().filter_map(|&i| self.entries.remove(i)).collect();
+        batch.reverse();
+        batch
+    }
+
+    /// Indices of the entries the next batch would hold; always includes the oldest entry, so a
+    /// single input over the token budget still runs (alone).
+    fn pick(&self) -> Vec<usize> {
+        let Some(oldest) = self.entries.front() else { return Vec::new() };
+        let order: Vec<usize> = match self.limits.policy {
+            BatchPolicy::Fifo => (0..self.entries.len()).collect(),
+            BatchPolicy::Length => {
+                let mut by_closeness: Vec<usize> = (1..self.entries.len()).collect();
+                by_closeness.sort_by_key(|&i| (self.entries[i].tokens.abs_diff(oldest.tokens), i));
+                std::iter::once(0).chain(by_closeness).collect()
+            }
+        };
+        let mut picked = Vec::new();
+        let mut longest = 0;
+        for i in order {
+            if picked.len() == self.limits.max_batch_size {
+                break;
+            }
+            let tokens = self.entries[i].tokens;
+            let padded = longest.max(tokens) * (picked.len() + 1);
+            if !picked.is_empty() && padded > self.limits.max_batch_tokens {
+                // FIFO keeps arrival order: stop at the first input that does not fit.
+                if self.limits.policy == BatchPolicy::Fifo {
+                    break;
+                }
+                continue;
+            }
+            longest = longest.max(tokens);
+            picked.push(i);
+        }
+        picked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(size: usize, tokens: usize, wait_ms: u64, policy: BatchPolicy) -> Limits {
+        Limits { max_batch_size: size, max_batch_tokens: tokens, max_wait: Duration::from_millis(wait_ms), policy }
+    }
+
+    fn entry(tokens: usize, at: Instant, id: u32) -> Entry<u32> {
+        Entry { tokens, enqueued: at, expires: at + Duration::from_secs(30), payload: id }
+    }
+
+    fn ids(batch: &[Entry<u32>]) -> Vec<u32> {
+        batch.iter().map(|e| e.payload).collect()
+    }
+
+    #[test]
+    fn waits_until_the_oldest_inputs_deadline() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(8, 1000, 10, BatchPolicy::Fifo));
+        q.push(entry(5, t0, 1));
+        q.push(entry(5, t0 + Duration::from_millis(8), 2));
+        assert!(q.next_batch(t0 + Duration::from_millis(9)).is_none());
+        // The deadline is the oldest input's, not reset by the later arrival.
+        let batch = q.next_batch(t0 + Duration::from_millis(10)).unwrap();
+        assert_eq!(ids(&batch), vec![1, 2]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn zero_wait_runs_what_is_queued() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(8, 1000, 0, BatchPolicy::Fifo));
+        q.push(entry(5, t0, 1));
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![1]);
+    }
+
+    #[test]
+    fn closes_early_at_the_size_cap() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(2, 1000, 1000, BatchPolicy::Fifo));
+        q.push(entry(5, t0, 1));
+        assert!(q.next_batch(t0).is_none());
+        q.push(entry(5, t0, 2));
+        q.push(entry(5, t0, 3));
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![1, 2]);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn token_budget_counts_padding() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(8, 100, 1000, BatchPolicy::Fifo));
+        q.push(entry(10, t0, 1));
+        q.push(entry(40, t0, 2));
+        // 2 × 40 = 80 fits; a third of 40 would make 120.
+        assert!(q.next_batch(t0).is_none());
+        q.push(entry(40, t0, 3));
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![1, 2]);
+    }
+
+    #[test]
+    fn an_input_over_the_budget_runs_alone() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(8, 100, 0, BatchPolicy::Fifo));
+        q.push(entry(300, t0, 1));
+        q.push(entry(5, t0, 2));
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![1]);
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![2]);
+    }
+
+    #[test]
+    fn length_policy_groups_similar_lengths_and_keeps_the_oldest() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(3, 10_000, 0, BatchPolicy::Length));
+        for (i, len) in [(1, 100), (2, 8), (3, 95), (4, 10), (5, 99)] {
+            q.push(entry(len, t0, i));
+        }
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![1, 3, 5]);
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![2, 4]);
+    }
+
+    #[test]
+    fn stale_entries_are_dropped_with_their_reason() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(8, 1000, 0, BatchPolicy::Fifo));
+        let mut expired = entry(5, t0, 1);
+        expired.expires = t0 + Duration::from_millis(1);
+        q.push(expired);
+        q.push(entry(5, t0, 2));
+        q.push(entry(5, t0, 3));
+        let dropped = q.drop_stale(t0 + Duration::from_millis(2), |&id| id == 3);
+        let reasons: Vec<(u32, Dropped)> = dropped.iter().map(|(e, r)| (e.payload, *r)).collect();
+        assert_eq!(reasons, vec![(1, Dropped::Expired), (3, Dropped::Cancelled)]);
+        assert_eq!(ids(&q.take()), vec![2]);
+    }
+}

@@ -1,0 +1,7 @@
+//! The tower layers in front of the handlers, one concern per file.
+
+pub mod error_body;
+pub mod panic;
+pub mod request_metrics;
+pub mod shed;
+pub mod timeout;

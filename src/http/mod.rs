@@ -1,0 +1,75 @@
+//! HTTP: routes and the ONE tower stack in front of them.
+
+pub mod api;
+pub mod error;
+mod handlers;
+pub mod layers;
+pub mod state;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::model::Task;
+use state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the router. Layer order, outermost first:
+/// 1. request id: taken from the client's `x-request-id` or made up (UUID v4);
+/// 2. trace span per request, carrying the request id;
+/// 3. request id copied onto the response;
+/// 4. error bodies: one JSON shape with the request id; 5xx details never leave;
+/// 5. request metrics (route template × status, duration);
+/// 6. panic → 500;
+///
+/// and on the inference routes only (health and metrics stay reachable under overload):
+/// 7. load shedding → 503 at once when the queue is full;
+/// 8. timeout → 504;
+/// 9. body limit → 413.
+pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+    let mut inference = Router::new()
+        .route("/", post(handlers::raw_text))
+        .route("/predict", post(handlers::predict));
+    if state.info.task == Task::FeatureExtraction {
+        inference = inference
+            .route("/embed", post(handlers::embed))
+            .route("/v1/embeddings", post(handlers::openai_embeddings));
+    }
+    let shed = layers::shed::Shed { batcher: state.batcher.clone(), metrics: state.metrics.clone() };
+    let inference = inference.route_layer(
+        ServiceBuilder::new()
+            .layer(from_fn_with_state(shed, layers::shed::layer))
+            .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
+            .layer(DefaultBodyLimit::disable())
+            .layer(RequestBodyLimitLayer::new(body_limit)),
+    );
+    let operational = Router::new()
+        .route("/info", get(handlers::info))
+        .route("/health/live", get(handlers::live))
+        .route("/health/ready", get(handlers::ready))
+        .route("/metrics", get(handlers::metrics));
+
+    let metrics = state.metrics.clone();
+    inference.merge(operational).with_state(state).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(axum::middleware::from_fn(layers::error_body::layer))
+            .layer(from_fn_with_state(metrics, layers::request_metrics::layer))
+            .layer(CatchPanicLayer::custom(layers::panic::respond)),
+    )
+}

@@ -1,0 +1,120 @@
+//! Every Prometheus metric of the server, named and bucketed in one place.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// The server's metrics, registered in their own registry (no globals).
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub queue_depth: IntGauge,
+    pub queue_wait: Histogram,
+    pub batch_size: Histogram,
+    pub batch_tokens: Histogram,
+    pub padding_ratio: Histogram,
+    pub inference_duration: Histogram,
+    pub tokenization_duration: Histogram,
+    pub shed: IntCounter,
+    pub expired: IntCounter,
+    pub cancelled: IntCounter,
+    pub worker_panics: IntCounter,
+    pub ready: IntGauge,
+    pub worker_alive: IntGauge,
+    build_info: IntGaugeVec,
+}
+
+/// Latency buckets from 0.5 ms to 60 s.
+const LATENCY: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+const BATCH_SIZE: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+const BATCH_TOKENS: &[f64] = &[16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0];
+const RATIO: &[f64] = &[0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid histogram");
+            registry.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid counter");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid gauge");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let requests = IntCounterVec::new(
+            Opts::new("pipeserve_requests_total", "HTTP requests by route and status code."),
+            &["route", "status"],
+        )
+        .expect("valid counter");
+        registry.register(Box::new(requests.clone())).expect("unique metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new("pipeserve_request_duration_seconds", "End-to-end HTTP request duration.")
+                .buckets(LATENCY.to_vec()),
+            &["route"],
+        )
+        .expect("valid histogram");
+        registry.register(Box::new(request_duration.clone())).expect("unique metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new("pipeserve_build_info", "Version and loaded model; always 1."),
+            &["version", "model", "task", "device", "dtype"],
+        )
+        .expect("valid gauge");
+        registry.register(Box::new(build_info.clone())).expect("unique metric");
+        Self {
+            requests,
+            request_duration,
+            queue_depth: gauge("pipeserve_queue_depth", "Inputs waiting in the batching queue."),
+            queue_wait: histogram("pipeserve_queue_wait_seconds", "Time an input waited in the queue.", LATENCY),
+            batch_size: histogram("pipeserve_batch_size", "Inputs per model batch.", BATCH_SIZE),
+            batch_tokens: histogram("pipeserve_batch_tokens", "Padded tokens per model batch.", BATCH_TOKENS),
+            padding_ratio: histogram("pipeserve_batch_padding_ratio", "Share of padding in a batch's tokens.", RATIO),
+            inference_duration: histogram(
+                "pipeserve_inference_duration_seconds",
+                "Model forward time per batch.",
+                LATENCY,
+            ),
+            tokenization_duration: histogram(
+                "pipeserve_tokenization_duration_seconds",
+                "Tokenization time per request.",
+                LATENCY,
+            ),
+            shed: counter("pipeserve_requests_shed_total", "Requests refused with 503 because the queue was full."),
+            expired: counter("pipeserve_inputs_expired_total", "Inputs dropped before the model: request timed out."),
+            cancelled: counter("pipeserve_inputs_cancelled_total", "Inputs dropped before the model: client went away."),
+            worker_panics: counter("pipeserve_worker_panics_total", "Batches whose model step panicked."),
+            ready: gauge("pipeserve_ready", "1 when the server is ready for traffic."),
+            worker_alive: gauge("pipeserve_worker_alive", "1 while the model worker thread runs."),
+            build_info,
+            registry,
+        }
+    }
+
+    /// Sets the build-info series once the model is known.
+    pub fn set_build_info(&self, model: &str, task: &str, device: &str, dtype: &str) {
+        self.build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), model, task, device, dtype]).set(1);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,182 @@
+//! The worker: ONE named OS thread that owns the model on its device and runs batches. A panic in a
+//! batch is caught (that batch's requests get an error, the thread lives on); if the thread ends
+//! anyway, liveness fails.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::model::{Model, ModelInput, RawOutput};
+use crate::telemetry::Metrics;
+
+/// Why a job got no output.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WorkerError {
+    #[error("model step panicked: {0}")]
+    Panicked(String),
+    #[error("model step failed: {0}")]
+    Model(String),
+    #[error("request timed out in the queue")]
+    Expired,
+}
+
+/// One input for the model, with the channel its answer goes back on.
+pub struct Job {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    pub reply: oneshot::Sender<Result<RawOutput, WorkerError>>,
+}
+
+impl Job {
+    /// True when nobody waits for the answer any more (request timed out or client left).
+    pub fn is_cancelled(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// A batch handed to the worker.
+pub struct Batch {
+    pub jobs: Vec<Job>,
+}
+
+/// The batcher's end of the worker: hands batches over and learns when the worker is idle.
+/// Dropping it closes the channel; the thread ends after the batch in hand.
+pub struct WorkerHandle {
+    sender: mpsc::Sender<Batch>,
+    idle: Arc<Notify>,
+}
+
+/// Liveness of the worker thread, shared with the health routes.
+pub struct WorkerStatus {
+    alive: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Starts the worker thread with the model it will own.
+/// `panic_token`: test-only fault injection; a batch holding this token id panics in the model step.
+pub fn spawn(
+    model: Model,
+    metrics: Arc<Metrics>,
+    panic_token: Option<u32>,
+) -> std::io::Result<(WorkerHandle, Arc<WorkerStatus>)> {
+    // Capacity 1: the batcher only sends when the worker said it is idle.
+    let (sender, receiver) = mpsc::channel::<Batch>(1);
+    let idle = Arc::new(Notify::new());
+    let alive = Arc::new(AtomicBool::new(true));
+    let thread = std::thread::Builder::new().name("pipeserve-worker".into()).spawn({
+        let (idle, alive) = (idle.clone(), alive.clone());
+        move || run(model, receiver, &idle, &alive, &metrics, panic_token)
+    })?;
+    idle.notify_one();
+    let status = WorkerStatus { alive, thread: Mutex::new(Some(thread)) };
+    Ok((WorkerHandle { sender, idle }, Arc::new(status)))
+}
+
+impl WorkerHandle {
+    /// Waits until the worker can take a batch.
+    pub async fn until_idle(&self) {
+        self.idle.notified().await
+    }
+
+    /// Hands a batch over; gives it back only when the worker thread is gone.
+    pub async fn send(&self, batch: Batch) -> Result<(), Batch> {
+        self.sender.send(batch).await.map_err(|e| e.0)
+    }
+}
+
+impl WorkerStatus {
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Waits for the thread to end (once the batcher dropped its handle).
+    pub fn join(&self) {
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Marks the worker dead however the thread ends.
+struct AliveGuard<'a>(&'a AtomicBool, &'a Metrics);
+
+impl Drop for AliveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+        self.1.worker_alive.set(0);
+    }
+}
+
+fn run(
+    model: Model,
+    mut receiver: mpsc::Receiver<Batch>,
+    idle: &Notify,
+    alive: &AtomicBool,
+    metrics: &Metrics,
+    panic_token: Option<u32>,
+) {
+    let _guard = AliveGuard(alive, metrics);
+    metrics.worker_alive.set(1);
+    while let Some(batch) = receiver.blocking_recv() {
+        run_batch(&model, batch, metrics, panic_token);
+        idle.notify_one();
+    }
+    tracing::info!("worker stopped");
+}
+
+fn run_batch(model: &Model, batch: Batch, metrics: &Metrics, panic_token: Option<u32>) {
+    // Last check before compute: a client may have left while the batch was handed over.
+    let (jobs, gone): (Vec<Job>, Vec<Job>) = batch.jobs.into_iter().partition(|j| !j.is_cancelled());
+    metrics.cancelled.inc_by(gone.len() as u64);
+    if jobs.is_empty() {
+        return;
+    }
+    let inputs: Vec<ModelInput<'_>> = jobs.iter().map(|j| ModelInput { ids: &j.ids, type_ids: &j.type_ids }).collect();
+    let longest = inputs.iter().map(|i| i.ids.len()).max().unwrap_or(0);
+    let real: usize = inputs.iter().map(|i| i.ids.len()).sum();
+    let padded = longest * inputs.len();
+    metrics.batch_size.observe(inputs.len() as f64);
+    metrics.batch_tokens.observe(padded as f64);
+    metrics.padding_ratio.observe(if padded == 0 { 0.0 } else { 1.0 - real as f64 / padded as f64 });
+    let started = Instant::now();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        if let Some(token) = panic_token.filter(|t| inputs.iter().any(|i| i.ids.contains(t))) {
+            panic!("injected fault: token {token} in batch");
+        }
+        model.forward(&inputs)
+    }));
+    metrics.inference_duration.observe(started.elapsed().as_secs_f64());
+    drop(inputs);
+    let outcome: Result<Vec<RawOutput>, WorkerError> = match result {
+        Ok(Ok(outputs)) => Ok(outputs),
+        Ok(Err(e)) => Err(WorkerError::Model(e.to_string())),
+        Err(panic) => {
+            metrics.worker_panics.inc();
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(WorkerError::Panicked(text))
+        }
+    };
+    match outcome {
+        Ok(outputs) => {
+            for (job, output) in jobs.into_iter().zip(outputs) {
+                // A receiver gone by now just drops the answer.
+                let _ = job.reply.send(Ok(output));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, batch = jobs.len(), "batch failed");
+            for job in jobs {
+                let _ = job.reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
