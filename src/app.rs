@@ -69,12 +69,13 @@ impl App {
 
 /// Runs one batch through the whole pipeline so the first request does not pay for lazy set-up.
 fn warm_up(engine: &Engine) -> Result<(), LoadError> {
-    let text = match (engine.meta.task, engine.tokenizer.mask()) {
-        (Task::FillMask, Some((mask, _))) => format!("The capital of France is {mask}."),
-        _ => "Warm-up: the quick brown fox jumps over the lazy dog.".to_string(),
+    // Two inputs of different lengths, so the padding path runs too.
+    let texts = match (engine.meta.task, engine.tokenizer.mask()) {
+        (Task::FillMask, Some((mask, _))) => [format!("The capital of France is {mask}."), format!("{mask} world")],
+        _ => ["Warm-up: the quick brown fox jumps over the lazy dog.".to_string(), "hello".to_string()],
     };
     engine
-        .run(&[text.as_str(), "hello"], &Params::default())
+        .run(&[texts[0].as_str(), texts[1].as_str()], &Params::default())
         .map(|_| ())
         .map_err(|e| LoadError::WarmUp(e.to_string()))
 }

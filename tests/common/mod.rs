@@ -89,3 +89,4 @@ pub fn max_abs_diff(a: &Value, b: &Value) -> f64 {
         }
     }
 }
+pub mod server;

@@ -1,0 +1,152 @@
+//! Bad model folders fail at load with one clear line naming the problem, never a panic.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use pipeserve::engine::{Engine, EngineConfig};
+use pipeserve::model::{DTypeSpec, Task};
+use tempfile::TempDir;
+
+/// A writable copy of a model folder.
+fn copy_of(model: &str) -> TempDir {
+    let src = common::model_dir(model);
+    let dir = tempfile::tempdir().unwrap();
+    for entry in fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+fn load_err(dir: &Path, task: Option<Task>) -> String {
+    let config = EngineConfig { task, ..common::engine_config("tiny-bert-sentiment") };
+    let config = EngineConfig { model: dir.to_string_lossy().into_owned(), ..config };
+    match Engine::load(&config) {
+        Ok(_) => panic!("{} loaded but should not", dir.display()),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(!msg.contains('\n'), "one line: {msg}");
+            msg
+        }
+    }
+}
+
+fn expect(dir: &Path, task: Option<Task>, needles: &[&str]) {
+    let msg = load_err(dir, task);
+    for n in needles {
+        assert!(msg.contains(n), "{msg:?} should contain {n:?}");
+    }
+}
+
+#[test]
+fn missing_folder() {
+    expect(Path::new("/definitely/not/here"), None, &["does not exist"]);
+}
+
+#[test]
+fn missing_files() {
+    let d = copy_of("tiny-bert-sentiment");
+    fs::remove_file(d.path().join("config.json")).unwrap();
+    expect(d.path(), None, &["config.json is missing"]);
+
+    let d = copy_of("tiny-bert-sentiment");
+    fs::remove_file(d.path().join("model.safetensors")).unwrap();
+    expect(d.path(), None, &["no weights", "model.safetensors"]);
+
+    let d = copy_of("tiny-bert-sentiment");
+    fs::remove_file(d.path().join("tokenizer.json")).unwrap();
+    fs::remove_file(d.path().join("vocab.txt")).unwrap();
+    expect(d.path(), None, &["no tokenizer", "tokenizer.json or vocab.txt"]);
+}
+
+#[test]
+fn tokenizer_json_falls_back_to_vocab_txt() {
+    let d = copy_of("tiny-bert-sentiment");
+    fs::remove_file(d.path().join("tokenizer.json")).unwrap();
+    let config = EngineConfig { model: d.path().to_string_lossy().into_owned(), ..common::engine_config("tiny-bert-sentiment") };
+    let with_vocab = Engine::load(&config).unwrap();
+    let original = common::load("tiny-bert-sentiment");
+    let text = "Hello, Zürich! Tokenizers agree.";
+    let params = Default::default();
+    assert_eq!(with_vocab.prepare(text, &params).unwrap().ids, original.prepare(text, &params).unwrap().ids);
+}
+
+#[test]
+fn corrupt_or_truncated_weights() {
+    let d = copy_of("tiny-bert-sentiment");
+    let path = d.path().join("model.safetensors");
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    expect(d.path(), None, &["cannot read weights", "model.safetensors"]);
+
+    fs::write(&path, b"this is not a safetensors file at all").unwrap();
+    expect(d.path(), None, &["cannot read weights"]);
+
+    let d = copy_of("tiny-bert-sentiment");
+    fs::write(d.path().join("config.json"), "{ not json").unwrap();
+    expect(d.path(), None, &["invalid", "config.json"]);
+
+    let d = copy_of("tiny-bert-sentiment");
+    fs::write(d.path().join("tokenizer.json"), "{\"version\": 1}").unwrap();
+    expect(d.path(), None, &["invalid tokenizer", "tokenizer.json"]);
+}
+
+#[test]
+fn shapes_that_do_not_match_the_config() {
+    let d = copy_of("tiny-bert-sentiment");
+    let path = d.path().join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    config["hidden_size"] = 64.into();
+    fs::write(&path, config.to_string()).unwrap();
+    expect(d.path(), None, &["weights do not match config.json", "shape"]);
+}
+
+#[test]
+fn a_missing_shard_is_named() {
+    let d = copy_of("tiny-bert-sharded");
+    fs::remove_file(d.path().join("model-00002-of-00002.safetensors")).unwrap();
+    expect(d.path(), None, &["model-00002-of-00002.safetensors", "missing"]);
+}
+
+#[test]
+fn unknown_architecture_and_unservable_tasks() {
+    let d = copy_of("tiny-bert-sentiment");
+    let path = d.path().join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    config["model_type"] = "gpt2".into();
+    config["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
+    fs::write(&path, config.to_string()).unwrap();
+    expect(d.path(), None, &["unsupported architecture", "gpt2"]);
+
+    let sentiment = common::model_dir("tiny-bert-sentiment");
+    expect(&sentiment, Some(Task::FillMask), &["fill-mask", "BertForSequenceClassification"]);
+    expect(&sentiment, Some(Task::TokenClassification), &["token-classification"]);
+    let minilm = common::model_dir("all-MiniLM-L6-v2");
+    expect(&minilm, Some(Task::TextClassification), &["text-classification", "classifier.weight"]);
+    expect(&minilm, Some(Task::FillMask), &["masked-LM head"]);
+}
+
+#[test]
+fn any_checkpoint_serves_feature_extraction() {
+    let engine = common::load_with("tiny-bert-ner", Some(Task::FeatureExtraction), DTypeSpec::F32);
+    assert_eq!(engine.info.task, Task::FeatureExtraction);
+    assert!(engine.run(&["hello"], &Default::default()).is_ok());
+}
+
+#[test]
+fn half_precision_embeddings_stay_close_to_f32() {
+    use pipeserve::pipelines::{Output, Params, Pooling};
+    let params = Params { pooling: Some(Pooling::Mean), normalize: Some(true), ..Params::default() };
+    let text = ["A man is playing a guitar on the stage tonight."];
+    let reference = common::load("all-MiniLM-L6-v2").run(&text, &params).unwrap().remove(0);
+    for dtype in [DTypeSpec::F16, DTypeSpec::BF16] {
+        let out = common::load_with("all-MiniLM-L6-v2", None, dtype).run(&text, &params).unwrap().remove(0);
+        let (Output::Embedding(a), Output::Embedding(b)) = (&reference, &out) else { panic!("not embeddings") };
+        let cosine: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        assert!(cosine > 0.999, "{dtype}: cosine {cosine}");
+    }
+}

