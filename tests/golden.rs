@@ -114,3 +114,22 @@ fn safetensors_and_pytorch_bin_give_the_same_states() {
     let b = common::load("tiny-bert-st").run(&["the cat likes playing"], &params).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn xlm_roberta_all_heads() {
+    check("tiny-xlmr-sentiment-text-classification");
+    check("tiny-xlmr-ner-token-classification");
+    check("tiny-xlmr-mlm-fill-mask");
+}
+
+#[test]
+fn deberta_v2_heads() {
+    check("tiny-deberta-sentiment-text-classification");
+    check("tiny-deberta-ner-token-classification");
+}
+
+#[test]
+fn modernbert_heads() {
+    check("tiny-modernbert-mlm-fill-mask");
+    check("tiny-modernbert-sentiment-text-classification");
+}

@@ -95,7 +95,7 @@ impl Model {
         let weights = Weights::read(&files.weights)?;
         let network = arch::load(&config, &raw, weights, task, DType::from(dtype_spec), &device)?;
         let labels = match &network.head {
-            Head::Sequence(_) | Head::Token(_) => config.labels(network.head_outputs()),
+            Head::Sequence(_) | Head::Token(_) => config.labels(network.head.outputs()),
             _ => Vec::new(),
         };
         let meta = ModelMeta {
@@ -147,12 +147,12 @@ impl Model {
         let lens: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
         match &self.network.head {
             Head::Hidden => per_token(&hidden, &lens).map(|m| m.into_iter().map(RawOutput::Hidden).collect()),
-            Head::Token(classifier) => {
-                let logits = candle_core::Module::forward(classifier, &hidden)?;
+            Head::Token(head) => {
+                let logits = head.forward(&hidden)?;
                 per_token(&logits, &lens).map(|m| m.into_iter().map(RawOutput::TokenLogits).collect())
             }
             Head::Sequence(head) => {
-                let logits = head.forward(&hidden)?.to_dtype(DType::F32)?;
+                let logits = head.forward(&hidden, &batch.mask)?.to_dtype(DType::F32)?;
                 Ok(logits.to_vec2::<f32>()?.into_iter().map(RawOutput::Logits).collect())
             }
             Head::MaskedLm(head) => {
@@ -162,7 +162,7 @@ impl Model {
                 let counts: Vec<usize> = (0..batch_size)
                     .map(|r| ids[r * seq..(r + 1) * seq].iter().filter(|&&id| id == mask_id).count())
                     .collect();
-                let vocab = self.network.head_outputs();
+                let vocab = self.network.head.outputs();
                 let logits = if positions.is_empty() {
                     Vec::new()
                 } else {
@@ -222,22 +222,3 @@ fn resolve_task(explicit: Option<Task>, config: &HfConfig) -> Result<Task, LoadE
         },
     }
 }
-
-impl Network {
-    /// Output width of the head: labels for classifiers, vocabulary size for masked-LM.
-    fn head_outputs(&self) -> usize {
-        self.head.outputs()
-    }
-}
-
-impl Head {
-    fn outputs(&self) -> usize {
-        match self {
-            Head::Hidden => 0,
-            Head::Sequence(h) => h.num_labels(),
-            Head::Token(l) => l.weight().dim(0).unwrap_or(0),
-            Head::MaskedLm(h) => h.vocab_size(),
-        }
-    }
-}
-

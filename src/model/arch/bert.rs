@@ -7,7 +7,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
 
-use super::{attention_bias, Act, Encoder, PaddedBatch};
+use super::{attention_bias, Act, Encoder, LoadFailure, Loaded, PaddedBatch};
 
 fn default_type_vocab() -> usize {
     2
@@ -35,6 +35,20 @@ pub struct Config {
     pub layer_norm_eps: f64,
     #[serde(default = "default_position_type")]
     pub position_embedding_type: String,
+}
+
+/// Loads BERT or DistilBERT (`model_type`) from `vb` at the base model's prefix.
+pub fn load(vb: VarBuilder, raw: &serde_json::Value, model_type: &str) -> std::result::Result<Loaded, LoadFailure> {
+    let config = |e: serde_json::Error| LoadFailure::Config(e.to_string());
+    let (cfg, layout) = if model_type == "distilbert" {
+        let c: DistilBertConfig = serde_json::from_value(raw.clone()).map_err(config)?;
+        (Config::from(c), &DISTILBERT)
+    } else {
+        (serde_json::from_value::<Config>(raw.clone()).map_err(config)?, &BERT)
+    };
+    let act = Act::parse(&cfg.hidden_act).map_err(LoadFailure::Config)?;
+    let encoder = Bert::load(vb, &cfg, layout).map_err(LoadFailure::Load)?;
+    Ok(Loaded { encoder: Box::new(encoder), max_positions: cfg.max_position_embeddings, act, eps: cfg.layer_norm_eps })
 }
 
 /// Where an architecture keeps the encoder's tensors.

@@ -1,20 +1,34 @@
 //! Task heads (pooler + classifier, token classifier, masked-LM) on Hugging Face tensor names.
 
-use candle_core::{IndexOp, Module, Result, Tensor};
-use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
+use candle_core::{IndexOp, Module, Result, Tensor, D};
+use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::super::task::Task;
 use super::super::weights::Weights;
 use super::super::LoadError;
 use super::Act;
 
+/// How a sequence head reduces token states to one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequencePooling {
+    /// The first token ([CLS] / <s>).
+    First,
+    /// The mean over real tokens (ModernBERT's `classifier_pooling: mean`).
+    Mean,
+}
+
 /// Where each architecture keeps its base model and heads.
 pub struct HeadNames {
     base_prefixes: &'static [&'static str],
-    /// The dense layer between the [CLS] state and the classifier, and its activation.
-    /// BERT's pooler sits under the base prefix, hence the `{base}` placeholder.
+    /// The word embeddings under the base prefix (also the tied masked-LM decoder).
+    word_embeddings: &'static str,
+    /// The dense layer between the pooled state and the classifier, its activation, and the
+    /// LayerNorm after it (ModernBERT). BERT's pooler sits under the base prefix: `{base}`.
     sequence_pre: (&'static str, Act),
+    sequence_norm: Option<&'static str>,
     sequence_classifier: &'static str,
+    /// ModernBERT runs its dense + norm head before the token classifier too.
+    token_uses_head: bool,
     token_classifier: &'static str,
     mlm_dense: &'static str,
     mlm_norm: &'static str,
@@ -24,41 +38,61 @@ pub struct HeadNames {
     mlm_uses_encoder_act: bool,
 }
 
+const BERT_MLM: (&str, &str, &str, &[&str]) = (
+    "cls.predictions.transform.dense",
+    "cls.predictions.transform.LayerNorm",
+    "cls.predictions.decoder.weight",
+    &["cls.predictions.bias", "cls.predictions.decoder.bias"],
+);
+
 impl HeadNames {
     pub fn for_model_type(model_type: &str) -> Option<Self> {
+        let bert_like = |base_prefixes, sequence_pre| Self {
+            base_prefixes,
+            word_embeddings: "embeddings.word_embeddings",
+            sequence_pre,
+            sequence_norm: None,
+            sequence_classifier: "classifier",
+            token_uses_head: false,
+            token_classifier: "classifier",
+            mlm_dense: BERT_MLM.0,
+            mlm_norm: BERT_MLM.1,
+            mlm_decoder: BERT_MLM.2,
+            mlm_bias: BERT_MLM.3,
+            mlm_uses_encoder_act: true,
+        };
         match model_type {
-            "bert" => Some(Self {
-                base_prefixes: &["bert.", ""],
-                sequence_pre: ("{base}pooler.dense", Act::Tanh),
-                sequence_classifier: "classifier",
-                token_classifier: "classifier",
-                mlm_dense: "cls.predictions.transform.dense",
-                mlm_norm: "cls.predictions.transform.LayerNorm",
-                mlm_decoder: "cls.predictions.decoder.weight",
-                mlm_bias: &["cls.predictions.bias", "cls.predictions.decoder.bias"],
-                mlm_uses_encoder_act: true,
-            }),
+            "bert" => Some(bert_like(&["bert.", ""], ("{base}pooler.dense", Act::Tanh))),
+            "deberta-v2" => Some(bert_like(&["deberta.", ""], ("pooler.dense", Act::Gelu))),
             "distilbert" => Some(Self {
-                base_prefixes: &["distilbert.", ""],
-                sequence_pre: ("pre_classifier", Act::Relu),
-                sequence_classifier: "classifier",
-                token_classifier: "classifier",
                 mlm_dense: "vocab_transform",
                 mlm_norm: "vocab_layer_norm",
                 mlm_decoder: "vocab_projector.weight",
                 mlm_bias: &["vocab_projector.bias"],
-                mlm_uses_encoder_act: true,
+                ..bert_like(&["distilbert.", ""], ("pre_classifier", Act::Relu))
             }),
             "roberta" | "xlm-roberta" | "camembert" => Some(Self {
-                base_prefixes: &["roberta.", "camembert.", ""],
-                sequence_pre: ("classifier.dense", Act::Tanh),
                 sequence_classifier: "classifier.out_proj",
-                token_classifier: "classifier",
                 mlm_dense: "lm_head.dense",
                 mlm_norm: "lm_head.layer_norm",
                 mlm_decoder: "lm_head.decoder.weight",
                 mlm_bias: &["lm_head.bias", "lm_head.decoder.bias"],
                 mlm_uses_encoder_act: false,
+                ..bert_like(&["roberta.", "camembert.", ""], ("classifier.dense", Act::Tanh))
+            }),
+            "modernbert" => Some(Self {
+                base_prefixes: &["model.", ""],
+                word_embeddings: "embeddings.tok_embeddings",
+                sequence_pre: ("head.dense", Act::Gelu),
+                sequence_norm: Some("head.norm"),
+                sequence_classifier: "classifier",
+                token_uses_head: true,
+                token_classifier: "classifier",
+                mlm_dense: "head.dense",
+                mlm_norm: "head.norm",
+                mlm_decoder: "decoder.weight",
+                mlm_bias: &["decoder.bias"],
+                mlm_uses_encoder_act: true,
             }),
             _ => None,
         }
@@ -68,7 +102,7 @@ impl HeadNames {
     pub fn base_prefix(&self, weights: &Weights) -> String {
         self.base_prefixes
             .iter()
-            .find(|p| weights.contains(&format!("{p}embeddings.word_embeddings.weight")))
+            .find(|p| weights.contains(&format!("{p}{}.weight", self.word_embeddings)))
             .unwrap_or(&"")
             .to_string()
     }
@@ -92,7 +126,7 @@ pub fn check_task(task: Task, names: &HeadNames, prefix: &str, weights: &Weights
         task: task.to_string(),
         reason: format!("the weights have no {what} ({name} is missing)"),
     };
-    let embeddings = format!("{prefix}embeddings.word_embeddings.weight");
+    let embeddings = format!("{prefix}{}.weight", names.word_embeddings);
     if !weights.contains(&embeddings) {
         return Err(LoadError::WeightsMismatch(format!("{embeddings} is missing: not a {prefix}encoder checkpoint")));
     }
@@ -130,19 +164,57 @@ pub fn num_labels(task: Task, names: &HeadNames, weights: &Weights) -> usize {
     }
 }
 
-/// [CLS] → dense → activation → classifier.
+/// A dense layer, with its bias when the checkpoint has one.
+fn dense(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get((outputs, inputs), "weight")?;
+    let bias = if vb.contains_tensor("bias") { Some(vb.get(outputs, "bias")?) } else { None };
+    Ok(Linear::new(weight, bias))
+}
+
+/// A LayerNorm, with its bias when the checkpoint has one.
+fn norm(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
+    let weight = vb.get(size, "weight")?;
+    Ok(if vb.contains_tensor("bias") {
+        LayerNorm::new(weight, vb.get(size, "bias")?, eps)
+    } else {
+        LayerNorm::new_no_bias(weight, eps)
+    })
+}
+
+/// pooled state → dense → activation (→ LayerNorm) → classifier.
 pub struct SequenceHead {
-    pre: Linear,
-    pre_act: Act,
+    pooling: SequencePooling,
+    transform: Transform,
     classifier: Linear,
 }
 
-/// Transform (dense, activation, LayerNorm), then the vocabulary projection (often tied to the
-/// word embeddings: checkpoints without a decoder weight reuse them).
-pub struct MaskedLmHead {
+/// dense → activation → optional LayerNorm, the step shared by most heads.
+struct Transform {
     dense: Linear,
     act: Act,
-    norm: LayerNorm,
+    norm: Option<LayerNorm>,
+}
+
+impl Module for Transform {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let xs = self.act.forward(&self.dense.forward(xs)?)?;
+        match &self.norm {
+            Some(norm) => norm.forward(&xs),
+            None => Ok(xs),
+        }
+    }
+}
+
+/// Per-token classifier, with ModernBERT's transform before it.
+pub struct TokenHead {
+    transform: Option<Transform>,
+    classifier: Linear,
+}
+
+/// Transform, then the vocabulary projection (often tied to the word embeddings: checkpoints
+/// without a decoder weight reuse them).
+pub struct MaskedLmHead {
+    transform: Transform,
     decoder: Linear,
 }
 
@@ -151,32 +223,46 @@ pub enum Head {
     /// Feature extraction: the hidden states themselves.
     Hidden,
     Sequence(SequenceHead),
-    Token(Linear),
+    Token(TokenHead),
     MaskedLm(MaskedLmHead),
 }
 
+/// What a head needs to know about the encoder and the checkpoint's config.
+pub struct HeadContext<'a> {
+    pub prefix: &'a str,
+    pub encoder_act: Act,
+    pub eps: f64,
+    pub num_labels: usize,
+    /// ModernBERT's `classifier_pooling`.
+    pub pooling: SequencePooling,
+}
+
 impl Head {
-    pub fn load(
-        task: Task,
-        names: &HeadNames,
-        prefix: &str,
-        encoder_act: Act,
-        eps: f64,
-        num_labels: usize,
-        vb: &VarBuilder,
-    ) -> Result<Self> {
-        let hidden = vb.pp(format!("{prefix}embeddings.word_embeddings")).get_unchecked("weight")?.dim(1)?;
+    pub fn load(task: Task, names: &HeadNames, ctx: &HeadContext<'_>, vb: &VarBuilder) -> Result<Self> {
+        let embeddings = vb.pp(format!("{}{}", ctx.prefix, names.word_embeddings)).get_unchecked("weight")?;
+        let (vocab, hidden) = embeddings.dims2()?;
+        let transform = |name: String, act: Act, norm_name: Option<&str>| -> Result<Transform> {
+            Ok(Transform {
+                dense: dense(hidden, hidden, vb.pp(name))?,
+                act,
+                norm: norm_name.map(|n| norm(hidden, ctx.eps, vb.pp(n))).transpose()?,
+            })
+        };
         match task {
             Task::FeatureExtraction => Ok(Self::Hidden),
             Task::TextClassification => Ok(Self::Sequence(SequenceHead {
-                pre: linear(hidden, hidden, vb.pp(names.sequence_pre_name(prefix)))?,
-                pre_act: names.sequence_pre.1,
-                classifier: linear(hidden, num_labels, vb.pp(names.sequence_classifier))?,
+                pooling: ctx.pooling,
+                transform: transform(names.sequence_pre_name(ctx.prefix), names.sequence_pre.1, names.sequence_norm)?,
+                classifier: dense(hidden, ctx.num_labels, vb.pp(names.sequence_classifier))?,
             })),
-            Task::TokenClassification => Ok(Self::Token(linear(hidden, num_labels, vb.pp(names.token_classifier))?)),
+            Task::TokenClassification => Ok(Self::Token(TokenHead {
+                transform: names
+                    .token_uses_head
+                    .then(|| transform(names.sequence_pre_name(ctx.prefix), names.sequence_pre.1, names.sequence_norm))
+                    .transpose()?,
+                classifier: dense(hidden, ctx.num_labels, vb.pp(names.token_classifier))?,
+            })),
             Task::FillMask => {
-                let embeddings = vb.pp(format!("{prefix}embeddings.word_embeddings")).get_unchecked("weight")?;
-                let vocab = embeddings.dim(0)?;
                 let weight = if vb.contains_tensor(names.mlm_decoder) {
                     vb.get((vocab, hidden), names.mlm_decoder)?
                 } else {
@@ -186,42 +272,54 @@ impl Head {
                     Some(name) => vb.get(vocab, name)?,
                     None => Tensor::zeros(vocab, weight.dtype(), weight.device())?,
                 };
+                let act = if names.mlm_uses_encoder_act { ctx.encoder_act } else { Act::Gelu };
                 Ok(Self::MaskedLm(MaskedLmHead {
-                    dense: linear(hidden, hidden, vb.pp(names.mlm_dense))?,
-                    act: if names.mlm_uses_encoder_act { encoder_act } else { Act::Gelu },
-                    norm: layer_norm(hidden, eps, vb.pp(names.mlm_norm))?,
+                    transform: transform(names.mlm_dense.to_string(), act, Some(names.mlm_norm))?,
                     decoder: Linear::new(weight, Some(bias)),
                 }))
             }
         }
     }
+
+    /// Output width: labels for classifiers, vocabulary size for masked-LM, 0 for hidden states.
+    pub fn outputs(&self) -> usize {
+        let rows = |l: &Linear| l.weight().dim(0).unwrap_or(0);
+        match self {
+            Self::Hidden => 0,
+            Self::Sequence(h) => rows(&h.classifier),
+            Self::Token(h) => rows(&h.classifier),
+            Self::MaskedLm(h) => rows(&h.decoder),
+        }
+    }
 }
 
 impl SequenceHead {
-    /// `hidden`: batch × seq × hidden → batch × labels, from the first token's state.
+    /// `hidden`: batch × seq × hidden, `mask`: batch × seq (1 = real token) → batch × labels.
+    pub fn forward(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let pooled = match self.pooling {
+            SequencePooling::First => hidden.i((.., 0))?.contiguous()?,
+            SequencePooling::Mean => {
+                let mask = mask.to_dtype(hidden.dtype())?;
+                let summed = hidden.broadcast_mul(&mask.unsqueeze(D::Minus1)?)?.sum(1)?;
+                summed.broadcast_div(&mask.sum_keepdim(1)?)?
+            }
+        };
+        self.classifier.forward(&self.transform.forward(&pooled)?)
+    }
+}
+
+impl TokenHead {
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
-        let first = hidden.i((.., 0))?.contiguous()?;
-        let pooled = self.pre_act.forward(&self.pre.forward(&first)?)?;
-        self.classifier.forward(&pooled)
+        match &self.transform {
+            Some(t) => self.classifier.forward(&t.forward(hidden)?),
+            None => self.classifier.forward(hidden),
+        }
     }
 }
 
 impl MaskedLmHead {
     /// `rows`: n × hidden (the states at mask positions only) → n × vocab logits.
     pub fn forward(&self, rows: &Tensor) -> Result<Tensor> {
-        let xs = self.act.forward(&self.dense.forward(rows)?)?;
-        self.decoder.forward(&self.norm.forward(&xs)?)
-    }
-}
-
-impl SequenceHead {
-    pub fn num_labels(&self) -> usize {
-        self.classifier.weight().dim(0).unwrap_or(0)
-    }
-}
-
-impl MaskedLmHead {
-    pub fn vocab_size(&self) -> usize {
-        self.decoder.weight().dim(0).unwrap_or(0)
+        self.decoder.forward(&self.transform.forward(rows)?)
     }
 }

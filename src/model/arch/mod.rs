@@ -1,17 +1,19 @@
 //! Encoder architectures behind one interface, and the task heads on top of them.
 //!
 //! BERT and DistilBERT share the encoder in `bert.rs` (candle's BERT turns the attention mask into
-//! NaN in f16, candle's DistilBERT uses an approximate GELU); (XLM-)RoBERTa reuses
-//! candle-transformers' encoder. Heads
+//! NaN in f16, candle's DistilBERT uses an approximate GELU); (XLM-)RoBERTa, DeBERTa-v2 and
+//! ModernBERT reuse candle-transformers' encoders. Heads
 //! are written with candle-nn on the Hugging Face tensor names, so fine-tuned checkpoints load unchanged.
 
 mod bert;
+mod deberta;
 mod heads;
+mod modernbert;
 mod roberta;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 
-pub use heads::Head;
+pub use heads::{Head, HeadContext, SequencePooling};
 
 use super::hf_config::HfConfig;
 use super::task::Task;
@@ -65,6 +67,22 @@ impl Module for Act {
     }
 }
 
+/// An encoder as an architecture module returns it.
+pub struct Loaded {
+    pub encoder: Box<dyn Encoder>,
+    /// Longest input in tokens the position embeddings allow.
+    pub max_positions: usize,
+    /// The activation the masked-LM transform uses.
+    pub act: Act,
+    pub eps: f64,
+}
+
+/// Why an architecture module could not load.
+pub enum LoadFailure {
+    Config(String),
+    Load(candle_core::Error),
+}
+
 /// An encoder with the head its task needs.
 pub struct Network {
     pub encoder: Box<dyn Encoder>,
@@ -96,31 +114,25 @@ pub fn load(
     };
     let bad_config = |reason: String| LoadError::BadConfig { path: "config.json".into(), reason };
     let base = if prefix.is_empty() { vb.clone() } else { vb.pp(prefix.trim_end_matches('.')) };
-    let eps_of = |default: f64| raw_config.get("layer_norm_eps").and_then(|v| v.as_f64()).unwrap_or(default);
-    let (encoder, max_positions, act, eps): (Box<dyn Encoder>, usize, Act, f64) = match model_type.as_str() {
-        "bert" => {
-            let cfg: bert::Config = serde_json::from_value(raw_config.clone()).map_err(|e| bad_config(e.to_string()))?;
-            let act = Act::parse(&cfg.hidden_act).map_err(bad_config)?;
-            let max = cfg.max_position_embeddings;
-            (Box::new(bert::Bert::load(base, &cfg, &bert::BERT).map_err(mismatch)?), max, act, cfg.layer_norm_eps)
-        }
-        "distilbert" => {
-            let cfg: bert::DistilBertConfig =
-                serde_json::from_value(raw_config.clone()).map_err(|e| bad_config(e.to_string()))?;
-            let cfg = bert::Config::from(cfg);
-            let act = Act::parse(&cfg.hidden_act).map_err(bad_config)?;
-            let max = cfg.max_position_embeddings;
-            (Box::new(bert::Bert::load(base, &cfg, &bert::DISTILBERT).map_err(mismatch)?), max, act, 1e-12)
-        }
-        _ => {
-            let (enc, max) = roberta::load(base, raw_config).map_err(|e| match e {
-                roberta::Error::Config(r) => bad_config(r),
-                roberta::Error::Load(e) => mismatch(e),
-            })?;
-            (Box::new(enc), max, Act::Gelu, eps_of(1e-5))
-        }
+    let load_failure = |e: LoadFailure| match e {
+        LoadFailure::Config(reason) => bad_config(reason),
+        LoadFailure::Load(e) => mismatch(e),
     };
-    let head = heads::Head::load(task, &names, &prefix, act, eps, num_labels, &vb).map_err(mismatch)?;
+    let loaded = match model_type.as_str() {
+        "bert" | "distilbert" => bert::load(base, raw_config, &model_type),
+        "deberta-v2" => deberta::load(base, raw_config),
+        // candle's ModernBERT adds its `model.` prefix itself.
+        "modernbert" => modernbert::load(vb.clone(), raw_config),
+        _ => roberta::load(base, raw_config),
+    }
+    .map_err(load_failure)?;
+    let Loaded { encoder, max_positions, act, eps } = loaded;
+    let pooling = match raw_config.get("classifier_pooling").and_then(|v| v.as_str()) {
+        Some("mean") => SequencePooling::Mean,
+        _ => SequencePooling::First,
+    };
+    let ctx = HeadContext { prefix: &prefix, encoder_act: act, eps, num_labels, pooling };
+    let head = heads::Head::load(task, &names, &ctx, &vb).map_err(mismatch)?;
     Ok(Network { encoder, head, model_type, max_positions })
 }
 
