@@ -43,7 +43,7 @@ pub fn init(json: bool, tracing: &TracingConfig) -> anyhow::Result<Telemetry> {
         Some(endpoint) => tracing::info!(
             endpoint, protocol = ?tracing.protocol, service_name = %tracing.service_name, "trace export on"
         ),
-        None => tracing::info!("trace export off (no OTLP endpoint)"),
+        None => tracing::info!("trace export off: no OTLP endpoint, or OTEL_SDK_DISABLED / OTEL_TRACES_EXPORTER=none"),
     }
     Ok(Telemetry { provider })
 }
