@@ -1,8 +1,9 @@
 //! Assembling the server: load and warm the engine, start the worker and the batcher, build the
 //! router; and the graceful shutdown that takes them down in order.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 
@@ -29,7 +30,7 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let started = Instant::now();
         let engine_config = config.engine();
-        let engine = tokio::task::spawn_blocking(move || Engine::load(&engine_config))
+        let engine = with_progress("loading the model", tokio::task::spawn_blocking(move || Engine::load(&engine_config)))
             .await
             .map_err(|e| LoadError::WarmUp(e.to_string()))??;
         tracing::info!(
@@ -38,7 +39,7 @@ impl App {
             seconds = started.elapsed().as_secs_f64(), "model loaded"
         );
         let warm_start = Instant::now();
-        let engine = tokio::task::spawn_blocking(move || warm_up(&engine).map(|()| engine))
+        let engine = with_progress("warming up", tokio::task::spawn_blocking(move || warm_up(&engine).map(|()| engine)))
             .await
             .map_err(|e| LoadError::WarmUp(e.to_string()))??;
         tracing::info!(seconds = warm_start.elapsed().as_secs_f64(), "model warmed up");
@@ -64,6 +65,23 @@ impl App {
         let router = crate::http::router(state, config.body_limit);
         health.set_loaded();
         Ok(Self { router, health, worker, batcher_task })
+    }
+}
+
+/// How often a long start-up step says it is still at work.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Awaits `work`, logging every [`PROGRESS_EVERY`] that it still runs, so a long model fetch or
+/// load shows progress instead of silence.
+async fn with_progress<T>(what: &str, work: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval_at((started + PROGRESS_EVERY).into(), PROGRESS_EVERY);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticks.tick() => tracing::info!(seconds = started.elapsed().as_secs(), "{what}: still at it"),
+        }
     }
 }
 

@@ -101,9 +101,44 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_JSON_LOGS")]
     pub json_logs: bool,
 
+    /// OTLP collector to export traces to, e.g. `http://localhost:4317` (gRPC) or
+    /// `http://localhost:4318` (HTTP; `/v1/traces` is appended). Default: `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, used as is); with none, tracing is off.
+    #[arg(long, env = "PIPESERVE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP protocol: `grpc` or `http-protobuf`. Default: `OTEL_EXPORTER_OTLP_PROTOCOL`, else grpc.
+    #[arg(long, env = "PIPESERVE_OTLP_PROTOCOL", value_enum)]
+    pub otlp_protocol: Option<OtlpProtocol>,
+
+    /// Service name on exported traces. Default: `OTEL_SERVICE_NAME`, else `pipeserve`. Other
+    /// resource attributes come from `OTEL_RESOURCE_ATTRIBUTES`.
+    #[arg(long, env = "PIPESERVE_SERVICE_NAME")]
+    pub service_name: Option<String>,
+
     /// Test-only fault injection: a batch holding this token id panics inside the model step.
     #[arg(long, env = "PIPESERVE_TEST_PANIC_TOKEN", hide = true)]
     pub test_panic_token: Option<u32>,
+}
+
+/// How traces reach the OTLP collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (collector port 4317).
+    Grpc,
+    /// OTLP protobuf over HTTP POST to `/v1/traces` (collector port 4318).
+    HttpProtobuf,
+}
+
+/// Trace export, resolved from the flags and the standard `OTEL_*` variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingConfig {
+    /// Where spans go; `None`: tracing is off (no exporter, no OpenTelemetry layer).
+    pub endpoint: Option<String>,
+    pub protocol: OtlpProtocol,
+    pub service_name: String,
+    /// Resource attributes from `OTEL_RESOURCE_ATTRIBUTES` (`service.name` aside).
+    pub resource_attributes: Vec<(String, String)>,
 }
 
 /// The batching policy, as the batcher and `/info` see it.
@@ -158,14 +193,133 @@ impl Config {
         LifecycleConfig { drain_delay: self.drain_delay, shutdown_timeout: self.shutdown_timeout }
     }
 
+    /// Trace export settings. The flags win; the OpenTelemetry SDK's standard variables fill in
+    /// (read here, so nothing deeper in the code looks at the environment).
+    pub fn tracing(&self) -> TracingConfig {
+        self.tracing_with(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// [`Config::tracing`] with the environment given as a lookup (for tests).
+    pub fn tracing_with(&self, env: impl Fn(&str) -> Option<String>) -> TracingConfig {
+        let resource_attributes: Vec<(String, String)> =
+            env("OTEL_RESOURCE_ATTRIBUTES").map(|s| parse_resource_attributes(&s)).unwrap_or_default();
+        let service_name = self
+            .service_name
+            .clone()
+            .or_else(|| env("OTEL_SERVICE_NAME"))
+            .or_else(|| resource_attributes.iter().find(|(k, _)| k == "service.name").map(|(_, v)| v.clone()))
+            .unwrap_or_else(|| "pipeserve".into());
+        let resource_attributes = resource_attributes.into_iter().filter(|(k, _)| k != "service.name").collect();
+        let protocol = self.otlp_protocol.unwrap_or_else(|| {
+            match env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL")).as_deref() {
+                Some("http/protobuf") => OtlpProtocol::HttpProtobuf,
+                _ => OtlpProtocol::Grpc,
+            }
+        });
+        // The SDK's own switches: off wins over any endpoint.
+        let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
+        // A base endpoint gets the HTTP signal path; the per-signal variable is a full URL already.
+        let base = |url: String| match protocol {
+            OtlpProtocol::HttpProtobuf if !url.ends_with("/v1/traces") => format!("{}/v1/traces", url.trim_end_matches('/')),
+            _ => url,
+        };
+        let endpoint = if disabled {
+            None
+        } else if let Some(url) = self.otlp_endpoint.clone().filter(|u| !u.is_empty()) {
+            Some(base(url))
+        } else if let Some(url) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(url)
+        } else {
+            env("OTEL_EXPORTER_OTLP_ENDPOINT").map(base)
+        };
+        TracingConfig { endpoint, protocol, service_name, resource_attributes }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
     }
 }
 
+/// `key1=value1,key2=value2`, values percent-decoded, as the OpenTelemetry spec writes them;
+/// malformed pairs are skipped.
+fn parse_resource_attributes(s: &str) -> Vec<(String, String)> {
+    s.split(',')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            let k = k.trim();
+            (!k.is_empty()).then(|| (k.to_string(), percent_decode(v.trim())))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%').then(|| s.get(i + 1..i + 3)).flatten();
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tracing_of(args: &[&str], vars: &[(&str, &str)]) -> TracingConfig {
+        let mut argv = vec!["pipeserve", "--model", "m"];
+        argv.extend_from_slice(args);
+        let c = Config::try_parse_from(argv).unwrap();
+        c.tracing_with(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn tracing_is_off_without_an_endpoint() {
+        let t = tracing_of(&[], &[("OTEL_SERVICE_NAME", "svc")]);
+        assert_eq!(t.endpoint, None);
+        assert_eq!(t.service_name, "svc");
+        assert_eq!(tracing_of(&[], &[]).service_name, "pipeserve");
+    }
+
+    #[test]
+    fn tracing_flags_win_over_the_otel_variables() {
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_SERVICE_NAME", "from-env"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=x,team=ml%20infra,broken"),
+        ];
+        let t = tracing_of(&[], &vars);
+        assert_eq!(t.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(t.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(t.service_name, "from-env");
+        assert_eq!(
+            t.resource_attributes,
+            [("deployment.environment".to_string(), "prod".to_string()), ("team".into(), "ml infra".into())]
+        );
+        let t = tracing_of(&["--otlp-endpoint", "http://a:4317", "--otlp-protocol", "grpc", "--service-name", "s"], &vars);
+        assert_eq!(t.endpoint.as_deref(), Some("http://a:4317"));
+        assert_eq!(t.protocol, OtlpProtocol::Grpc);
+        assert_eq!(t.service_name, "s");
+        // service.name from the resource attributes when nothing else names the service.
+        assert_eq!(tracing_of(&[], &vars[3..]).service_name, "x");
+        // The per-signal endpoint is a full URL; the SDK's off switches win.
+        let t = tracing_of(&[], &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/custom")]);
+        assert_eq!(t.endpoint.as_deref(), Some("http://c:4318/custom"));
+        assert_eq!(tracing_of(&["--otlp-endpoint", "http://a:4317"], &[("OTEL_SDK_DISABLED", "true")]).endpoint, None);
+        assert_eq!(tracing_of(&[], &[vars[0], ("OTEL_TRACES_EXPORTER", "none")]).endpoint, None);
+    }
 
     #[test]
     fn flags_parse_with_defaults() {

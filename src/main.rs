@@ -1,4 +1,4 @@
-//! pipeserve: parse the configuration, start logging, serve, shut down gracefully.
+//! pipeserve: parse the configuration, start logging and tracing, serve, shut down gracefully.
 
 use std::process::ExitCode;
 
@@ -10,9 +10,18 @@ use pipeserve::telemetry;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    telemetry::init_logging(config.json_logs);
+    let telemetry = match telemetry::init(config.json_logs, &config.tracing()) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("pipeserve: cannot set up trace export: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing::info!(config = ?config, "starting pipeserve {}", env!("CARGO_PKG_VERSION"));
-    match run(config).await {
+    let result = run(config).await;
+    // Spans still buffered leave before the process does.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line naming the problem, for `kubectl logs` and for humans.

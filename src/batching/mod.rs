@@ -5,14 +5,13 @@ pub mod queue;
 mod task;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::BatchingConfig;
-use crate::model::RawOutput;
 use crate::telemetry::Metrics;
-use crate::worker::{Job, WorkerError, WorkerHandle};
+use crate::worker::{Answer, Job, WorkerError, WorkerHandle};
 
 pub use queue::{Dropped, Entry, Limits, Queue};
 
@@ -29,10 +28,12 @@ pub struct Closed;
 /// One queue slot, held from admission until the input leaves the queue.
 pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
 
-/// A queued input: the worker's job plus the slot it occupies.
+/// A queued input: the worker's job plus the slot it occupies and its `queue_wait` span, both
+/// released when the input leaves the queue.
 pub struct Queued {
     pub job: Job,
     _slot: Slot,
+    _span: tracing::Span,
 }
 
 /// The handlers' side of the batcher: admits inputs and queues them. Cheap to clone.
@@ -69,20 +70,23 @@ impl Batcher {
         (0..n).map(|_| self.slots.clone().try_acquire_owned().map(Slot).map_err(|_| Overloaded)).collect()
     }
 
-    /// Queues one tokenized input; the receiver yields the model's output for it.
+    /// Queues one tokenized input; the receiver yields the model's output for it. The current
+    /// span (the request's) travels with the input, so the batch that runs it can link to it.
     pub fn submit(
         &self,
         slot: Slot,
         ids: Vec<u32>,
         type_ids: Vec<u32>,
         expires: Instant,
-    ) -> Result<oneshot::Receiver<Result<RawOutput, WorkerError>>, Closed> {
+    ) -> Result<oneshot::Receiver<Result<Answer, WorkerError>>, Closed> {
         let (reply, receiver) = oneshot::channel();
+        let queue_span = tracing::debug_span!("queue_wait", tokens = ids.len() as i64);
+        let job = Job { ids, type_ids, reply, span: tracing::Span::current(), queue_wait: Duration::ZERO };
         let entry = Entry {
-            tokens: ids.len(),
+            tokens: job.ids.len(),
             enqueued: Instant::now(),
             expires,
-            payload: Queued { job: Job { ids, type_ids, reply }, _slot: slot },
+            payload: Queued { job, _slot: slot, _span: queue_span },
         };
         // Never full: the slot just admitted guarantees room. Closed only during shutdown.
         self.sender.try_send(entry).map_err(|_| Closed)?;

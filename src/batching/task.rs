@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::queue::{Dropped, Entry, Limits, Queue};
 use super::Queued;
 use crate::telemetry::Metrics;
-use crate::worker::{Batch, WorkerError, WorkerHandle};
+use crate::worker::{Batch, Job, WorkerError, WorkerHandle};
 
 /// How often stale inputs are swept while nothing else happens, so a client that left frees its
 /// slot even while the worker is busy.
@@ -37,8 +37,10 @@ pub async fn run(mut arrivals: mpsc::Receiver<Entry<Queued>>, worker: WorkerHand
                 let jobs = batch
                     .into_iter()
                     .map(|e| {
-                        metrics.queue_wait.observe(now.duration_since(e.enqueued).as_secs_f64());
-                        e.payload.job
+                        let waited = now.duration_since(e.enqueued);
+                        metrics.queue_wait.observe(waited.as_secs_f64());
+                        // The rest of the entry (slot, queue span) ends here: the input left the queue.
+                        Job { queue_wait: waited, ..e.payload.job }
                     })
                     .collect();
                 metrics.queue_depth.set(queue.len() as i64);

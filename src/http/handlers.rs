@@ -18,6 +18,7 @@ use super::api::{
     OpenAiEmbeddingsResponse, OpenAiUsage, PredictRequest,
 };
 use super::error::ApiError;
+use super::layers::access_log;
 use super::state::AppState;
 use crate::engine::prepare;
 use crate::pipelines::{self, Output, Params};
@@ -178,17 +179,19 @@ pub async fn infer(state: &Arc<AppState>, texts: Vec<String>, params: Params) ->
 async fn infer_counting(state: &Arc<AppState>, texts: Vec<String>, mut params: Params) -> AppResult<(Vec<Output>, usize)> {
     let started = Instant::now();
     let task = state.info.task;
-    params.validate(task)?;
-    params.truncate = Some(params.truncate.unwrap_or(state.auto_truncate));
-    if texts.is_empty() {
-        return Err(ApiError::Validation("inputs is empty: send at least one string".into()));
-    }
-    let max = state.batching.max_client_batch_size;
-    if texts.len() > max {
-        return Err(ApiError::TooManyInputs { count: texts.len(), max });
-    }
-    // Admission before tokenization: a full queue costs neither the tokenizer nor the model.
-    let slots = state.batcher.admit(texts.len()).inspect_err(|_| state.metrics.shed.inc())?;
+    let slots = tracing::debug_span!("validate", inputs = texts.len() as i64).in_scope(|| {
+        params.validate(task)?;
+        params.truncate = Some(params.truncate.unwrap_or(state.auto_truncate));
+        if texts.is_empty() {
+            return Err(ApiError::Validation("inputs is empty: send at least one string".into()));
+        }
+        let max = state.batching.max_client_batch_size;
+        if texts.len() > max {
+            return Err(ApiError::TooManyInputs { count: texts.len(), max });
+        }
+        // Admission before tokenization: a full queue costs neither the tokenizer nor the model.
+        Ok(state.batcher.admit(texts.len()).inspect_err(|_| state.metrics.shed.inc())?)
+    })?;
 
     let tokenizer = state.tokenizer.clone();
     let many = texts.len() > 1;
@@ -196,7 +199,9 @@ async fn infer_counting(state: &Arc<AppState>, texts: Vec<String>, mut params: P
     let encoded: Vec<Encoded> = {
         let params = params.clone();
         let tokenize_start = Instant::now();
+        let span = tracing::debug_span!("tokenize");
         let result = tokio::task::spawn_blocking(move || {
+            let _span = span.entered();
             texts
                 .iter()
                 .enumerate()
@@ -226,13 +231,17 @@ async fn infer_counting(state: &Arc<AppState>, texts: Vec<String>, mut params: P
         .collect::<Result<Vec<_>, _>>()?;
     let mut raws = Vec::with_capacity(receivers.len());
     for receiver in receivers {
-        let raw = receiver.await.map_err(|_| ApiError::Internal("worker dropped the request".into()))??;
-        raws.push(raw);
+        let answer = receiver.await.map_err(|_| ApiError::Internal("worker dropped the request".into()))??;
+        // The request's log line shows its slowest input's wait and its largest batch.
+        access_log::record_batch(answer.queue_wait, answer.batch_size);
+        raws.push(answer.output);
     }
 
     let info = state.info.clone();
     let tokenizer = state.tokenizer.clone();
+    let span = tracing::debug_span!("postprocess");
     let outputs = tokio::task::spawn_blocking(move || {
+        let _span = span.entered();
         encoded
             .iter()
             .zip(raws)

@@ -26,16 +26,18 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the router. Layer order, outermost first:
 /// 1. request id: taken from the client's `x-request-id` or made up (UUID v4);
-/// 2. trace span per request, carrying the request id;
-/// 3. request id copied onto the response;
-/// 4. error bodies: one JSON shape with the request id; 5xx details never leave;
-/// 5. request metrics (route template × status, duration);
-/// 6. panic → 500;
+/// 2. trace span per request, carrying the request id, child of the client's `traceparent`;
+/// 3. trace id onto the response (when traced);
+/// 4. request id copied onto the response;
+/// 5. access log: one line per request, after everything inside has shaped the response;
+/// 6. error bodies: one JSON shape with the request id; 5xx details never leave;
+/// 7. request metrics (route template × status, duration);
+/// 8. panic → 500;
 ///
 /// and on the inference routes only (health and metrics stay reachable under overload):
-/// 7. load shedding → 503 at once when the queue is full;
-/// 8. timeout → 504;
-/// 9. body limit → 413.
+/// 9. load shedding → 503 at once when the queue is full;
+/// 10. timeout → 504;
+/// 11. body limit → 413.
 pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
     let mut inference = Router::new()
         .route("/", post(handlers::raw_text))
@@ -65,9 +67,17 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                let span = tracing::info_span!(
+                    "request", method = %request.method(), path = %request.uri().path(), request_id = %id,
+                    otel.kind = "server", http.response.status_code = tracing::field::Empty,
+                    otel.status_code = tracing::field::Empty,
+                );
+                crate::telemetry::traces::set_remote_parent(&span, request.headers());
+                span
             }))
+            .layer(axum::middleware::from_fn(layers::trace_context::layer))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(axum::middleware::from_fn(layers::access_log::layer))
             .layer(axum::middleware::from_fn(layers::error_body::layer))
             .layer(from_fn_with_state(metrics, layers::request_metrics::layer))
             .layer(CatchPanicLayer::custom(layers::panic::respond)),

@@ -6,12 +6,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::model::{Model, ModelInput, RawOutput};
-use crate::telemetry::Metrics;
+use crate::telemetry::{traces, Metrics};
 
 /// Why a job got no output.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,7 +28,20 @@ pub enum WorkerError {
 pub struct Job {
     pub ids: Vec<u32>,
     pub type_ids: Vec<u32>,
-    pub reply: oneshot::Sender<Result<RawOutput, WorkerError>>,
+    pub reply: oneshot::Sender<Result<Answer, WorkerError>>,
+    /// The request's span: the batch span links to it.
+    pub span: tracing::Span,
+    /// Time spent queued, set by the batcher when the input joins a batch.
+    pub queue_wait: Duration,
+}
+
+/// The model's output for one input, and how it got there (for the request's log line).
+#[derive(Debug)]
+pub struct Answer {
+    pub output: RawOutput,
+    pub queue_wait: Duration,
+    /// Inputs in the model batch that carried this one.
+    pub batch_size: usize,
 }
 
 impl Job {
@@ -142,9 +155,21 @@ fn run_batch(model: &Model, batch: Batch, metrics: &Metrics, panic_token: Option
     let padded = longest * inputs.len();
     metrics.batch_size.observe(inputs.len() as f64);
     metrics.batch_tokens.observe(padded as f64);
-    metrics.padding_ratio.observe(if padded == 0 { 0.0 } else { 1.0 - real as f64 / padded as f64 });
+    let padding_ratio = if padded == 0 { 0.0 } else { 1.0 - real as f64 / padded as f64 };
+    metrics.padding_ratio.observe(padding_ratio);
+    // One span per batch, a root of its own, linked to every request it serves. (Counts as i64:
+    // OpenTelemetry has no unsigned attributes.)
+    let span = tracing::debug_span!(
+        parent: None, "batch",
+        batch.size = inputs.len() as i64, batch.tokens = padded as i64, batch.real_tokens = real as i64,
+        batch.padding_ratio = padding_ratio,
+        otel.status_code = tracing::field::Empty,
+    );
+    traces::link_all(&span, jobs.iter().map(|j| &j.span));
+    let _batch = span.enter();
     let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| {
+        let _forward = tracing::debug_span!("model.forward").entered();
         if let Some(token) = panic_token.filter(|t| inputs.iter().any(|i| i.ids.contains(t))) {
             panic!("injected fault: token {token} in batch");
         }
@@ -165,14 +190,16 @@ fn run_batch(model: &Model, batch: Batch, metrics: &Metrics, panic_token: Option
             Err(WorkerError::Panicked(text))
         }
     };
+    let batch_size = jobs.len();
     match outcome {
         Ok(outputs) => {
             for (job, output) in jobs.into_iter().zip(outputs) {
                 // A receiver gone by now just drops the answer.
-                let _ = job.reply.send(Ok(output));
+                let _ = job.reply.send(Ok(Answer { output, queue_wait: job.queue_wait, batch_size }));
             }
         }
         Err(e) => {
+            span.record("otel.status_code", "ERROR");
             tracing::error!(error = %e, batch = jobs.len(), "batch failed");
             for job in jobs {
                 let _ = job.reply.send(Err(e.clone()));

@@ -16,13 +16,26 @@ pub struct Server {
 impl Server {
     /// Starts the binary with `--model <model dir>` and `args`, on port 0, and waits until it listens.
     pub fn start(model: &str, args: &[&str]) -> Self {
+        Self::start_with_env(model, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables. Trace export variables of the calling
+    /// shell are not inherited: only `env` turns tracing on.
+    pub fn start_with_env(model: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = super::model_dir(model);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pipeserve"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pipeserve"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("OTEL_") || name.starts_with("PIPESERVE_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
             .arg("--model")
             .arg(&dir)
             .args(["--host", "127.0.0.1", "--port", "0", "--json-logs"])
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
