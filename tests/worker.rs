@@ -24,9 +24,17 @@ async fn liveness_fails_once_the_worker_thread_is_gone() {
     let encoded = engine.tokenizer.encode("hello there", false).unwrap();
     let (reply, answer) = oneshot::channel();
     handle.until_idle().await;
-    let job = Job { ids: encoded.ids.clone(), type_ids: encoded.type_ids.clone(), reply };
+    let job = Job {
+        ids: encoded.ids.clone(),
+        type_ids: encoded.type_ids.clone(),
+        reply,
+        span: tracing::Span::none(),
+        queue_wait: std::time::Duration::ZERO,
+    };
     assert!(handle.send(Batch { jobs: vec![job] }).await.is_ok());
-    assert!(matches!(answer.await.unwrap(), Ok(RawOutput::Logits(l)) if l.len() == 2));
+    let answer = answer.await.unwrap().unwrap();
+    assert!(matches!(answer.output, RawOutput::Logits(ref l) if l.len() == 2));
+    assert_eq!(answer.batch_size, 1);
 
     // Draining: live but not ready.
     health.start_draining();
