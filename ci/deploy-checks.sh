@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# Deployment checks for pipeserve: Helm chart, Kubernetes schemas, Dockerfile, alert rules,
+# Grafana dashboard, and three live runs of the real server binary.
+#
+#   bash ci/deploy-checks.sh
+#
+# Environment:
+#   PIPESERVE_BIN     server binary for the live checks (default target/release/pipeserve; built
+#                     with `cargo build --release --locked` when that default is missing)
+#   SKIP_IMAGE=1      skip (a): podman image from a local mmdebstrap base + the host binary
+#   SKIP_IMAGE_MODEL=1  skip only the runtime-model (baked model) build within (a)
+#   SKIP_PROMETHEUS=1 skip (b): a real Prometheus scraping the server; every dashboard/alert query
+#   SKIP_CHART_RUN=1  skip (c): the server run as the rendered Deployment says, kubelet-style
+#   SKIP_LIVE=1       skip all three live checks
+#   KUBE_VERSIONS     Kubernetes versions to validate against (default "1.30.0 1.37.0")
+#
+# Tools are installed idempotently into .tools/ (git-ignored; see ci/tools.sh); caches stay in
+# the repository. podman/buildah/mmdebstrap/runc come from apt when missing (root needed).
+# Every server and Prometheus started here binds 127.0.0.1 and is stopped on exit.
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export REPO
+# shellcheck source=ci/tools.sh
+source ci/tools.sh
+OUT="$TOOLS/out"
+CHART=helm/pipeserve
+KUBE_VERSIONS="${KUBE_VERSIONS:-1.30.0 1.37.0}"
+DEFAULT_BIN="$REPO/target/release/pipeserve"
+PIPESERVE_BIN="$(realpath -m "${PIPESERVE_BIN:-$DEFAULT_BIN}")"
+MODEL_DIR="$REPO/models/all-MiniLM-L6-v2"
+export CONTAINERS_CONF="$TOOLS/containers/containers.conf"
+export CONTAINERS_STORAGE_CONF="$TOOLS/containers/storage.conf"
+IMAGE=localhost/pipeserve:ci
+BASE_TAR="$TOOLS/images/bookworm-slim.tar"
+# minbase without docs, man pages and locales: what debian:bookworm-slim leaves out.
+SLIM_OPTS=(--variant=minbase --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+  --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*'
+  --dpkgopt='path-exclude=/usr/share/info/*')
+
+FAILED=() PASSED=() SKIPPED=() TIMINGS=()
+PIDS=() CONTAINERS=()
+
+pass() { printf '\033[32mPASS\033[0m %s\n' "$*"; PASSED+=("$*"); }
+fail() { printf '\033[31mFAIL\033[0m %s\n' "$*"; FAILED+=("$*"); }
+skip() { printf 'SKIP %s\n' "$*"; SKIPPED+=("$*"); }
+# run NAME CMD...: PASS/FAIL on CMD's exit status, its output indented.
+run() {
+  local name="$1"; shift
+  local log; log="$(mktemp "$OUT/log.XXXXXX")"
+  if "$@" >"$log" 2>&1; then sed 's/^/    /' "$log" | tail -n "${SHOW_LINES:-8}"; pass "$name"
+  else sed 's/^/    /' "$log" | tail -n 60; fail "$name"; fi
+  rm -f "$log"
+}
+stage() { STAGE_NAME="$1"; STAGE_T0=$SECONDS; printf '\n== %s\n' "$1"; }
+stage_end() { TIMINGS+=("$(printf '%-34s %4ss' "$STAGE_NAME" $((SECONDS - STAGE_T0)))"); }
+
+# stop_pid PID [SECONDS]: SIGTERM, wait (bounded), then SIGKILL. Returns the exit status.
+stop_pid() {
+  local pid="$1" i
+  # Already gone: report how it ended.
+  kill "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return; }
+  for ((i = 0; i < ${2:-40} * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { echo "pid $pid ignored SIGTERM for ${2:-40}s: SIGKILL"; kill -9 "$pid"; }
+  wait "$pid" 2>/dev/null
+}
+cleanup() {
+  local pid c
+  # Newest first: the scraper before the server it scrapes.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}" 5; done
+  for c in "${CONTAINERS[@]}"; do podman rm -f -t 0 "$c" >/dev/null 2>&1; done
+  return 0
+}
+trap cleanup EXIT
+
+# import_image TAR REF: podman import into the repo-local store, again whenever TAR changes
+# (the image is labelled with the tarball's checksum).
+import_image() {
+  local sum; sum="$(cksum <"$1" | cut -d' ' -f1)"
+  [[ "$(podman image inspect -f '{{index .Labels "ci.tar-sum"}}' "$2" 2>/dev/null)" == "$sum" ]] && return 0
+  SHOW_LINES=0 run "podman import $(basename "$1") as $2 (repo-local storage)" \
+    podman import -q --change "LABEL ci.tar-sum=$sum" --change 'CMD ["bash"]' "$1" "$2"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_http URL SECONDS: until URL answers 200.
+wait_http() {
+  local i
+  for ((i = 0; i < $2 * 4; i++)); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1")" == 200 ]] && return 0
+    sleep 0.25
+  done
+  return 1
+}
+# check_embedding URL: one inference on /embed must return [[384 floats]].
+check_embedding() {
+  curl -fsS --max-time 30 -X POST "$1/embed" -H 'content-type: application/json' -d '{"inputs":"hello"}' \
+    | python3 -c 'import json,sys; v=json.load(sys.stdin); assert len(v)==1 and len(v[0])==384, v; print(f"embedding: {len(v[0])} floats, first {v[0][0]:.4f}")'
+}
+
+mkdir -p "$OUT/rendered" "$TOOLS/bin"
+rm -f "$OUT"/rendered/*.yaml
+
+# ---------------------------------------------------------------------------------------------
+stage "tools"
+if install_static_tools >"$OUT/tools.log" 2>&1; then pass "tools installed in .tools/"; else cat "$OUT/tools.log"; fail "tools"; fi
+tools_path
+stage_end
+
+# ---------------------------------------------------------------------------------------------
+stage "helm lint + template"
+SCENARIOS=("$CHART/ci/default-values.yaml")
+for f in "$CHART"/ci/*-values.yaml; do [[ "$f" == "${SCENARIOS[0]}" ]] || SCENARIOS+=("$f"); done
+for f in "${SCENARIOS[@]}"; do
+  n="$(basename "$f" -values.yaml)"
+  run "helm lint --strict ($n)" helm lint --strict "$CHART" -f "$f"
+  SHOW_LINES=0 run "helm template ($n)" bash -c "helm template ci $CHART -n pipeserve -f $f > $OUT/rendered/$n.yaml"
+done
+SHOW_LINES=0 run "helm template (no values file)" bash -c "helm template ci $CHART > $OUT/rendered/no-values.yaml"
+# NOTES.txt is only rendered by install/upgrade, which need a cluster: render it through a copy of
+# the chart where it is wrapped as a named template.
+render_notes() {
+  local copy="$OUT/notes-chart" f
+  rm -rf "$copy"; cp -r "$CHART" "$copy"
+  { echo '{{- define "ci.notes" -}}'; cat "$copy/templates/NOTES.txt"; echo '{{- end }}'; } >"$copy/templates/_ci_notes.tpl"
+  rm "$copy/templates/NOTES.txt"
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata: {notes: {{ include "ci.notes" . | toJson }}}\n' \
+    >"$copy/templates/ci-notes.yaml"
+  for f in "${SCENARIOS[@]}"; do
+    helm template ci "$copy" -n pipeserve -f "$f" --show-only templates/ci-notes.yaml >"$OUT/notes.yaml" || return 1
+    python -c 'import sys,yaml; n=yaml.safe_load(open(sys.argv[1]))["data"]["notes"]; assert "rollout status" in n and "helm test" in n, n' \
+      "$OUT/notes.yaml" || return 1
+  done
+  python -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["notes"])' "$OUT/notes.yaml"
+}
+SHOW_LINES=30 run "NOTES.txt renders for every scenario (last one shown)" render_notes
+# The guards must bite: unknown keys (schema) and a grace period shorter than the drain.
+if helm template ci "$CHART" --set bogusKey=1 >/dev/null 2>&1; then fail "schema rejects unknown keys"; else pass "schema rejects unknown keys"; fi
+if helm template ci "$CHART" --set shutdown.terminationGracePeriodSeconds=10 >/dev/null 2>&1; then
+  fail "grace period below preStop+drain+timeout is refused"; else pass "grace period below preStop+drain+timeout is refused"; fi
+stage_end
+
+# ---------------------------------------------------------------------------------------------
+stage "kubernetes-validate + CRD schemas"
+for f in "$OUT"/rendered/*.yaml; do
+  for v in $KUBE_VERSIONS; do
+    # CRD kinds have no schema in kubernetes-validate (a WARN); validate_crds.mjs covers them.
+    SHOW_LINES=3 run "kubernetes-validate --strict -k $v ($(basename "$f" .yaml))" \
+      kubernetes-validate --strict --quiet -k "$v" "$f"
+  done
+done
+run "ServiceMonitor/PrometheusRule against the operator CRDs" \
+  env TOOLS_NODE_MODULES="$TOOLS/node/node_modules" node ci/validate_crds.mjs "$OUT"/rendered/*.yaml
+SHOW_LINES=20 run "chart invariants (labels, security, probes, drain, rules)" \
+  python ci/chart_invariants.py --alerts "$CHART/files/alerts.yml" "$OUT"/rendered/*.yaml
+stage_end
+
+# ---------------------------------------------------------------------------------------------
+stage "hadolint"
+run "hadolint Dockerfile" hadolint --config .hadolint.yaml Dockerfile
+stage_end
+
+# ---------------------------------------------------------------------------------------------
+stage "promtool rules"
+if [[ "$(readlink -f dashboards/alerts.yml)" == "$(readlink -f "$CHART/files/alerts.yml")" ]]; then
+  pass "dashboards/alerts.yml is the chart's files/alerts.yml (one copy)"
+else fail "dashboards/alerts.yml and $CHART/files/alerts.yml are different files"; fi
+run "promtool check rules" promtool check rules dashboards/alerts.yml
+run "promtool test rules" promtool test rules dashboards/alerts_test.yml
+run "dashboard + alert PromQL parses" python ci/promql_check.py --dashboard dashboards/pipeserve.json \
+  --alerts dashboards/alerts.yml --promtool "$(command -v promtool)"
+stage_end
+
+# ---------------------------------------------------------------------------------------------
+stage "grafana dashboard typecheck"
+run "dashboard JSON vs @grafana/schema (tsc --strict)" \
+  python ci/dashboard_typecheck.py dashboards/pipeserve.json --node-dir "$TOOLS/node"
+stage_end
+
+# ---------------------------------------------------------------------------------------------
+# Live checks.
+# ---------------------------------------------------------------------------------------------
+[[ "${SKIP_LIVE:-0}" == 1 ]] && SKIP_IMAGE=1 SKIP_PROMETHEUS=1 SKIP_CHART_RUN=1
+LIVE_READY=1
+if [[ "${SKIP_IMAGE:-0}" != 1 || "${SKIP_PROMETHEUS:-0}" != 1 || "${SKIP_CHART_RUN:-0}" != 1 ]]; then
+  stage "live prerequisites (binary, model)"
+  if [[ ! -x "$PIPESERVE_BIN" && "$PIPESERVE_BIN" == "$DEFAULT_BIN" ]]; then
+    run "cargo build --release --locked" cargo build --release --locked
+  fi
+  if [[ -x "$PIPESERVE_BIN" ]]; then pass "server binary $PIPESERVE_BIN"; else fail "server binary $PIPESERVE_BIN missing"; LIVE_READY=0; fi
+  run "models/all-MiniLM-L6-v2 (scripts/fetch_models.py)" python3 scripts/fetch_models.py --only all-MiniLM-L6-v2
+  [[ -f "$MODEL_DIR/config.json" ]] || LIVE_READY=0
+  stage_end
+fi
+
+# (a) Image: local base image, host-built binary, run it as the chart would (non-root, read-only).
+if [[ "${SKIP_IMAGE:-0}" == 1 ]]; then skip "(a) container image"
+elif [[ $LIVE_READY != 1 ]]; then fail "(a) container image: no binary or model"
+else
+  stage "(a) container image (podman)"
+  run "podman, buildah, mmdebstrap, runc present" install_system_packages
+  mkdir -p "$TOOLS/containers" "$TOOLS/images"
+  printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n[engine]\nruntime = "runc"\n' >"$CONTAINERS_CONF"
+  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' \
+    "$TOOLS/containers/storage" "$TOOLS/containers/run" >"$CONTAINERS_STORAGE_CONF"
+  if [[ ! -s "$BASE_TAR" ]]; then
+    run "mmdebstrap bookworm slim (the debian:bookworm-slim stand-in)" \
+      mmdebstrap "${SLIM_OPTS[@]}" --mode=root bookworm "$BASE_TAR.tmp.tar" http://deb.debian.org/debian
+    mv -f "$BASE_TAR.tmp.tar" "$BASE_TAR"
+  else pass "base image tarball cached ($BASE_TAR)"; fi
+  import_image "$BASE_TAR" docker.io/library/debian:bookworm-slim
+  # The build context is the repository unless the binary lives elsewhere: then a staged copy
+  # (the .dockerignore only admits target/release/pipeserve).
+  CTX="$REPO"
+  if [[ "$(readlink -f "$PIPESERVE_BIN")" != "$DEFAULT_BIN" ]]; then
+    CTX="$OUT/image-context"; rm -rf "$CTX"; mkdir -p "$CTX/target/release" "$CTX/scripts"
+    cp Dockerfile .dockerignore Cargo.toml Cargo.lock "$CTX/"; cp -r src "$CTX/"; cp scripts/fetch_models.py "$CTX/scripts/"
+    cp "$PIPESERVE_BIN" "$CTX/target/release/pipeserve"
+  fi
+  # buildah 1.28 resolves ARG-named stages only from --build-arg, so both are passed explicitly.
+  SHOW_LINES=3 run "podman build (BINARY_SOURCE=prebuilt, VARIANT=cpu, --pull=never)" \
+    podman build --pull=never --network host --build-arg VARIANT=cpu --build-arg BINARY_SOURCE=prebuilt \
+    -t "$IMAGE" -f Dockerfile "$CTX"
+  if podman image exists "$IMAGE"; then
+    user="$(podman image inspect -f '{{.Config.User}}' "$IMAGE")"
+    size="$(podman image inspect -f '{{.Size}}' "$IMAGE")"
+    if [[ "$user" == 65532:65532 ]]; then pass "image runs as $user ($((size / 1000000)) MB)"; else fail "image user is '$user'"; fi
+    port="$(free_port)"; name="pipeserve-ci-$$"
+    # As the chart runs it: non-root, read-only root, no capabilities, writable /tmp only.
+    if podman run -d --name "$name" -p "127.0.0.1:$port:8000" --read-only --tmpfs /tmp:rw,size=256m \
+         --cap-drop ALL --security-opt no-new-privileges -v "$REPO/models:/models:ro" \
+         -e PIPESERVE_MODEL=/models/all-MiniLM-L6-v2 -e RUST_LOG=info "$IMAGE" >/dev/null; then
+      CONTAINERS+=("$name")
+      if wait_http "http://127.0.0.1:$port/health/ready" 90; then pass "(a) container /health/ready = 200"
+      else podman logs "$name" 2>&1 | tail -20; fail "(a) container /health/ready"; fi
+      run "(a) container inference /embed" check_embedding "http://127.0.0.1:$port"
+      podman stop -t 35 "$name" >/dev/null 2>&1
+      rc="$(podman inspect -f '{{.State.ExitCode}}' "$name")"
+      if [[ "$rc" == 0 ]]; then pass "(a) container exits 0 on SIGTERM (podman stop)"
+      else podman logs "$name" 2>&1 | tail -10; fail "(a) container exit code $rc on SIGTERM"; fi
+      podman rm -f "$name" >/dev/null 2>&1
+    else fail "(a) podman run"; fi
+  fi
+  # The baked-model target: fetch_models.py runs inside the build on a local python base (the
+  # python image cannot be pulled here). The host's CA store is mounted for that RUN only, for
+  # sites where PyPI is reached through a TLS-inspecting proxy.
+  if [[ "${SKIP_IMAGE_MODEL:-0}" == 1 ]]; then skip "(a) runtime-model target"
+  else
+    PY_TAR="$TOOLS/images/bookworm-python-slim.tar"
+    if [[ ! -s "$PY_TAR" ]]; then
+      run "mmdebstrap bookworm + python3-pip (the python image stand-in)" mmdebstrap "${SLIM_OPTS[@]}" --mode=root \
+        --include=python3,python3-pip,ca-certificates bookworm "$PY_TAR.tmp.tar" http://deb.debian.org/debian
+      mv -f "$PY_TAR.tmp.tar" "$PY_TAR"
+    fi
+    import_image "$PY_TAR" localhost/pipeserve-ci/python:bookworm
+    SHOW_LINES=3 run "podman build --target runtime-model (model baked in by fetch_models.py)" \
+      podman build --pull=never --network host -v /etc/ssl/certs:/etc/ssl/certs:ro \
+      --build-arg VARIANT=cpu --build-arg BINARY_SOURCE=prebuilt \
+      --build-arg PYTHON_IMAGE=localhost/pipeserve-ci/python:bookworm --target runtime-model \
+      -t "$IMAGE-model" -f Dockerfile "$CTX"
+    port="$(free_port)"; name="pipeserve-ci-model-$$"
+    if podman image exists "$IMAGE-model" && podman run -d --name "$name" -p "127.0.0.1:$port:8000" --read-only \
+         --tmpfs /tmp:rw,size=64m --cap-drop ALL --security-opt no-new-privileges "$IMAGE-model" >/dev/null; then
+      CONTAINERS+=("$name")
+      if wait_http "http://127.0.0.1:$port/health/ready" 90; then pass "(a) runtime-model /health/ready = 200 (nothing mounted)"
+      else podman logs "$name" 2>&1 | tail -20; fail "(a) runtime-model /health/ready"; fi
+      run "(a) runtime-model inference /embed" check_embedding "http://127.0.0.1:$port"
+      podman rm -f -t 35 "$name" >/dev/null 2>&1
+    else fail "(a) runtime-model image"; fi
+  fi
+  stage_end
+fi
+
+# (b) Prometheus scrapes the server under load; every dashboard and alert query returns data.
+if [[ "${SKIP_PROMETHEUS:-0}" == 1 ]]; then skip "(b) Prometheus"
+elif [[ $LIVE_READY != 1 ]]; then fail "(b) Prometheus: no binary or model"
+else
+  stage "(b) Prometheus scrape + queries"
+  sport="$(free_port)"; pport="$(free_port)"; pdir="$(mktemp -d "$OUT/prom.XXXXXX")"
+  # A small queue so that the burst below sheds some requests (shed panels show real data).
+  PIPESERVE_MODEL="$MODEL_DIR" PIPESERVE_HOST=127.0.0.1 PIPESERVE_PORT="$sport" PIPESERVE_MAX_QUEUE=48 \
+    RUST_LOG=info "$PIPESERVE_BIN" >"$pdir/server.log" 2>&1 &
+  SERVER_PID=$!; PIDS+=($!)
+  cp dashboards/alerts.yml "$pdir/alerts.yml"
+  cat >"$pdir/prometheus.yml" <<EOF
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [alerts.yml]
+scrape_configs:
+  - job_name: pipeserve
+    static_configs:
+      # namespace/pod stand in for the labels a ServiceMonitor adds in a cluster.
+      - targets: ["127.0.0.1:$sport"]
+        labels: {namespace: ci, pod: pipeserve-ci-0}
+EOF
+  prometheus --config.file="$pdir/prometheus.yml" --storage.tsdb.path="$pdir/data" \
+    --web.listen-address="127.0.0.1:$pport" >"$pdir/prometheus.log" 2>&1 &
+  PROM_PID=$!; PIDS+=($!)
+  if wait_http "http://127.0.0.1:$sport/health/ready" 60; then
+    pass "(b) server ready"
+    curl -s "http://127.0.0.1:$sport/metrics" >"$pdir/metrics.txt"
+    run "(b) promtool check metrics (exposition lint)" bash -c "promtool check metrics < $pdir/metrics.txt"
+    wait_http "http://127.0.0.1:$pport/-/ready" 30 || fail "(b) prometheus did not start"
+    SHOW_LINES=12 run "(b) load: 20s at concurrency 12 (loadgen)" python ci/loadgen.py "http://127.0.0.1:$sport" --seconds 20 --concurrency 12
+    sleep 3  # two more scrapes after the load
+    SHOW_LINES=80 run "(b) every dashboard and alert query returns data" python ci/promql_check.py \
+      --dashboard dashboards/pipeserve.json --alerts dashboards/alerts.yml \
+      --promtool "$(command -v promtool)" --prometheus "http://127.0.0.1:$pport"
+    run "(b) alert rules loaded and healthy in Prometheus" python - "http://127.0.0.1:$pport" <<'EOF'
+import json, sys, urllib.request
+rules = json.load(urllib.request.urlopen(sys.argv[1] + "/api/v1/rules"))["data"]["groups"]
+bad = [(r["name"], r.get("lastError")) for g in rules for r in g["rules"] if r.get("health") != "ok"]
+print(f"{sum(len(g['rules']) for g in rules)} rules, unhealthy: {bad}")
+sys.exit(1 if bad or not rules else 0)
+EOF
+  else tail -20 "$pdir/server.log"; fail "(b) server not ready"; fi
+  stop_pid "$PROM_PID" 10
+  stop_pid "$SERVER_PID" 40; rc=$?
+  if [[ $rc == 0 ]]; then pass "(b) server exits 0 on SIGTERM"; else tail -5 "$pdir/server.log"; fail "(b) server exit status $rc on SIGTERM"; fi
+  PIDS=()
+  stage_end
+fi
+
+# (c) The rendered Deployment, run and terminated the way the kubelet does.
+if [[ "${SKIP_CHART_RUN:-0}" == 1 ]]; then skip "(c) chart-driven run"
+elif [[ $LIVE_READY != 1 ]]; then fail "(c) chart-driven run: no binary or model"
+else
+  stage "(c) chart-driven run (kubelet_sim)"
+  SHOW_LINES=40 run "(c) probes, helm test script, preStop+SIGTERM under load: all 200, exit 0" \
+    python ci/kubelet_sim.py "$OUT/rendered/hostpath.yaml" --bin "$PIPESERVE_BIN" \
+      --host-path-map "/var/lib/pipeserve/models=$REPO/models" --log "$OUT/kubelet-sim-server.log"
+  stage_end
+fi
+
+# ---------------------------------------------------------------------------------------------
+printf '\n== timings\n'; printf '  %s\n' "${TIMINGS[@]}"
+printf '\n== summary: %d passed, %d failed, %d skipped\n' "${#PASSED[@]}" "${#FAILED[@]}" "${#SKIPPED[@]}"
+for f in "${FAILED[@]}"; do printf '  FAIL %s\n' "$f"; done
+((${#FAILED[@]} == 0))
