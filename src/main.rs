@@ -17,7 +17,9 @@ async fn main() -> ExitCode {
         Err(e) => {
             // One line naming the problem, for `kubectl logs` and for humans.
             tracing::error!("{e}");
-            eprintln!("pipeserve: {e}");
+            // Some errors carry a backtrace after their first line (candle's, with RUST_BACKTRACE).
+            let reason = e.to_string();
+            eprintln!("pipeserve: {}", reason.lines().next().unwrap_or_default());
             ExitCode::FAILURE
         }
     }

@@ -157,6 +157,11 @@ impl TextTokenizer {
         })
     }
 
+    /// Token ids it can produce: the vocabulary with added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.plain.get_vocab_size(true)
+    }
+
     /// The longest input in tokens, special tokens included.
     pub fn max_len(&self) -> usize {
         self.max_len
