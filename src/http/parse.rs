@@ -22,13 +22,27 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
         return Err(ApiError::BadRequest("request body is empty: expected a JSON object".into()));
     }
     let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))?;
-    serde_json::from_str(text).map_err(|e| {
+    let syntax = |e: serde_json::Error| ApiError::BadRequest(format!("body is not valid JSON: {e}"));
+    // serde would read a top-level array as a struct's fields in order (`["a"]` as `{"inputs": "a"}`).
+    if !text.trim_start().starts_with('{') {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(syntax)?;
+        return Err(ApiError::Validation("the body must be a JSON object".into()));
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
         if e.is_syntax() || e.is_eof() {
-            ApiError::BadRequest(format!("body is not valid JSON: {e}"))
-        } else {
+            syntax(e)
+        } else if path == "." || path.is_empty() {
             ApiError::Validation(format!("invalid request: {e}"))
+        } else {
+            ApiError::Validation(format!("invalid request: {path}: {e}"))
         }
-    })
+    })?;
+    // Only whitespace may follow the object.
+    deserializer.end().map_err(syntax)?;
+    Ok(value)
 }
 
 /// The raw-text route's body: one UTF-8 string.
