@@ -116,5 +116,5 @@ proptest! {
 }
 
 thread_local! {
-    static ENGINE: std::sync::Arc<pipeserve::engine::Engine> = std::sync::Arc::new(common::load("tiny-bert-st"));
+    static ENGINE: std::rc::Rc<pipeserve::engine::Engine> = std::rc::Rc::new(common::load("tiny-bert-st"));
 }
