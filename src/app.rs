@@ -62,7 +62,7 @@ impl App {
             health: health.clone(),
             metrics,
         });
-        let router = crate::http::router(state, config.body_limit);
+        let router = crate::http::router(state, &config.http());
         health.set_loaded();
         Ok(Self { router, health, worker, batcher_task })
     }

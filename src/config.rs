@@ -97,6 +97,22 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     pub body_limit: usize,
 
+    /// Require `Authorization: Bearer <key>` (or `x-api-key: <key>`) on the inference routes;
+    /// health, metrics and info stay open. Unset: no authentication.
+    #[arg(long, env = "PIPESERVE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<ApiKey>,
+
+    /// Most time a client may take to send the request line and headers; the connection is
+    /// closed after it, so slow clients cannot hold connections open. hyper applies it to idle
+    /// keep-alive connections too: the default stays above the 60s upstream idle timeout of
+    /// common proxies and load balancers (nginx, AWS ALB), which would otherwise race our close.
+    #[arg(long, env = "PIPESERVE_HEADER_READ_TIMEOUT", default_value = "65s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Most time a client may take to send the request body, counted from its headers (408 after it).
+    #[arg(long, env = "PIPESERVE_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PIPESERVE_JSON_LOGS")]
     pub json_logs: bool,
@@ -141,6 +157,35 @@ pub struct TracingConfig {
     pub resource_attributes: Vec<(String, String)>,
 }
 
+/// A secret from the command line or environment; its `Debug` never shows it (the configuration
+/// is logged at start-up).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for ApiKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Err("the API key must not be empty".into());
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// What the HTTP stack needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub body_limit: usize,
+    pub body_read_timeout: Duration,
+    pub api_key: Option<ApiKey>,
+}
+
 /// The batching policy, as the batcher and `/info` see it.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct BatchingConfig {
@@ -164,6 +209,7 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
 pub struct LifecycleConfig {
     pub drain_delay: Duration,
     pub shutdown_timeout: Duration,
+    pub header_read_timeout: Duration,
 }
 
 impl Config {
@@ -190,7 +236,15 @@ impl Config {
     }
 
     pub fn lifecycle(&self) -> LifecycleConfig {
-        LifecycleConfig { drain_delay: self.drain_delay, shutdown_timeout: self.shutdown_timeout }
+        LifecycleConfig {
+            drain_delay: self.drain_delay,
+            shutdown_timeout: self.shutdown_timeout,
+            header_read_timeout: self.header_read_timeout,
+        }
+    }
+
+    pub fn http(&self) -> HttpConfig {
+        HttpConfig { body_limit: self.body_limit, body_read_timeout: self.body_read_timeout, api_key: self.api_key.clone() }
     }
 
     /// Trace export settings. The flags win; the OpenTelemetry SDK's standard variables fill in
@@ -331,5 +385,8 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert!(Config::try_parse_from(["pipeserve", "--model", "m", "--max-batch-size", "0"]).is_err());
         assert!(Config::try_parse_from(["pipeserve", "--model", "m", "--device", "tpu"]).is_err());
+        assert!(Config::try_parse_from(["pipeserve", "--model", "m", "--api-key", ""]).is_err());
+        let c = Config::try_parse_from(["pipeserve", "--model", "m", "--api-key", "s3cret"]).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"), "the key never reaches the log");
     }
 }

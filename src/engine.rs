@@ -56,6 +56,7 @@ impl Engine {
                 reason: "the tokenizer has no mask token".into(),
             });
         }
+        check_vocabulary(&files, &tokenizer)?;
         model.set_special_ids(tokenizer.pad_id(), tokenizer.mask().map(|(_, id)| id));
         let info = PipelineInfo {
             task: meta.task,
@@ -91,4 +92,25 @@ pub fn prepare(tokenizer: &TextTokenizer, task: Task, text: &str, params: &Param
     let encoded = tokenizer.encode(text, params.truncate.unwrap_or(false))?;
     pipelines::check_input(task, &encoded, tokenizer)?;
     Ok(encoded)
+}
+
+/// A tokenizer from another model yields ids past the embedding table; say so at load instead of
+/// failing every request (or the warm-up) with an index error.
+fn check_vocabulary(files: &ModelFiles, tokenizer: &TextTokenizer) -> Result<(), LoadError> {
+    let raw: serde_json::Value = files::read_json(&files.config)?;
+    let Some(model_vocab) = raw.get("vocab_size").and_then(serde_json::Value::as_u64) else {
+        return Ok(());
+    };
+    let tokenizer_vocab = tokenizer.vocab_size();
+    if tokenizer_vocab as u64 > model_vocab {
+        return Err(LoadError::BadTokenizer {
+            path: match &files.tokenizer {
+                files::TokenizerFile::Json(p) | files::TokenizerFile::Vocab(p) => p.clone(),
+            },
+            reason: format!(
+                "it does not belong to this model: it has {tokenizer_vocab} tokens, config.json's vocab_size is {model_vocab}"
+            ),
+        });
+    }
+    Ok(())
 }

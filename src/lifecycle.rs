@@ -2,8 +2,13 @@
 //! the drain delay (endpoints controllers and load balancers catch up), stop accepting, finish every
 //! accepted request (bounded by the shutdown timeout), stop the batcher and join the worker.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -26,10 +31,9 @@ pub async fn serve(app: App, listener: TcpListener, config: LifecycleConfig) -> 
             closing.notify_one();
         }
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(drain);
-    let server = async move { server.await.map_err(anyhow::Error::from) };
+    let server = serve_connections(listener, router, config.header_read_timeout, drain);
     tokio::select! {
-        result = server => result?,
+        () = server => {},
         () = async {
             closing.notified().await;
             tokio::time::sleep(config.shutdown_timeout).await;
@@ -44,6 +48,47 @@ pub async fn serve(app: App, listener: TcpListener, config: LifecycleConfig) -> 
     tokio::task::spawn_blocking(move || worker.join()).await?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// The accept loop. `axum::serve` sets no header read timeout, so a client sending its headers a
+/// byte a minute would hold a connection and a task forever; hyper's HTTP/1 builder with a timer
+/// closes such connections. When `drain` completes: stop accepting, let every connection finish
+/// its request in flight (idle keep-alive connections close), then return, dropping the router.
+async fn serve_connections(
+    listener: TcpListener,
+    router: axum::Router,
+    header_read_timeout: Duration,
+    drain: impl Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(drain);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut drain => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    drop(router);
+    graceful.shutdown().await;
 }
 
 async fn shutdown_signal() {

@@ -22,6 +22,8 @@ use crate::model::LoadError;
 pub enum InputError {
     #[error("input text is empty")]
     Empty,
+    #[error("input text is empty after the tokenizer's normalization (only invisible or control characters)")]
+    NoTokens,
     #[error("input is {tokens} tokens long, above the limit of {max}; shorten it or set truncate=true")]
     TooLong { tokens: usize, max: usize },
     #[error("input has no mask token {mask}; fill-mask needs at least one")]
@@ -139,6 +141,9 @@ impl TextTokenizer {
             tok.encode_char_offsets(text, true).map_err(|e| InputError::Tokenizer(e.to_string()))
         };
         let mut encoding = encode(&self.plain)?;
+        if encoding.get_special_tokens_mask().iter().all(|&m| m == 1) {
+            return Err(InputError::NoTokens);
+        }
         let mut truncated = false;
         if encoding.len() > self.max_len {
             if !truncate {
@@ -155,6 +160,11 @@ impl TextTokenizer {
             special: encoding.get_special_tokens_mask().iter().map(|&m| m == 1).collect(),
             truncated,
         })
+    }
+
+    /// Token ids it can produce: the vocabulary with added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.plain.get_vocab_size(true)
     }
 
     /// The longest input in tokens, special tokens included.

@@ -150,3 +150,11 @@ fn half_precision_embeddings_stay_close_to_f32() {
         assert!(cosine > 0.999, "{dtype}: cosine {cosine}");
     }
 }
+
+#[test]
+fn a_tokenizer_from_another_model_is_named() {
+    let d = copy_of("tiny-bert-st");
+    fs::remove_file(d.path().join("vocab.txt")).unwrap();
+    fs::copy(common::model_dir("all-MiniLM-L6-v2").join("tokenizer.json"), d.path().join("tokenizer.json")).unwrap();
+    expect(d.path(), None, &["tokenizer.json", "does not belong to this model", "30522 tokens", "vocab_size is 103"]);
+}

@@ -35,6 +35,12 @@ pub enum ApiError {
     Params(#[from] ParamError),
     #[error("too many inputs: {count} in one request, the limit is {max}")]
     TooManyInputs { count: usize, max: usize },
+    #[error("request body is larger than the limit")]
+    PayloadTooLarge,
+    #[error("the request body did not arrive within {}", humantime::format_duration(*.0))]
+    BodyTimeout(std::time::Duration),
+    #[error("{0}")]
+    Unauthorized(&'static str),
     #[error("unsupported content type {0:?}: send application/json")]
     UnsupportedMediaType(String),
     #[error("server is overloaded, retry later")]
@@ -54,7 +60,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) | Self::Input(_) | Self::Params(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyInputs { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyInputs { .. } | Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -67,6 +75,9 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Validation(_) | Self::Input(_) | Self::Params(_) => "validation",
             Self::TooManyInputs { .. } => "too_many_inputs",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::BodyTimeout(_) => "body_timeout",
+            Self::Unauthorized(_) => "unauthorized",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Overloaded => "overloaded",
             Self::Timeout => "timeout",
@@ -99,6 +110,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if matches!(self, Self::Overloaded | Self::Unavailable) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, Self::Unauthorized(_)) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

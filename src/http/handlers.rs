@@ -10,7 +10,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::api::{
@@ -19,6 +18,7 @@ use super::api::{
 };
 use super::error::ApiError;
 use super::layers::access_log;
+use super::parse::{parse_json, parse_text, validate};
 use super::state::AppState;
 use crate::engine::prepare;
 use crate::pipelines::{self, Output, Params};
@@ -28,7 +28,7 @@ type AppResult<T> = Result<T, ApiError>;
 
 /// `POST /`: the raw UTF-8 body is one input for the configured pipeline.
 pub async fn raw_text(State(state): State<Arc<AppState>>, body: Bytes) -> AppResult<Json<Output>> {
-    let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))?;
+    let text = parse_text(&body)?;
     let mut outputs = infer(&state, vec![text], Params::default()).await?;
     Ok(Json(outputs.remove(0)))
 }
@@ -132,28 +132,6 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }
 
-/// Parses a JSON body; a content type, when sent, must be JSON.
-fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> AppResult<T> {
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let value = content_type.to_str().unwrap_or_default();
-        let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(ApiError::UnsupportedMediaType(value.chars().take(100).collect()));
-        }
-    }
-    if body.is_empty() {
-        return Err(ApiError::BadRequest("request body is empty: expected a JSON object".into()));
-    }
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))?;
-    serde_json::from_str(text).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::BadRequest(format!("body is not valid JSON: {e}"))
-        } else {
-            ApiError::Validation(format!("invalid request: {e}"))
-        }
-    })
-}
-
 fn embedding_params(state: &AppState, normalize: bool, truncate: Option<bool>) -> Params {
     Params {
         pooling: Some(state.info.pooling.pooling),
@@ -180,17 +158,10 @@ async fn infer_counting(state: &Arc<AppState>, texts: Vec<String>, mut params: P
     let started = Instant::now();
     let task = state.info.task;
     let slots = tracing::debug_span!("validate", inputs = texts.len() as i64).in_scope(|| {
-        params.validate(task)?;
+        validate(&texts, &params, task, state.batching.max_client_batch_size)?;
         params.truncate = Some(params.truncate.unwrap_or(state.auto_truncate));
-        if texts.is_empty() {
-            return Err(ApiError::Validation("inputs is empty: send at least one string".into()));
-        }
-        let max = state.batching.max_client_batch_size;
-        if texts.len() > max {
-            return Err(ApiError::TooManyInputs { count: texts.len(), max });
-        }
         // Admission before tokenization: a full queue costs neither the tokenizer nor the model.
-        Ok(state.batcher.admit(texts.len()).inspect_err(|_| state.metrics.shed.inc())?)
+        Ok::<_, ApiError>(state.batcher.admit(texts.len()).inspect_err(|_| state.metrics.shed.inc())?)
     })?;
 
     let tokenizer = state.tokenizer.clone();

@@ -4,6 +4,7 @@ pub mod api;
 pub mod error;
 mod handlers;
 pub mod layers;
+pub mod parse;
 pub mod state;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::config::HttpConfig;
 use crate::model::Task;
 use state::AppState;
 
@@ -34,11 +36,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 7. request metrics (route template × status, duration);
 /// 8. panic → 500;
 ///
-/// and on the inference routes only (health and metrics stay reachable under overload):
-/// 9. load shedding → 503 at once when the queue is full;
-/// 10. timeout → 504;
-/// 11. body limit → 413.
-pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+/// and on the inference routes only (health and metrics stay reachable under overload and
+/// without a key):
+/// 9. API key → 401, when `--api-key` is set (before shedding, so strangers never see our load);
+/// 10. load shedding → 503 at once when the queue is full;
+/// 11. timeout → 504;
+/// 12. body limit → 413;
+/// 13. body read timeout → 408 (the body is read here, under the limit above).
+pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
     let mut inference = Router::new()
         .route("/", post(handlers::raw_text))
         .route("/predict", post(handlers::predict));
@@ -50,10 +55,16 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
     let shed = layers::shed::Shed { batcher: state.batcher.clone(), metrics: state.metrics.clone() };
     let inference = inference.route_layer(
         ServiceBuilder::new()
+            .layer(from_fn_with_state(
+                config.api_key.as_ref().map(|key| layers::auth::ApiKey(key.0.as_bytes().into())),
+                layers::auth::layer,
+            ))
             .layer(from_fn_with_state(shed, layers::shed::layer))
             .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
             .layer(DefaultBodyLimit::disable())
-            .layer(RequestBodyLimitLayer::new(body_limit)),
+            .layer(RequestBodyLimitLayer::new(config.body_limit))
+            .map_request(|request: Request<_>| request.map(axum::body::Body::new))
+            .layer(from_fn_with_state(config.body_read_timeout, layers::body_timeout::layer)),
     );
     let operational = Router::new()
         .route("/info", get(handlers::info))

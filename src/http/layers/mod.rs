@@ -1,6 +1,8 @@
 //! The tower layers in front of the handlers, one concern per file.
 
 pub mod access_log;
+pub mod auth;
+pub mod body_timeout;
 pub mod error_body;
 pub mod panic;
 pub mod request_metrics;

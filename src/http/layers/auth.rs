@@ -1,0 +1,59 @@
+//! Optional API key on the inference routes: `Authorization: Bearer <key>` or `x-api-key: <key>`,
+//! compared in constant time so response timing does not leak how much of a guess was right.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use crate::http::error::ApiError;
+
+/// The expected key, shared by every request.
+#[derive(Clone)]
+pub struct ApiKey(pub Arc<[u8]>);
+
+/// `None`: no key configured, every request passes.
+pub async fn layer(State(key): State<Option<ApiKey>>, request: Request, next: Next) -> Response {
+    let Some(key) = key else {
+        return next.run(request).await;
+    };
+    match presented(request.headers()) {
+        Some(given) if bool::from(given.ct_eq(&key.0)) => next.run(request).await,
+        Some(_) => ApiError::Unauthorized("invalid API key").into_response(),
+        None => ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`").into_response(),
+    }
+}
+
+/// The key the client sent, if any. (`ct_eq` on slices of different lengths is false without
+/// comparing contents; the length of the key is not treated as a secret.)
+fn presented(headers: &HeaderMap) -> Option<&[u8]> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.as_bytes();
+        let scheme = value.get(..7)?;
+        return scheme.eq_ignore_ascii_case(b"bearer ").then(|| value[7..].trim_ascii());
+    }
+    headers.get("x-api-key").map(|v| v.as_bytes().trim_ascii())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn finds_the_key_in_either_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented(&h), None);
+        h.insert("x-api-key", HeaderValue::from_static("k1"));
+        assert_eq!(presented(&h), Some(&b"k1"[..]));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer k2"));
+        assert_eq!(presented(&h), Some(&b"k2"[..]));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(presented(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bear"));
+        assert_eq!(presented(&h), None);
+    }
+}

@@ -1,0 +1,63 @@
+//! Request parsing and the checks that need no tokenizer, as pure functions of the headers and
+//! the body: the handlers call them, and the fuzz targets (`fuzz/`) and property tests drive them
+//! directly. Every failure is a 4xx [`ApiError`] naming the problem.
+
+use axum::http::{header, HeaderMap};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::model::Task;
+use crate::pipelines::Params;
+
+/// Parses a JSON body; a content type, when sent, must be JSON.
+pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let value = content_type.to_str().unwrap_or_default();
+        let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType(value.chars().take(100).collect()));
+        }
+    }
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("request body is empty: expected a JSON object".into()));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))?;
+    let syntax = |e: serde_json::Error| ApiError::BadRequest(format!("body is not valid JSON: {e}"));
+    // serde would read a top-level array as a struct's fields in order (`["a"]` as `{"inputs": "a"}`).
+    if !text.trim_start().starts_with('{') {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(syntax)?;
+        return Err(ApiError::Validation("the body must be a JSON object".into()));
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        if e.is_syntax() || e.is_eof() {
+            syntax(e)
+        } else if path == "." || path.is_empty() {
+            ApiError::Validation(format!("invalid request: {e}"))
+        } else {
+            ApiError::Validation(format!("invalid request: {path}: {e}"))
+        }
+    })?;
+    // Only whitespace may follow the object.
+    deserializer.end().map_err(syntax)?;
+    Ok(value)
+}
+
+/// The raw-text route's body: one UTF-8 string.
+pub fn parse_text(body: &[u8]) -> Result<String, ApiError> {
+    String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))
+}
+
+/// The checks before admission: parameters fit the task, at least one input, not too many.
+pub fn validate(texts: &[String], params: &Params, task: Task, max_client_batch_size: usize) -> Result<(), ApiError> {
+    params.validate(task)?;
+    if texts.is_empty() {
+        return Err(ApiError::Validation("inputs is empty: send at least one string".into()));
+    }
+    if texts.len() > max_client_batch_size {
+        return Err(ApiError::TooManyInputs { count: texts.len(), max: max_client_batch_size });
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Property tests for request parsing and validation (the same functions the handlers and the
+//! fuzz targets call) and for tokenization: on any input, never a panic, and every rejection is a
+//! 4xx whose message names a problem and holds nothing internal.
+
+mod common;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use pipeserve::http::api::{EmbedRequest, OpenAiEmbeddingsRequest, PredictRequest};
+use pipeserve::http::error::ApiError;
+use pipeserve::http::parse::{parse_json, parse_text, validate};
+use pipeserve::model::Task;
+use pipeserve::pipelines::Params;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+const TASKS: [Task; 4] = [Task::FillMask, Task::FeatureExtraction, Task::TextClassification, Task::TokenClassification];
+
+fn check(result: Result<(), ApiError>) -> Result<(), TestCaseError> {
+    if let Err(e) = result {
+        prop_assert!(e.status().is_client_error(), "{} for {e}", e.status());
+        let message = e.to_string();
+        prop_assert!(!message.is_empty());
+        for leak in ["panicked", ".rs:", "src/", "backtrace"] {
+            prop_assert!(!message.contains(leak), "{message}");
+        }
+    }
+    Ok(())
+}
+
+fn run_all(content_type: Option<&str>, body: &[u8]) -> Result<(), TestCaseError> {
+    let mut headers = HeaderMap::new();
+    if let Some(ct) = content_type {
+        if let Ok(v) = HeaderValue::from_str(ct) {
+            headers.insert(header::CONTENT_TYPE, v);
+        }
+    }
+    for task in TASKS {
+        check(parse_text(body).and_then(|t| validate(&[t], &Params::default(), task, 8)))?;
+        check(parse_json::<PredictRequest>(&headers, body).and_then(|r| validate(&r.inputs.into_vec(), &r.parameters, task, 8)))?;
+        check(parse_json::<EmbedRequest>(&headers, body).and_then(|r| validate(&r.inputs.into_vec(), &Params::default(), task, 8)))?;
+        check(parse_json::<OpenAiEmbeddingsRequest>(&headers, body).and_then(|r| validate(&r.input.into_vec(), &Params::default(), task, 8)))?;
+    }
+    Ok(())
+}
+
+/// Arbitrary JSON values, nested a few levels.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        ".{0,12}".prop_map(Value::from),
+        prop::sample::select(vec!["mean", "cls", "max", "none", "simple", "first", "softmax", "sigmoid", "O", "[MASK]"]).prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::btree_map(
+                prop::sample::select(vec!["top_k", "pooling", "normalize", "truncate", "aggregation_strategy", "ignore_labels", "function_to_apply", "x"]).prop_map(String::from),
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..256),
+                                   ct in prop::option::of(prop::sample::select(vec!["application/json", "text/plain", "application/problem+json", "", "APPLICATION/JSON; charset=latin1"]))) {
+        run_all(ct, &body)?;
+    }
+
+    #[test]
+    fn arbitrary_json_requests_never_panic(inputs in json_value(), parameters in json_value(), extra in prop::option::of(json_value())) {
+        // One body per route shape, so the bodies get past `deny_unknown_fields` to the values.
+        let extra = extra.unwrap_or(Value::Null);
+        let bodies = [
+            json!({"inputs": inputs, "parameters": parameters}),
+            json!({"inputs": inputs, "normalize": extra, "truncate": parameters}),
+            json!({"input": inputs, "encoding_format": extra, "model": parameters}),
+        ];
+        for request in bodies {
+            let body = request.to_string();
+            run_all(Some("application/json"), body.as_bytes())?;
+            // And prefixes of it: truncated bodies are a 400, never a panic.
+            for cut in [1, body.len() / 3, body.len() / 2, body.len() - 1] {
+                run_all(Some("application/json"), &body.as_bytes()[..cut])?;
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Tokenization and the per-task input checks on arbitrary text (a committed tiny model).
+    #[test]
+    fn arbitrary_text_tokenizes_or_is_a_clear_422(text in "\\PC{0,64}|[\\u{0}-\\u{ffff}]{0,64}", truncate in any::<bool>()) {
+        let engine = ENGINE.with(|e| e.clone());
+        for task in [Task::FeatureExtraction, Task::FillMask] {
+            let params = Params { truncate: Some(truncate), ..Params::default() };
+            match pipeserve::engine::prepare(&engine.tokenizer, task, &text, &params) {
+                Ok(encoded) => prop_assert!(encoded.len() <= engine.tokenizer.max_len()),
+                Err(e) => {
+                    let api = ApiError::from(e);
+                    prop_assert_eq!(api.status().as_u16(), 422, "{}", api);
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    static ENGINE: std::rc::Rc<pipeserve::engine::Engine> = std::rc::Rc::new(common::load("tiny-bert-st"));
+}

@@ -1,0 +1,372 @@
+//! Overload, memory soak and drain-under-load on the real binary, loopback only, every loop
+//! bounded in count and time. The default is the short CI form; `RELIABILITY_FULL=1` runs the full
+//! form of docs/reliability.md (60 s overload, 200k-request soak; CI: 10 s, 5k requests). Figures are printed as
+//! `RELIABILITY {json}` lines (`cargo test --test reliability -- --nocapture`).
+//!
+//! Knobs: `RELIABILITY_OVERLOAD_SECS`, `RELIABILITY_SOAK_REQUESTS`, `RELIABILITY_SOAK_SECS` (time
+//! budget; CI 150), `RELIABILITY_DRAINS`,
+//! `RELIABILITY_SOAK_GROWTH_PERCENT` (CI 25, full 5),
+//! `RELIABILITY_503_P99_MS` and `RELIABILITY_RECOVERY_MS`: the latency bounds asserted. The full
+//! form asserts the figures (5 ms, 1000 ms); the CI form, which shares two cores with
+//! other jobs, asserts 100 ms and 3000 ms so a noisy neighbour does not fail the build — the
+//! figures themselves are printed either way.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::server::Server;
+use reqwest::Client;
+use serde_json::json;
+
+/// The tests in this file measure latency: one at a time (an async mutex: the guard is held
+/// across the whole test; each test has its own runtime).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn full() -> bool {
+    std::env::var("RELIABILITY_FULL").is_ok_and(|v| v == "1")
+}
+
+fn knob(name: &str, ci: u64, full_value: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(if full() { full_value } else { ci })
+}
+
+/// Resident memory of a process in KiB, from /proc/<pid>/status.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+/// A medium input (about 20 tokens), different each time.
+fn text(i: usize) -> String {
+    format!("request {i}: the quick brown fox jumps over the lazy dog while the server sheds load")
+}
+
+async fn sequential_latencies(client: &Client, url: &str, n: usize) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let r = client.post(url).json(&json!({"inputs": text(i)})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+        out.push(started.elapsed());
+    }
+    out.sort();
+    out
+}
+
+/// Closed-loop throughput with `concurrency` clients for `seconds`: the server's capacity.
+async fn capacity(client: &Client, url: &str, concurrency: usize, seconds: f64) -> f64 {
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|c| {
+            let (client, url, done) = (client.clone(), url.to_string(), done.clone());
+            tokio::spawn(async move {
+                let mut i = c * 1_000_000;
+                while Instant::now() < deadline {
+                    i += 1;
+                    let r = client.post(&url).json(&json!({"inputs": text(i)})).send().await.unwrap();
+                    if r.status() == 200 {
+                        r.bytes().await.unwrap();
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / seconds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_at_ten_times_capacity() {
+    let _serial = SERIAL.lock().await;
+    let seconds = knob("RELIABILITY_OVERLOAD_SECS", 10, 60);
+    let request_timeout = Duration::from_secs(5);
+    let server = Server::start(
+        "all-MiniLM-L6-v2",
+        // The queue bound sets both the accepted requests' latency and the recovery time
+        // (about max_queue / throughput once the load stops).
+        &["--max-queue", "16", "--request-timeout", "5s", "--max-wait", "2ms"],
+    );
+    let url = server.url("/embed");
+    let client = Client::builder().pool_max_idle_per_host(4096).build().unwrap();
+
+    let baseline = sequential_latencies(&client, &url, 30).await;
+    let baseline_p50 = percentile(&baseline, 0.5);
+    let cap = capacity(&client, &url, 16, 3.0).await;
+    let rss_before = rss_kib(server.pid());
+    let rate = (cap * 10.0).max(100.0);
+
+    // RSS sampler, bounded by the overload's own duration.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let rss_max = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (sampling, rss_max, pid) = (sampling.clone(), rss_max.clone(), server.pid());
+        tokio::spawn(async move {
+            for _ in 0..(seconds * 10 + 100) {
+                if !sampling.load(Ordering::Relaxed) {
+                    break;
+                }
+                rss_max.fetch_max(rss_kib(pid) as usize, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    // Open loop: `rate` requests a second whatever the answers, sent in 10 ms ticks; at most
+    // 4096 in flight (a tick that would exceed it is counted, not sent).
+    let results: Arc<Mutex<Vec<(u16, Duration)>>> = Arc::default();
+    let transport_errors = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut not_sent = 0usize;
+    let mut sent = 0usize;
+    let started = Instant::now();
+    let end = started + Duration::from_secs(seconds);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut handles = Vec::new();
+    while Instant::now() < end {
+        tick.tick().await;
+        let due = (started.elapsed().as_secs_f64() * rate) as usize;
+        while sent < due {
+            sent += 1;
+            if in_flight.load(Ordering::Relaxed) >= 4096 {
+                not_sent += 1;
+                continue;
+            }
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let (client, url, results, errors, in_flight) =
+                (client.clone(), url.clone(), results.clone(), transport_errors.clone(), in_flight.clone());
+            let i = sent;
+            handles.push(tokio::spawn(async move {
+                let t = Instant::now();
+                match client.post(&url).json(&json!({"inputs": text(i)})).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        results.lock().unwrap().push((status, t.elapsed()));
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+            }));
+        }
+    }
+    let load_end = Instant::now();
+
+    // Recovery: sequential probes from the moment the generator stops sending.
+    let normal = baseline_p50 * 2 + Duration::from_millis(5);
+    let mut recovered_after = None;
+    for i in 0..10_000 {
+        let t = Instant::now();
+        let r = client.post(&url).json(&json!({"inputs": text(i)})).send().await.unwrap();
+        let status = r.status();
+        r.bytes().await.unwrap();
+        if status == 200 && t.elapsed() <= normal {
+            recovered_after = Some(load_end.elapsed());
+            break;
+        }
+        if status == 503 {
+            // Still full: the queued requests of the load are draining.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if load_end.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    sampling.store(false, Ordering::Relaxed);
+    sampler.await.unwrap();
+
+    let results = results.lock().unwrap();
+    let mut ok: Vec<Duration> = results.iter().filter(|(s, _)| *s == 200).map(|(_, d)| *d).collect();
+    let mut shed: Vec<Duration> = results.iter().filter(|(s, _)| *s == 503).map(|(_, d)| *d).collect();
+    let other: Vec<u16> = results.iter().map(|(s, _)| *s).filter(|s| *s != 200 && *s != 503).collect();
+    ok.sort();
+    shed.sort();
+    let rss_max = rss_max.load(Ordering::Relaxed) as u64;
+    let rss_after = rss_kib(server.pid());
+    let figures = json!({
+        "test": "overload", "seconds": seconds, "capacity_rps": cap.round(), "offered_rps": rate.round(),
+        "sent": sent, "not_sent_in_flight_cap": not_sent, "answered": results.len(),
+        "ok": ok.len(), "shed_503": shed.len(), "other_status": other.len(),
+        "transport_errors": transport_errors.load(Ordering::Relaxed),
+        "ok_p50_ms": ms(percentile(&ok, 0.5)), "ok_p99_ms": ms(percentile(&ok, 0.99)), "ok_max_ms": ms(percentile(&ok, 1.0)),
+        "shed_p50_ms": ms(percentile(&shed, 0.5)), "shed_p99_ms": ms(percentile(&shed, 0.99)),
+        "baseline_p50_ms": ms(baseline_p50), "recovered_after_ms": recovered_after.map(ms),
+        "rss_before_kib": rss_before, "rss_max_kib": rss_max, "rss_after_kib": rss_after,
+    });
+    println!("RELIABILITY {figures}");
+    eprintln!("RELIABILITY {figures}");
+
+    assert!(other.is_empty(), "only 200 and 503 may come back: {other:?}");
+    assert_eq!(transport_errors.load(Ordering::Relaxed), 0, "no connection errors");
+    assert!(shed.len() > ok.len(), "the offered load was over capacity: {figures}");
+    let limit_503 = Duration::from_millis(knob("RELIABILITY_503_P99_MS", 100, 5));
+    assert!(percentile(&shed, 0.99) < limit_503, "503 p99 over {limit_503:?}: {figures}");
+    assert!(percentile(&ok, 0.99) < request_timeout, "accepted p99 over the request timeout: {figures}");
+    assert!(rss_max < rss_before + rss_before / 2, "RSS grew by more than half under overload: {figures}");
+    let recovered = recovered_after.expect("latency never came back to normal");
+    let limit_recovery = Duration::from_millis(knob("RELIABILITY_RECOVERY_MS", 3000, 1000));
+    assert!(recovered < limit_recovery, "latency back to normal after {recovered:?}: {figures}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_soak_of_mixed_lengths() {
+    let _serial = SERIAL.lock().await;
+    let total = knob("RELIABILITY_SOAK_REQUESTS", 5_000, 200_000) as usize;
+    // A time budget as well, so a slow or shared CI machine stops early (the figures say how many ran).
+    let budget = Duration::from_secs(knob("RELIABILITY_SOAK_SECS", 150, 7200));
+    let warm_up = total / 10;
+    let server = Server::start("all-MiniLM-L6-v2", &[]);
+    let url = server.url("/embed");
+    let client = Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let rss_warm = Arc::new(AtomicUsize::new(0));
+    let rss_max = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let pid = server.pid();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, url, next, failures, rss_warm, rss_max) =
+                (client.clone(), url.clone(), next.clone(), failures.clone(), rss_warm.clone(), rss_max.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total || started.elapsed() > budget {
+                        break;
+                    }
+                    // Mixed lengths: 1 to 48 words, 1 or 2 inputs per request.
+                    let words = 1 + (i * 7919) % 48;
+                    let n = 1 + i % 2;
+                    let inputs: Vec<String> = (0..n).map(|k| format!("{i}-{k} {}", "soak words ".repeat(words / 2))).collect();
+                    let body = json!({"inputs": inputs, "truncate": true});
+                    match client.post(&url).json(&body).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            r.bytes().await.unwrap();
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if i == warm_up {
+                        rss_warm.store(rss_kib(pid) as usize, Ordering::Relaxed);
+                    }
+                    if i % 500 == 0 {
+                        rss_max.fetch_max(rss_kib(pid) as usize, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let total = next.load(Ordering::Relaxed).min(total);
+    let warm = rss_warm.load(Ordering::Relaxed) as u64;
+    assert!(warm > 0, "the soak did not get past its warm-up ({total} requests in {seconds:.0} s)");
+    let end = rss_kib(pid);
+    let growth = (end as f64 - warm as f64) / warm as f64 * 100.0;
+    let figures = json!({
+        "test": "soak", "requests": total, "warm_up_requests": warm_up, "seconds": seconds.round(),
+        "rps": (total as f64 / seconds).round(), "failures": failures.load(Ordering::Relaxed),
+        "rss_after_warm_up_kib": warm, "rss_max_kib": rss_max.load(Ordering::Relaxed), "rss_end_kib": end,
+        "growth_after_warm_up_percent": (growth * 100.0).round() / 100.0,
+    });
+    println!("RELIABILITY {figures}");
+    eprintln!("RELIABILITY {figures}");
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "{figures}");
+    // The bound (5%) is asserted on the full 200k form; the CI form runs a few thousand
+    // requests, where allocator warm-up (a malloc arena per new blocking-pool thread) still moves
+    // RSS by ±15%, so it only catches gross leaks.
+    let limit = knob("RELIABILITY_SOAK_GROWTH_PERCENT", 25, 5) as f64;
+    assert!(growth < limit, "RSS grew {growth:.2}% after warm-up (limit {limit}%): {figures}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_under_load_repeated() {
+    let _serial = SERIAL.lock().await;
+    let rounds = knob("RELIABILITY_DRAINS", 20, 20);
+    let client = Client::new();
+    let mut total_ok = 0;
+    for round in 0..rounds {
+        let mut server = Server::start("all-MiniLM-L6-v2", &["--drain-delay", "300ms", "--shutdown-timeout", "10s"]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let lost = Arc::new(AtomicUsize::new(0));
+        let closed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (client, url, stop, ok, lost, closed_at) =
+                    (client.clone(), server.url("/embed"), stop.clone(), ok.clone(), lost.clone(), closed_at.clone());
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) && n < 5_000 {
+                        n += 1;
+                        let text = format!("drain {round}-{w}-{n}: {}", "words ".repeat(1 + n % 16));
+                        match client.post(&url).json(&json!({"inputs": text})).send().await {
+                            Ok(r) if r.status() == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => {
+                                eprintln!("round {round}: accepted request answered {}", r.status());
+                                lost.fetch_add(1, Ordering::Relaxed);
+                            }
+                            // Refused after the listener closed: never accepted. Before: lost.
+                            Err(e) => {
+                                if closed_at.lock().unwrap().is_none_or(|t| Instant::now() < t) {
+                                    eprintln!("round {round}: transport error before the listener closed: {e}");
+                                    lost.fetch_add(1, Ordering::Relaxed);
+                                }
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        *closed_at.lock().unwrap() = Some(Instant::now() + Duration::from_millis(250));
+        server.sigterm();
+        let status = server.wait_exit(Duration::from_secs(15)).expect("exits within the grace period");
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.await.unwrap();
+        }
+        assert!(status.success(), "round {round}: exit status {status:?}");
+        assert_eq!(lost.load(Ordering::Relaxed), 0, "round {round}: an accepted request was lost");
+        assert!(ok.load(Ordering::Relaxed) > 0, "round {round}: load was flowing");
+        assert!(server.wait_log("shut down cleanly", Duration::from_secs(2)), "round {round}");
+        total_ok += ok.load(Ordering::Relaxed);
+    }
+    let figures = json!({"test": "drain", "rounds": rounds, "ok_requests": total_ok, "lost": 0});
+    println!("RELIABILITY {figures}");
+    eprintln!("RELIABILITY {figures}");
+}
