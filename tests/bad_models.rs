@@ -7,20 +7,6 @@ use std::path::Path;
 
 use pipeserve::engine::{Engine, EngineConfig};
 use pipeserve::model::{DTypeSpec, Task};
-use tempfile::TempDir;
-
-/// A writable copy of a model folder.
-fn copy_of(model: &str) -> TempDir {
-    let src = common::model_dir(model);
-    let dir = tempfile::tempdir().unwrap();
-    for entry in fs::read_dir(&src).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-        }
-    }
-    dir
-}
 
 fn load_err(dir: &Path, task: Option<Task>) -> String {
     let config = EngineConfig { task, ..common::engine_config("tiny-bert-sentiment") };
@@ -49,15 +35,15 @@ fn missing_folder() {
 
 #[test]
 fn missing_files() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::remove_file(d.path().join("config.json")).unwrap();
     expect(d.path(), None, &["config.json is missing"]);
 
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::remove_file(d.path().join("model.safetensors")).unwrap();
     expect(d.path(), None, &["no weights", "model.safetensors"]);
 
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::remove_file(d.path().join("tokenizer.json")).unwrap();
     fs::remove_file(d.path().join("vocab.txt")).unwrap();
     expect(d.path(), None, &["no tokenizer", "tokenizer.json or vocab.txt"]);
@@ -65,7 +51,7 @@ fn missing_files() {
 
 #[test]
 fn tokenizer_json_falls_back_to_vocab_txt() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::remove_file(d.path().join("tokenizer.json")).unwrap();
     let config = EngineConfig { model: d.path().to_string_lossy().into_owned(), ..common::engine_config("tiny-bert-sentiment") };
     let with_vocab = Engine::load(&config).unwrap();
@@ -77,7 +63,7 @@ fn tokenizer_json_falls_back_to_vocab_txt() {
 
 #[test]
 fn corrupt_or_truncated_weights() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     let path = d.path().join("model.safetensors");
     let bytes = fs::read(&path).unwrap();
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -86,18 +72,18 @@ fn corrupt_or_truncated_weights() {
     fs::write(&path, b"this is not a safetensors file at all").unwrap();
     expect(d.path(), None, &["cannot read weights"]);
 
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::write(d.path().join("config.json"), "{ not json").unwrap();
     expect(d.path(), None, &["invalid", "config.json"]);
 
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::write(d.path().join("tokenizer.json"), "{\"version\": 1}").unwrap();
     expect(d.path(), None, &["invalid tokenizer", "tokenizer.json"]);
 }
 
 #[test]
 fn shapes_that_do_not_match_the_config() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     let path = d.path().join("config.json");
     let mut config: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     config["hidden_size"] = 64.into();
@@ -107,14 +93,14 @@ fn shapes_that_do_not_match_the_config() {
 
 #[test]
 fn a_missing_shard_is_named() {
-    let d = copy_of("tiny-bert-sharded");
+    let d = common::copy_of("tiny-bert-sharded");
     fs::remove_file(d.path().join("model-00002-of-00002.safetensors")).unwrap();
     expect(d.path(), None, &["model-00002-of-00002.safetensors", "missing"]);
 }
 
 #[test]
 fn unknown_architecture_and_unservable_tasks() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     let path = d.path().join("config.json");
     let mut config: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     config["model_type"] = "gpt2".into();
@@ -153,7 +139,7 @@ fn half_precision_embeddings_stay_close_to_f32() {
 
 #[test]
 fn a_tokenizer_from_another_model_is_named() {
-    let d = copy_of("tiny-bert-st");
+    let d = common::copy_of("tiny-bert-st");
     fs::remove_file(d.path().join("vocab.txt")).unwrap();
     fs::copy(common::model_dir("all-MiniLM-L6-v2").join("tokenizer.json"), d.path().join("tokenizer.json")).unwrap();
     expect(d.path(), None, &["tokenizer.json", "does not belong to this model", "30522 tokens", "vocab_size is 103"]);

@@ -9,19 +9,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tempfile::TempDir;
-
-fn copy_of(model: &str) -> TempDir {
-    let src = common::model_dir(model);
-    let dir = tempfile::tempdir().unwrap();
-    for entry in fs::read_dir(&src).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-        }
-    }
-    dir
-}
 
 /// Runs the binary to its exit (it must exit by itself) and returns its one-line reason.
 fn start_fails(model: &Path, extra: &[&str], needles: &[&str]) {
@@ -68,20 +55,20 @@ fn missing_folder() {
 
 #[test]
 fn a_file_instead_of_a_folder() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     start_fails(&d.path().join("config.json"), &[], &["is not a directory"]);
 }
 
 #[test]
 fn missing_weights() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::remove_file(d.path().join("model.safetensors")).unwrap();
     start_fails(d.path(), &[], &["no weights"]);
 }
 
 #[test]
 fn truncated_weights() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     let path = d.path().join("model.safetensors");
     let bytes = fs::read(&path).unwrap();
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -90,14 +77,14 @@ fn truncated_weights() {
 
 #[test]
 fn corrupt_weights() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::write(d.path().join("model.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00not json").unwrap();
     start_fails(d.path(), &[], &["cannot read weights"]);
 }
 
 #[test]
 fn a_tokenizer_from_another_model() {
-    let d = copy_of("tiny-bert-st");
+    let d = common::copy_of("tiny-bert-st");
     fs::remove_file(d.path().join("vocab.txt")).unwrap();
     fs::copy(common::model_dir("all-MiniLM-L6-v2").join("tokenizer.json"), d.path().join("tokenizer.json")).unwrap();
     start_fails(d.path(), &[], &["does not belong to this model"]);
@@ -105,7 +92,7 @@ fn a_tokenizer_from_another_model() {
 
 #[test]
 fn a_corrupt_tokenizer() {
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::write(d.path().join("tokenizer.json"), b"{\"model\": 42}").unwrap();
     start_fails(d.path(), &[], &["invalid tokenizer", "tokenizer.json"]);
 }
@@ -113,13 +100,13 @@ fn a_corrupt_tokenizer() {
 #[test]
 fn an_unreadable_folder() {
     // Root reads through permission bits, so make the read itself fail: config.json is a folder.
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::remove_file(d.path().join("config.json")).unwrap();
     fs::create_dir(d.path().join("config.json")).unwrap();
     start_fails(d.path(), &[], &["config.json"]);
     // Without root, a folder with no permissions.
     use std::os::unix::fs::PermissionsExt;
-    let d = copy_of("tiny-bert-sentiment");
+    let d = common::copy_of("tiny-bert-sentiment");
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o000)).unwrap();
     if fs::read_dir(d.path()).is_err() {
         start_fails(d.path(), &[], &[]);

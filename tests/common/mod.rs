@@ -27,6 +27,19 @@ pub fn model_dir(name: &str) -> PathBuf {
     committed
 }
 
+/// A writable copy of a model folder (its files, not its subfolders), for tests that break it.
+pub fn copy_of(model: &str) -> tempfile::TempDir {
+    let src = model_dir(model);
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
 pub fn engine_config(name: &str) -> EngineConfig {
     EngineConfig {
         model: model_dir(name).to_string_lossy().into_owned(),
