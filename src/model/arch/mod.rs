@@ -6,6 +6,7 @@
 //! are written with candle-nn on the Hugging Face tensor names, so fine-tuned checkpoints load unchanged.
 
 mod bert;
+mod gelu;
 mod heads;
 mod roberta;
 
@@ -56,7 +57,7 @@ impl Act {
 impl Module for Act {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Gelu => xs.gelu_erf(),
+            Self::Gelu => gelu::gelu_erf(xs),
             Self::GeluTanh => xs.gelu(),
             Self::Relu => xs.relu(),
             Self::Tanh => xs.tanh(),
