@@ -7,12 +7,20 @@ use pipeserve::app::App;
 use pipeserve::config::Config;
 use pipeserve::telemetry;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::parse();
+    // Before any thread exists: the math libraries read their thread settings from the environment.
+    pipeserve::threads::configure(config.model_threads);
     telemetry::init_logging(config.json_logs);
     tracing::info!(config = ?config, "starting pipeserve {}", env!("CARGO_PKG_VERSION"));
-    match run(config).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("pipeserve: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line naming the problem, for `kubectl logs` and for humans.
