@@ -49,8 +49,9 @@ skip() { printf 'SKIP %s\n' "$*"; SKIPPED+=("$*"); }
 run() {
   local name="$1"; shift
   local log; log="$(mktemp "$OUT/log.XXXXXX")"
-  if "$@" >"$log" 2>&1; then sed 's/^/    /' "$log" | tail -n "${SHOW_LINES:-8}"; pass "$name"
-  else sed 's/^/    /' "$log" | tail -n 60; fail "$name"; fi
+  # tail reads the file itself: `sed | tail -n 0` would end in SIGPIPE (exit 141 under pipefail).
+  if "$@" >"$log" 2>&1; then tail -n "${SHOW_LINES:-8}" "$log" | sed 's/^/    /'; pass "$name"
+  else tail -n 60 "$log" | sed 's/^/    /'; fail "$name"; fi
   rm -f "$log"
 }
 stage() { STAGE_NAME="$1"; STAGE_T0=$SECONDS; printf '\n== %s\n' "$1"; }
