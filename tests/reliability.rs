@@ -4,7 +4,8 @@
 //! `RELIABILITY {json}` lines (`cargo test --test reliability -- --nocapture`).
 //!
 //! Knobs: `RELIABILITY_OVERLOAD_SECS`, `RELIABILITY_SOAK_REQUESTS`, `RELIABILITY_SOAK_SECS` (time
-//! budget; CI 150), `RELIABILITY_DRAINS`,
+//! budget; CI 150), `RELIABILITY_SOAK_MODEL` (a folder name under models/ or tests/fixtures/models/;
+//! default all-MiniLM-L6-v2), `RELIABILITY_DRAINS`,
 //! `RELIABILITY_SOAK_GROWTH_PERCENT` (CI 25, full 5),
 //! `RELIABILITY_503_P99_MS` and `RELIABILITY_RECOVERY_MS`: the latency bounds asserted. The full
 //! form asserts the figures (5 ms, 1000 ms); the CI form, which shares two cores with
@@ -243,7 +244,8 @@ async fn memory_soak_of_mixed_lengths() {
     // A time budget as well, so a slow or shared CI machine stops early (the figures say how many ran).
     let budget = Duration::from_secs(knob("RELIABILITY_SOAK_SECS", 150, 7200));
     let warm_up = total / 10;
-    let server = Server::start("all-MiniLM-L6-v2", &[]);
+    let model = std::env::var("RELIABILITY_SOAK_MODEL").unwrap_or_else(|_| "all-MiniLM-L6-v2".to_owned());
+    let server = Server::start(&model, &[]);
     let url = server.url("/embed");
     let client = Client::new();
     let next = Arc::new(AtomicUsize::new(0));
@@ -295,7 +297,7 @@ async fn memory_soak_of_mixed_lengths() {
     let end = rss_kib(pid);
     let growth = (end as f64 - warm as f64) / warm as f64 * 100.0;
     let figures = json!({
-        "test": "soak", "requests": total, "warm_up_requests": warm_up, "seconds": seconds.round(),
+        "test": "soak", "model": model, "requests": total, "warm_up_requests": warm_up, "seconds": seconds.round(),
         "rps": (total as f64 / seconds).round(), "failures": failures.load(Ordering::Relaxed),
         "rss_after_warm_up_kib": warm, "rss_max_kib": rss_max.load(Ordering::Relaxed), "rss_end_kib": end,
         "growth_after_warm_up_percent": (growth * 100.0).round() / 100.0,
