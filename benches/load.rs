@@ -1,16 +1,25 @@
 //! Load benchmark: drives the real `pipeserve` binary over HTTP (loopback, bounded in time) and
-//! reports throughput and p50/p99 latency at concurrency 1, 8, 32, 128 for short (~10 tokens) and
-//! long (~128 tokens) inputs, with batching on and off.
+//! reports throughput and p50/p99 latency at concurrency 1, 8, 32, 128 for short (~10 tokens),
+//! long (~128 tokens) and mixed (alternating) inputs, under each batching policy, and the server's
+//! peak RSS. Before the servers start it measures, in this process and on the same cores, the
+//! references the serving numbers are held against: tokenization, one forward pass of one input,
+//! and the model-only throughput at the batch size the server uses. It renders throughput against
+//! p99 latency (one curve per policy) to a PNG.
 //!
-//! `cargo bench --bench load` (after `python3 scripts/fetch_models.py`). Environment:
-//! `BENCH_SECONDS` per cell (default 5), `BENCH_CONCURRENCY` (default "1,8,32,128"),
-//! `BENCH_MODES` (default "batching,no-batching"), `BENCH_MODEL`, `BENCH_ARGS` (extra server flags),
-//! `BENCH_JSON` (write results there as JSON lines).
+//! `cargo bench --bench load [--features mkl]` (after `python3 scripts/fetch_models.py`).
+//! Environment: `BENCH_SECONDS` per cell (default 5), `BENCH_CONCURRENCY` (default "1,8,32,128"),
+//! `BENCH_MODES` (default "fifo,length,no-batching"), `BENCH_INPUTS` (default "short,long,mixed"),
+//! `BENCH_MODEL`, `BENCH_ARGS` (extra server flags), `BENCH_JSON` (results as JSON lines),
+//! `BENCH_PLOT` (PNG path, default docs/load.png; empty: no plot), `BENCH_PLOT_INPUT` (the input
+//! kind plotted, default mixed), `BENCH_FONT` (a TTF for the plot's text, default DejaVu Sans).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pipeserve::engine::{Engine, EngineConfig};
+use pipeserve::model::ModelInput;
+use pipeserve::pipelines::Params;
 use serde_json::json;
 
 struct Server(Child, String);
@@ -38,6 +47,16 @@ impl Server {
         std::thread::spawn(move || for _ in lines {});
         Self(child, format!("http://{address}"))
     }
+
+    /// Peak resident memory of the server process so far, in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
 }
 
 impl Drop for Server {
@@ -55,21 +74,23 @@ struct Cell {
     p99: Duration,
 }
 
-async fn run_cell(base: &str, text: &str, concurrency: usize, seconds: f64) -> Cell {
+/// Closed-loop clients; client `c`'s `n`-th request sends `texts[(c + n) % texts.len()]`.
+async fn run_cell(base: &str, texts: &[String], concurrency: usize, seconds: f64) -> Cell {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
     let url = format!("{base}/embed");
-    let body = json!({"inputs": text}).to_string();
-    // Warm-up: a second of the same load.
+    let bodies: Vec<String> = texts.iter().map(|t| json!({"inputs": t}).to_string()).collect();
     let run = |duration: Duration| {
         let tasks: Vec<_> = (0..concurrency)
-            .map(|_| {
-                let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            .map(|c| {
+                let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
                 tokio::spawn(async move {
                     let end = Instant::now() + duration;
-                    let (mut lat, mut errors) = (Vec::new(), 0usize);
+                    let (mut lat, mut errors, mut n) = (Vec::new(), 0usize, c);
                     while Instant::now() < end {
+                        let body = bodies[n % bodies.len()].clone();
+                        n += 1;
                         let t = Instant::now();
-                        let r = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
+                        let r = client.post(&url).header("content-type", "application/json").body(body).send().await;
                         match r {
                             Ok(r) if r.status().is_success() => {
                                 let _ = r.bytes().await;
@@ -93,6 +114,7 @@ async fn run_cell(base: &str, text: &str, concurrency: usize, seconds: f64) -> C
             (all, errors)
         }
     };
+    // Warm-up: a second of the same load.
     run(Duration::from_secs(1)).await;
     let started = Instant::now();
     let (mut lat, errors) = run(Duration::from_secs_f64(seconds)).await;
@@ -102,7 +124,56 @@ async fn run_cell(base: &str, text: &str, concurrency: usize, seconds: f64) -> C
     Cell { requests: lat.len(), errors, seconds: elapsed, p50: pct(0.50), p99: pct(0.99) }
 }
 
+/// Median seconds of `f` over about `seconds`.
+fn median_secs(seconds: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < seconds || times.len() < 5 {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// In-process references for one input kind: tokenization, a batch-1 forward, and model-only
+/// inputs/s at `batch` inputs per forward.
+fn references(engine: &Engine, kind: &str, texts: &[String], batch: usize, seconds: f64) -> serde_json::Value {
+    let params = Params::default();
+    let encoded: Vec<_> = texts.iter().map(|t| engine.prepare(t, &params).expect("tokenize")).collect();
+    let tokens: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
+    let tokenize = median_secs(seconds / 4.0, || {
+        engine.prepare(&texts[0], &params).unwrap();
+    });
+    let one = [ModelInput { ids: &encoded[0].ids, type_ids: &encoded[0].type_ids }];
+    let forward_1 = median_secs(seconds / 4.0, || {
+        engine.model.forward(&one).unwrap();
+    });
+    let inputs: Vec<ModelInput<'_>> = (0..batch)
+        .map(|i| &encoded[i % encoded.len()])
+        .map(|e| ModelInput { ids: &e.ids, type_ids: &e.type_ids })
+        .collect();
+    let forward_batch = median_secs(seconds / 2.0, || {
+        engine.model.forward(&inputs).unwrap();
+    });
+    let line = json!({"reference": kind, "tokens": tokens, "tokenize_ms": tokenize * 1e3,
+        "forward_1_ms": forward_1 * 1e3, "batch": batch, "forward_batch_ms": forward_batch * 1e3,
+        "model_only_inputs_per_s": batch as f64 / forward_batch});
+    println!(
+        "| {kind} | {tokens:?} | {:.2} | {:.2} | {:.2} | {batch} | {:.1} |",
+        tokenize * 1e3,
+        forward_1 * 1e3,
+        (tokenize + forward_1) * 1e3,
+        batch as f64 / forward_batch
+    );
+    line
+}
+
 fn main() {
+    // The thread settings the server uses (src/threads.rs), before candle starts any thread.
+    pipeserve::threads::configure(0);
     let model = std::env::var("BENCH_MODEL").unwrap_or_else(|_| "models/all-MiniLM-L6-v2".into());
     let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let levels: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
@@ -110,9 +181,17 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "batching,no-batching".into());
+    let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "fifo,length,no-batching".into());
+    let kinds = std::env::var("BENCH_INPUTS").unwrap_or_else(|_| "short,long,mixed".into());
     let extra: Vec<String> = std::env::var("BENCH_ARGS").unwrap_or_default().split_whitespace().map(String::from).collect();
+    let plot_path = std::env::var("BENCH_PLOT").unwrap_or_else(|_| "docs/load.png".into());
+    let plot_input = std::env::var("BENCH_PLOT_INPUT").unwrap_or_else(|_| "mixed".into());
     let mut json_out = std::env::var("BENCH_JSON").ok().map(|p| std::fs::File::create(p).unwrap());
+    let mut emit = |line: serde_json::Value| {
+        if let Some(f) = json_out.as_mut() {
+            writeln!(f, "{line}").unwrap();
+        }
+    };
     // ~10 and ~128 tokens with [CLS]/[SEP] for the MiniLM tokenizer.
     let short = "The quick brown fox jumps over the dog.".to_string();
     let long = "Serving encoder models well means batching requests dynamically while keeping latency low. "
@@ -121,32 +200,139 @@ fn main() {
         .take(110)
         .collect::<Vec<_>>()
         .join(" ");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("load benchmark: {model}, {seconds} s per cell, loopback\n");
-    println!("| mode | input | concurrency | req/s | p50 ms | p99 ms | errors |");
+    let texts_of = |kind: &str| -> Vec<String> {
+        match kind {
+            "short" => vec![short.clone()],
+            "long" => vec![long.clone()],
+            "mixed" => vec![short.clone(), long.clone()],
+            other => panic!("unknown input kind {other}"),
+        }
+    };
+    let backend = if cfg!(feature = "mkl") { "mkl" } else { "gemm crate" };
+    println!("load benchmark: {model}, candle CPU matmul: {backend}, {seconds} s per cell, loopback\n");
+
+    // The server's batch size, for the model-only reference.
+    let batch = extra
+        .iter()
+        .position(|a| a == "--max-batch-size")
+        .and_then(|i| extra.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32usize);
+    {
+        let engine = Engine::load(&EngineConfig {
+            model: model.clone(),
+            task: None,
+            device: Default::default(),
+            dtype: Default::default(),
+            max_input_tokens: None,
+        })
+        .unwrap_or_else(|e| panic!("{e} (run python3 scripts/fetch_models.py)"));
+        println!("in-process references (same cores, no HTTP):\n");
+        println!("| input | tokens | tokenize ms | forward(1) ms | tokenize + forward(1) ms | batch | model-only inputs/s |");
+        println!("|---|---|---:|---:|---:|---:|---:|");
+        for kind in kinds.split(',') {
+            let line = references(&engine, kind, &texts_of(kind), batch, seconds);
+            emit(line);
+        }
+        println!();
+    }
+
+    println!("| policy | input | concurrency | req/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---:|---:|---:|---:|---:|");
+    let mut results: Vec<(String, String, usize, f64, f64)> = Vec::new();
+    let mut rss = Vec::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     for mode in modes.split(',') {
         let mut args = extra.clone();
-        if mode == "no-batching" {
-            args.extend(["--max-batch-size".to_string(), "1".to_string()]);
+        match mode {
+            "no-batching" => args.extend(["--max-batch-size".to_string(), "1".to_string()]),
+            policy => args.extend(["--batch-policy".to_string(), policy.to_string()]),
         }
         let server = Server::start(&model, &args);
-        for (kind, text) in [("short", &short), ("long", &long)] {
+        for kind in kinds.split(',') {
+            let texts = texts_of(kind);
             for &c in &levels {
-                let cell = runtime.block_on(run_cell(&server.1, text, c, seconds));
+                let cell = runtime.block_on(run_cell(&server.1, &texts, c, seconds));
                 let rps = cell.requests as f64 / cell.seconds;
-                println!(
-                    "| {mode} | {kind} | {c} | {rps:.1} | {:.1} | {:.1} | {} |",
-                    cell.p50.as_secs_f64() * 1e3,
-                    cell.p99.as_secs_f64() * 1e3,
-                    cell.errors
-                );
-                if let Some(f) = json_out.as_mut() {
-                    let line = json!({"mode": mode, "input": kind, "concurrency": c, "rps": rps,
-                        "p50_ms": cell.p50.as_secs_f64() * 1e3, "p99_ms": cell.p99.as_secs_f64() * 1e3, "errors": cell.errors});
-                    writeln!(f, "{line}").unwrap();
-                }
+                let (p50, p99) = (cell.p50.as_secs_f64() * 1e3, cell.p99.as_secs_f64() * 1e3);
+                println!("| {mode} | {kind} | {c} | {rps:.1} | {p50:.1} | {p99:.1} | {} |", cell.errors);
+                emit(json!({"mode": mode, "input": kind, "concurrency": c, "rps": rps,
+                    "p50_ms": p50, "p99_ms": p99, "errors": cell.errors}));
+                results.push((mode.to_string(), kind.to_string(), c, rps, p99));
             }
         }
+        rss.push((mode.to_string(), server.peak_rss_mib()));
+    }
+    let weights_mib = std::fs::metadata(format!("{model}/model.safetensors")).map_or(0.0, |m| m.len() as f64 / 1048576.0);
+    println!("\npeak RSS (VmHWM) per server, weights {weights_mib:.1} MiB, limit 1.3 × weights + 100 MB = {:.1} MiB:", 1.3 * weights_mib + 100e6 / 1048576.0);
+    for (mode, mib) in &rss {
+        println!("- {mode}: {mib:.1} MiB");
+        emit(json!({"rss_mode": mode, "peak_rss_mib": mib, "weights_mib": weights_mib}));
+    }
+    if !plot_path.is_empty() {
+        match plot::render(&plot_path, &plot_input, &results, &model) {
+            Ok(()) => println!("\nplot: {plot_path} ({plot_input} inputs)"),
+            Err(e) => println!("\nno plot: {e}"),
+        }
+    }
+}
+
+mod plot {
+    //! Throughput against p99 latency, one curve per policy, points in concurrency order.
+
+    use plotters::prelude::*;
+    use plotters::style::{register_font, FontStyle};
+
+    pub fn render(
+        path: &str,
+        input: &str,
+        results: &[(String, String, usize, f64, f64)],
+        model: &str,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let font = std::env::var("BENCH_FONT").unwrap_or_else(|_| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
+        let bytes = std::fs::read(&font).map_err(|e| format!("font {font}: {e} (set BENCH_FONT to a TTF)"))?;
+        register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
+            .map_err(|_| format!("font {font} is not a usable TTF"))?;
+        let points: Vec<_> = results.iter().filter(|r| r.1 == input).collect();
+        if points.is_empty() {
+            return Err(format!("no results for input {input}").into());
+        }
+        let max_rps = points.iter().map(|r| r.3).fold(1.0, f64::max) * 1.15;
+        let (min_p99, max_p99) = points.iter().fold((f64::MAX, 1.0f64), |(lo, hi), r| (lo.min(r.4), hi.max(r.4)));
+        let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let name = model.trim_end_matches('/').rsplit('/').next().unwrap_or(model);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("{name}, {input} inputs: throughput vs p99 latency"), ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d((min_p99 * 0.7..max_p99 * 1.4).log_scale(), 0.0..max_rps)?;
+        chart
+            .configure_mesh()
+            .x_desc("p99 latency (ms, log scale)")
+            .y_desc("throughput (requests/s)")
+            .label_style(("sans-serif", 15))
+            .draw()?;
+        let colors = [RED, BLUE, RGBColor(0, 150, 0), MAGENTA, CYAN];
+        let mut modes: Vec<&str> = points.iter().map(|r| r.0.as_str()).collect();
+        modes.dedup();
+        for (i, mode) in modes.iter().enumerate() {
+            let color: RGBColor = colors[i % colors.len()];
+            let mut curve: Vec<_> = points.iter().filter(|r| r.0 == *mode).collect();
+            curve.sort_by_key(|r| r.2);
+            chart
+                .draw_series(LineSeries::new(curve.iter().map(|r| (r.4, r.3)), color.stroke_width(2)))?
+                .label(*mode)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart.draw_series(curve.iter().map(|r| {
+                EmptyElement::at((r.4, r.3))
+                    + Circle::new((0, 0), 4, color.filled())
+                    + Text::new(format!("c={}", r.2), (6, -14), ("sans-serif", 13))
+            }))?;
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).draw()?;
+        root.present()?;
+        Ok(())
     }
 }

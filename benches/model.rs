@@ -1,26 +1,58 @@
 //! Micro-benchmark of the model step alone (no HTTP, no tokenizer): tokens/s of all-MiniLM-L6-v2's
 //! forward pass for batch 1, 8, 32 at 16 and 128 tokens.
 //!
-//! `cargo bench --bench model` (after `python3 scripts/fetch_models.py`). Environment:
-//! `BENCH_SECONDS` (per cell, default 3), `BENCH_MODEL` (default models/all-MiniLM-L6-v2).
+//! `cargo bench --bench model [--features mkl]` (after `python3 scripts/fetch_models.py`).
+//! Environment: `BENCH_SECONDS` (per cell, default 3), `BENCH_MODEL` (default
+//! models/all-MiniLM-L6-v2), `BENCH_BATCHES` (default "1,8,32"), `BENCH_TOKENS` (default "16,128"),
+//! `BENCH_DTYPE` (f32, f16, bf16; for a dtype other than f32 the bench also prints the cosine of
+//! its mean-pooled embeddings to f32's), `BENCH_DEVICE`.
 
 use std::time::{Duration, Instant};
 
 use pipeserve::engine::{Engine, EngineConfig};
-use pipeserve::model::{DTypeSpec, DeviceSpec, ModelInput};
+use pipeserve::model::{DTypeSpec, DeviceSpec, ModelInput, RawOutput};
+
+fn list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name).unwrap_or_else(|_| default.into()).split(',').filter_map(|s| s.trim().parse().ok()).collect()
+}
+
+/// Mean-pooled, L2-normalized embeddings from per-token hidden states.
+fn pooled(outputs: Vec<RawOutput>) -> Vec<Vec<f32>> {
+    outputs
+        .into_iter()
+        .map(|out| {
+            let RawOutput::Hidden(m) = out else { panic!("expected hidden states") };
+            let mut mean = vec![0f32; m.cols];
+            for row in m.iter_rows() {
+                mean.iter_mut().zip(row).for_each(|(a, b)| *a += b / m.rows as f32);
+            }
+            let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
+            mean.into_iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
 
 fn main() {
+    // The thread settings the server uses (src/threads.rs), before candle starts any thread.
+    pipeserve::threads::configure(0);
     let model = std::env::var("BENCH_MODEL").unwrap_or_else(|_| "models/all-MiniLM-L6-v2".into());
     let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let dtype: DTypeSpec = std::env::var("BENCH_DTYPE").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
     let device: DeviceSpec = std::env::var("BENCH_DEVICE").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
-    let engine = Engine::load(&EngineConfig { model: model.clone(), task: None, device, dtype, max_input_tokens: None })
-        .unwrap_or_else(|e| panic!("{e} (run python3 scripts/fetch_models.py)"));
+    let load = |dtype| {
+        Engine::load(&EngineConfig { model: model.clone(), task: None, device, dtype, max_input_tokens: None })
+            .unwrap_or_else(|e| panic!("{e} (run python3 scripts/fetch_models.py)"))
+    };
+    let engine = load(dtype);
+    let reference = (dtype != DTypeSpec::F32).then(|| load(DTypeSpec::F32));
+    let backend = if cfg!(feature = "mkl") { "mkl" } else { "gemm crate" };
+    println!("CPU matmul backend: {backend}, {} math threads", std::env::var("OMP_NUM_THREADS").or_else(|_| std::env::var("RAYON_NUM_THREADS")).unwrap_or_default());
     println!("model step of {model} on {device} ({dtype}), {seconds} s per cell\n");
     println!("| batch | tokens/input | batches/s | tokens/s | ms/batch |");
     println!("|---:|---:|---:|---:|---:|");
-    for tokens in [16usize, 128] {
-        for batch in [1usize, 8, 32] {
+    let mut worst_cosine = 1f32;
+    for tokens in list("BENCH_TOKENS", "16,128") {
+        for batch in list("BENCH_BATCHES", "1,8,32") {
             // [CLS] w w ... [SEP] with ordinary word ids, exactly `tokens` long.
             let ids: Vec<Vec<u32>> = (0..batch)
                 .map(|b| {
@@ -32,7 +64,13 @@ fn main() {
                 .collect();
             let types = vec![0u32; tokens];
             let inputs: Vec<ModelInput<'_>> = ids.iter().map(|i| ModelInput { ids: i, type_ids: &types }).collect();
-            engine.model.forward(&inputs).unwrap();
+            let first = engine.model.forward(&inputs).unwrap();
+            if let Some(reference) = &reference {
+                let want = pooled(reference.model.forward(&inputs).unwrap());
+                for (a, b) in want.iter().zip(pooled(first)) {
+                    worst_cosine = worst_cosine.min(a.iter().zip(&b).map(|(x, y)| x * y).sum());
+                }
+            }
             let started = Instant::now();
             let mut runs = 0u32;
             while started.elapsed() < Duration::from_secs_f64(seconds) || runs < 3 {
@@ -47,5 +85,8 @@ fn main() {
                 1000.0 / per_second
             );
         }
+    }
+    if reference.is_some() {
+        println!("\nlowest cosine of {dtype} mean-pooled embeddings to f32's: {worst_cosine:.6}");
     }
 }

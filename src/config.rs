@@ -113,6 +113,11 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub body_read_timeout: Duration,
 
+    /// Threads for the model's math on CPU (0: one per core). Sets `OMP_NUM_THREADS` (mkl build) or
+    /// `RAYON_NUM_THREADS` where those are not set; see src/threads.rs.
+    #[arg(long, env = "PIPESERVE_MODEL_THREADS", default_value_t = 0)]
+    pub model_threads: usize,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PIPESERVE_JSON_LOGS")]
     pub json_logs: bool,

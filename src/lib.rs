@@ -13,5 +13,6 @@ pub mod lifecycle;
 pub mod model;
 pub mod pipelines;
 pub mod telemetry;
+pub mod threads;
 pub mod tokenize;
 pub mod worker;

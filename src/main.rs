@@ -9,6 +9,8 @@ use pipeserve::telemetry;
 
 fn main() -> ExitCode {
     let config = Config::parse();
+    // Before any thread exists: the math libraries read their thread settings from the environment.
+    pipeserve::threads::configure(config.model_threads);
     // Blocking work (tokenization, post-processing, model loading) is CPU-bound: threads beyond a
     // few per core add no throughput, and each new one can take its own malloc arena, which grew
     // RSS by ~45% over a 5k-request soak with tokio's default of 512.

@@ -144,9 +144,10 @@ struct Embeddings {
 }
 
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    /// Query, key and value projections fused into one `hidden → 3 × hidden` matmul, with the
+    /// attention scale 1/√head_dim folded into the query rows at load time (one GEMM instead of
+    /// three, and no scaling pass over the `seq × seq` scores).
+    qkv: Linear,
     attention_out: Linear,
     attention_norm: LayerNorm,
     intermediate: Linear,
@@ -173,6 +174,7 @@ impl Bert {
         }
         let act = Act::parse(&cfg.hidden_act).map_err(candle_core::Error::msg)?;
         let h = cfg.hidden_size;
+        let scale = 1.0 / ((h / cfg.num_attention_heads) as f64).sqrt();
         let eps = cfg.layer_norm_eps;
         let embeddings = Embeddings {
             word: embedding(cfg.vocab_size, h, vb.pp(names.word))?,
@@ -183,10 +185,16 @@ impl Bert {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
                 let l = vb.pp(format!("{}.{i}", names.layers));
+                let (q, k, v) = (
+                    linear(h, h, l.pp(names.query))?,
+                    linear(h, h, l.pp(names.key))?,
+                    linear(h, h, l.pp(names.value))?,
+                );
+                let bias = |x: &Linear| x.bias().cloned().ok_or_else(|| candle_core::Error::msg("missing bias"));
+                let weight = Tensor::cat(&[(q.weight() * scale)?, k.weight().clone(), v.weight().clone()], 0)?;
+                let qkv_bias = Tensor::cat(&[(bias(&q)? * scale)?, bias(&k)?, bias(&v)?], 0)?;
                 Ok(Layer {
-                    query: linear(h, h, l.pp(names.query))?,
-                    key: linear(h, h, l.pp(names.key))?,
-                    value: linear(h, h, l.pp(names.value))?,
+                    qkv: Linear::new(weight, Some(qkv_bias)),
                     attention_out: linear(h, h, l.pp(names.attention_out))?,
                     attention_norm: layer_norm(h, eps, l.pp(names.attention_norm))?,
                     intermediate: linear(h, cfg.intermediate_size, l.pp(names.intermediate))?,
@@ -217,12 +225,16 @@ impl Bert {
 
     fn layer(&self, layer: &Layer, xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
         let (b, s, h) = xs.dims3()?;
-        let split = |t: Tensor| t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous();
-        let q = split(layer.query.forward(xs)?)?;
-        let k = split(layer.key.forward(xs)?)?;
-        let v = split(layer.value.forward(xs)?)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
+        // b × s × (3 · heads · head_dim) → 3 × b × heads × s × head_dim, in one copy.
+        let qkv = layer
+            .qkv
+            .forward(xs)?
+            .reshape((b, s, 3, self.heads, self.head_dim))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        // The scale is already in q (see `Layer::qkv`).
+        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
         let attended = layer.attention_norm.forward(&(layer.attention_out.forward(&context)? + xs)?)?;

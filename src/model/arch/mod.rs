@@ -7,6 +7,7 @@
 
 mod bert;
 mod deberta;
+mod gelu;
 mod heads;
 mod modernbert;
 mod roberta;
@@ -58,7 +59,7 @@ impl Act {
 impl Module for Act {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Gelu => xs.gelu_erf(),
+            Self::Gelu => gelu::gelu_erf(xs),
             Self::GeluTanh => xs.gelu(),
             Self::Relu => xs.relu(),
             Self::Tanh => xs.tanh(),

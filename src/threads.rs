@@ -1,0 +1,33 @@
+//! Threads for the model's math on CPU, set once at start-up before any library reads them.
+//!
+//! candle's CPU backend runs three kinds of workers: its own spinning pool and rayon's for
+//! element-wise ops and, in the `mkl` build, MKL's OpenMP team for matmuls, whose threads spin for
+//! 200 ms after each call by default. On a small machine these fight each other and the tokenizer
+//! for the same cores; measured on 2 vCPUs (docs/benchmarks.md), letting MKL alone go wide and
+//! yield at once is what keeps the model step close to its matmul time.
+//!
+//! These libraries only read environment variables, so this module sets them, and only where the
+//! operator has not: an explicit `OMP_NUM_THREADS`, `RAYON_NUM_THREADS` or `KMP_BLOCKTIME` wins.
+
+/// Sets the thread environment for `model_threads` math threads (0: one per core).
+/// Call it before any thread is started (first thing in `main`, before the async runtime).
+pub fn configure(model_threads: usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = if model_threads == 0 { cores } else { model_threads };
+    if cfg!(feature = "mkl") {
+        // Matmuls (most of the FLOPs) on MKL's team; candle's element-wise pools stay serial so
+        // they do not spin against it.
+        set_default("OMP_NUM_THREADS", n);
+        set_default("RAYON_NUM_THREADS", 1);
+        set_default("KMP_BLOCKTIME", 0);
+    } else {
+        // candle's own matmul (the gemm crate) and element-wise ops share its rayon-sized pools.
+        set_default("RAYON_NUM_THREADS", n);
+    }
+}
+
+fn set_default(name: &str, value: usize) {
+    if std::env::var_os(name).is_none() {
+        std::env::set_var(name, value.to_string());
+    }
+}
