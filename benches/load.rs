@@ -17,10 +17,16 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+use pipeserve::config::Config;
 use pipeserve::engine::{Engine, EngineConfig};
 use pipeserve::model::ModelInput;
 use pipeserve::pipelines::Params;
 use serde_json::json;
+
+/// The server's allocator (src/main.rs), for the in-process references.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Server(Child, String);
 
@@ -138,6 +144,14 @@ fn median_secs(seconds: f64, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+/// Inputs per batch the server forms from a full queue of `texts` (in turn): at most `size`, and
+/// at most `tokens` padded tokens (longest × count), like src/batching/queue.rs.
+fn server_batch(engine: &Engine, texts: &[String], size: usize, tokens: usize) -> usize {
+    let params = Params::default();
+    let longest = texts.iter().map(|t| engine.prepare(t, &params).expect("tokenize").ids.len()).max().unwrap_or(1);
+    size.min(tokens / longest).max(1)
+}
+
 /// In-process references for one input kind: tokenization, a batch-1 forward, and model-only
 /// inputs/s at `batch` inputs per forward.
 fn references(engine: &Engine, kind: &str, texts: &[String], batch: usize, seconds: f64) -> serde_json::Value {
@@ -211,13 +225,10 @@ fn main() {
     let backend = if cfg!(feature = "mkl") { "mkl" } else { "gemm crate" };
     println!("load benchmark: {model}, candle CPU matmul: {backend}, {seconds} s per cell, loopback\n");
 
-    // The server's batch size, for the model-only reference.
-    let batch = extra
-        .iter()
-        .position(|a| a == "--max-batch-size")
-        .and_then(|i| extra.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(32usize);
+    // The server's batching limits (its defaults, or BENCH_ARGS), for the model-only reference.
+    let limits = Config::try_parse_from(["pipeserve", "--model", model.as_str()].into_iter().chain(extra.iter().map(String::as_str)))
+        .expect("BENCH_ARGS are server flags")
+        .batching();
     {
         let engine = Engine::load(&EngineConfig {
             model: model.clone(),
@@ -231,7 +242,9 @@ fn main() {
         println!("| input | tokens | tokenize ms | forward(1) ms | tokenize + forward(1) ms | batch | model-only inputs/s |");
         println!("|---|---|---:|---:|---:|---:|---:|");
         for kind in kinds.split(',') {
-            let line = references(&engine, kind, &texts_of(kind), batch, seconds);
+            let texts = texts_of(kind);
+            let batch = server_batch(&engine, &texts, limits.max_batch_size, limits.max_batch_tokens);
+            let line = references(&engine, kind, &texts, batch, seconds);
             emit(line);
         }
         println!();

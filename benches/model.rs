@@ -9,6 +9,10 @@
 
 use std::time::{Duration, Instant};
 
+/// The server's allocator (src/main.rs), so the model step is measured as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use pipeserve::engine::{Engine, EngineConfig};
 use pipeserve::model::{DTypeSpec, DeviceSpec, ModelInput, RawOutput};
 

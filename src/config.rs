@@ -53,9 +53,11 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_MAX_BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_batch_size: u64,
 
-    /// Most padded tokens (longest input × inputs) in one batch; a longer single input still runs alone.
-    #[arg(long, env = "PIPESERVE_MAX_BATCH_TOKENS", default_value_t = 16384, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_batch_tokens: u64,
+    /// Most padded tokens (longest input × inputs) in one batch; a longer single input still runs
+    /// alone. Default: 2048 on CPU, where tokens/s flattens out by then and larger batches only
+    /// add memory and latency (docs/benchmarks.md), 16384 on a GPU.
+    #[arg(long, env = "PIPESERVE_MAX_BATCH_TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_batch_tokens: Option<u64>,
 
     /// Longest wait for batch-mates, counted from the oldest queued input (0 = run what is queued).
     #[arg(long, env = "PIPESERVE_MAX_WAIT", default_value = "2ms", value_parser = humantime::parse_duration)]
@@ -209,6 +211,15 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
+/// The token budget per batch when `--max-batch-tokens` is not given, picked from the model-step
+/// measurements in docs/benchmarks.md.
+pub fn default_batch_tokens(device: DeviceSpec) -> usize {
+    match device {
+        DeviceSpec::Cpu => 2048,
+        DeviceSpec::Cuda(_) => 16384,
+    }
+}
+
 /// Shutdown timings.
 #[derive(Debug, Clone, Copy)]
 pub struct LifecycleConfig {
@@ -231,7 +242,7 @@ impl Config {
     pub fn batching(&self) -> BatchingConfig {
         BatchingConfig {
             max_batch_size: self.max_batch_size as usize,
-            max_batch_tokens: self.max_batch_tokens as usize,
+            max_batch_tokens: self.max_batch_tokens.map_or_else(|| default_batch_tokens(self.device), |t| t as usize),
             max_wait: self.max_wait,
             max_queue: self.max_queue as usize,
             request_timeout: self.request_timeout,
@@ -378,6 +389,19 @@ mod tests {
         assert_eq!(t.endpoint.as_deref(), Some("http://c:4318/custom"));
         assert_eq!(tracing_of(&["--otlp-endpoint", "http://a:4317"], &[("OTEL_SDK_DISABLED", "true")]).endpoint, None);
         assert_eq!(tracing_of(&[], &[vars[0], ("OTEL_TRACES_EXPORTER", "none")]).endpoint, None);
+    }
+
+    #[test]
+    fn the_token_budget_defaults_by_device() {
+        let budget = |args: &[&str]| {
+            let mut argv = vec!["pipeserve", "--model", "m"];
+            argv.extend_from_slice(args);
+            Config::try_parse_from(argv).unwrap().batching().max_batch_tokens
+        };
+        assert_eq!(budget(&[]), 2048);
+        assert_eq!(budget(&["--device", "cuda:0"]), 16384);
+        assert_eq!(budget(&["--max-batch-tokens", "512"]), 512);
+        assert_eq!(budget(&["--device", "cuda:0", "--max-batch-tokens", "512"]), 512);
     }
 
     #[test]

@@ -7,6 +7,13 @@ use pipeserve::app::App;
 use pipeserve::config::Config;
 use pipeserve::telemetry;
 
+/// mimalloc instead of glibc malloc: the model step allocates and frees activation buffers of
+/// megabytes on every layer, which glibc hands back to the kernel (mmap/trim) and then faults in
+/// again; that cost 20-27% of the step on long batches (docs/benchmarks.md). mimalloc keeps and
+/// reuses them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = Config::parse();
     // Before any thread exists: the math libraries read their thread settings from the environment.

@@ -3,8 +3,11 @@
 //! candle's CPU backend runs three kinds of workers: its own spinning pool and rayon's for
 //! element-wise ops and, in the `mkl` build, MKL's OpenMP team for matmuls, whose threads spin for
 //! 200 ms after each call by default. On a small machine these fight each other and the tokenizer
-//! for the same cores; measured on 2 vCPUs (docs/benchmarks.md), letting MKL alone go wide and
-//! yield at once is what keeps the model step close to its matmul time.
+//! for the same cores. Measured on 2 vCPUs (docs/benchmarks.md): MKL alone goes wide, candle's
+//! element-wise ops stay on the calling thread, and MKL's threads spin for 1 ms after a call. With
+//! 0 ms every one of the hundreds of small per-head attention GEMMs in a batch wakes a sleeping
+//! thread (5-6x slower on short inputs); with the default 200 ms they keep spinning through
+//! tokenization and HTTP work that needs the core.
 //!
 //! These libraries only read environment variables, so this module sets them, and only where the
 //! operator has not: an explicit `OMP_NUM_THREADS`, `RAYON_NUM_THREADS` or `KMP_BLOCKTIME` wins.
@@ -19,7 +22,7 @@ pub fn configure(model_threads: usize) {
         // they do not spin against it.
         set_default("OMP_NUM_THREADS", n);
         set_default("RAYON_NUM_THREADS", 1);
-        set_default("KMP_BLOCKTIME", 0);
+        set_default("KMP_BLOCKTIME", 1);
     } else {
         // candle's own matmul (the gemm crate) and element-wise ops share its rayon-sized pools.
         set_default("RAYON_NUM_THREADS", n);

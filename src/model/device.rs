@@ -94,20 +94,6 @@ impl fmt::Display for DTypeSpec {
     }
 }
 
-impl DTypeSpec {
-    /// Whether this build can run the dtype on `device`: candle's MKL matmul (the `mkl` feature)
-    /// has kernels for f16, f32 and f64 only, so bf16 on CPU would fail at the first matmul.
-    pub fn check(self, device: DeviceSpec) -> Result<(), LoadError> {
-        if cfg!(feature = "mkl") && self == Self::BF16 && device == DeviceSpec::Cpu {
-            return Err(LoadError::Device {
-                device: device.to_string(),
-                reason: "bf16 has no CPU matmul in the mkl build (candle's MKL backend); use f32, or a build without mkl".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
 impl From<DTypeSpec> for DType {
     fn from(d: DTypeSpec) -> Self {
         match d {

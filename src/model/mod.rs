@@ -91,7 +91,6 @@ impl Model {
         let config: HfConfig = serde_json::from_value(raw.clone())
             .map_err(|e| LoadError::BadConfig { path: files.config.clone(), reason: e.to_string() })?;
         let task = resolve_task(task, &config)?;
-        dtype_spec.check(device_spec)?;
         let device = device_spec.open()?;
         let weights = Weights::read(&files.weights)?;
         let network = arch::load(&config, &raw, weights, task, DType::from(dtype_spec), &device)?;
