@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 #
-# pipeserve container images. One Dockerfile, four knobs (all build arguments):
+# pipeserve container images. One Dockerfile, five knobs (all build arguments):
 #
 #   VARIANT        cpu (default) | cuda    which toolchain builds the binary and which base runs it
+#   MKL            1 (default) | 0         cpu on x86-64: link Intel MKL for the matmuls (faster;
+#                                          docs/benchmarks.md)
 #   BINARY_SOURCE  build (default) | prebuilt
 #                  build: compile inside the builder image (what users run);
 #                  prebuilt: copy PREBUILT_BINARY from the build context instead (CI builds on the
@@ -38,14 +40,29 @@ ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 # unused stages).
 # ---------------------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS build-cpu
+# On x86-64 the binary links Intel MKL statically (the `mkl` feature; scripts/mkl.sh fetches the
+# pinned, sha256-checked wheels from PyPI, so the build needs PyPI as well as crates.io). MKL=0,
+# or any other architecture, builds with candle's own matmul. The runtime image needs no Intel
+# library either way.
+ARG MKL=1
+ARG TARGETARCH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3-pip \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY scripts/mkl.sh scripts/
 COPY src ./src
 # Cache mounts keep the registry and incremental objects between builds; the binary is copied
 # out because the target dir lives only in the cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
+    features=(); \
+    if [[ "$MKL" == 1 && "${TARGETARCH:-amd64}" == amd64 ]]; then \
+        eval "$(scripts/mkl.sh)" && features=(--features mkl); \
+    fi \
+    && cargo build --release --locked "${features[@]}" \
     && cp target/release/pipeserve /pipeserve
 
 FROM nvidia/cuda:${CUDA_VERSION}-devel-${CUDA_UBUNTU} AS build-cuda

@@ -24,6 +24,9 @@ use pipeserve::model::ModelInput;
 use pipeserve::pipelines::Params;
 use serde_json::json;
 
+#[path = "support/ceiling.rs"]
+mod ceiling;
+
 /// The server's allocator (src/main.rs), for the in-process references.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -55,11 +58,12 @@ impl Server {
     }
 
     /// Peak resident memory of the server process so far, in MiB.
-    fn peak_rss_mib(&self) -> f64 {
+    /// `VmHWM` (peak since start, model loading included) or `VmRSS` (now), in MiB.
+    fn memory_mib(&self, field: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(0.0, |kb| kb / 1024.0)
     }
@@ -211,7 +215,7 @@ fn main() {
     let long = "Serving encoder models well means batching requests dynamically while keeping latency low. "
         .repeat(9)
         .split_whitespace()
-        .take(110)
+        .take(86)
         .collect::<Vec<_>>()
         .join(" ");
     let texts_of = |kind: &str| -> Vec<String> {
@@ -229,6 +233,8 @@ fn main() {
     let limits = Config::try_parse_from(["pipeserve", "--model", model.as_str()].into_iter().chain(extra.iter().map(String::as_str)))
         .expect("BENCH_ARGS are server flags")
         .batching();
+    let mut refs: Vec<(String, serde_json::Value)> = Vec::new();
+    let peak_gflops;
     {
         let engine = Engine::load(&EngineConfig {
             model: model.clone(),
@@ -245,14 +251,18 @@ fn main() {
             let texts = texts_of(kind);
             let batch = server_batch(&engine, &texts, limits.max_batch_size, limits.max_batch_tokens);
             let line = references(&engine, kind, &texts, batch, seconds);
+            refs.push((kind.to_string(), line.clone()));
             emit(line);
         }
         println!();
+        peak_gflops = ceiling::f32_peak(seconds / 4.0);
+        println!("f32 matmul peak in this run (best of the model's shapes): {peak_gflops:.1} GFLOP/s\n");
+        emit(json!({"f32_peak_gflops": peak_gflops}));
     }
 
     println!("| policy | input | concurrency | req/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---:|---:|---:|---:|---:|");
-    let mut results: Vec<(String, String, usize, f64, f64)> = Vec::new();
+    let mut results: Vec<(String, String, usize, f64, f64, f64)> = Vec::new();
     let mut rss = Vec::new();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     for mode in modes.split(',') {
@@ -262,6 +272,9 @@ fn main() {
             policy => args.extend(["--batch-policy".to_string(), policy.to_string()]),
         }
         let server = Server::start(&model, &args);
+        // Resident memory while serving: sampled right after each cell (allocators keep what the
+        // cell's batches used), as opposed to VmHWM, which also holds the model-loading peak.
+        let mut serving_rss = 0f64;
         for kind in kinds.split(',') {
             let texts = texts_of(kind);
             for &c in &levels {
@@ -271,22 +284,73 @@ fn main() {
                 println!("| {mode} | {kind} | {c} | {rps:.1} | {p50:.1} | {p99:.1} | {} |", cell.errors);
                 emit(json!({"mode": mode, "input": kind, "concurrency": c, "rps": rps,
                     "p50_ms": p50, "p99_ms": p99, "errors": cell.errors}));
-                results.push((mode.to_string(), kind.to_string(), c, rps, p99));
+                results.push((mode.to_string(), kind.to_string(), c, rps, p99, p50));
+                serving_rss = serving_rss.max(server.memory_mib("VmRSS"));
             }
         }
-        rss.push((mode.to_string(), server.peak_rss_mib()));
+        rss.push((mode.to_string(), server.memory_mib("VmHWM"), serving_rss));
     }
     let weights_mib = std::fs::metadata(format!("{model}/model.safetensors")).map_or(0.0, |m| m.len() as f64 / 1048576.0);
-    println!("\npeak RSS (VmHWM) per server, weights {weights_mib:.1} MiB, limit 1.3 × weights + 100 MB = {:.1} MiB:", 1.3 * weights_mib + 100e6 / 1048576.0);
-    for (mode, mib) in &rss {
-        println!("- {mode}: {mib:.1} MiB");
-        emit(json!({"rss_mode": mode, "peak_rss_mib": mib, "weights_mib": weights_mib}));
+    println!("\nmemory per server, weights {weights_mib:.1} MiB, limit 1.3 × weights + 100 MB = {:.1} MiB:", 1.3 * weights_mib + 100e6 / 1048576.0);
+    for (mode, peak, serving) in &rss {
+        println!("- {mode}: largest RSS after a cell {serving:.1} MiB; VmHWM (with model loading) {peak:.1} MiB");
+        emit(json!({"rss_mode": mode, "peak_rss_mib": peak, "serving_rss_mib": serving, "weights_mib": weights_mib}));
     }
+    let limit_mib = 1.3 * weights_mib + 100e6 / 1048576.0;
+    targets(&refs, &results, &rss, peak_gflops, &ceiling::read_config(&model), limit_mib);
     if !plot_path.is_empty() {
         match plot::render(&plot_path, &plot_input, &results, &model) {
             Ok(()) => println!("\nplot: {plot_path} ({plot_input} inputs)"),
             Err(e) => println!("\nno plot: {e}"),
         }
+    }
+}
+
+/// The performance issue's targets, each held against references measured in this same run.
+fn targets(
+    refs: &[(String, serde_json::Value)],
+    results: &[(String, String, usize, f64, f64, f64)],
+    rss: &[(String, f64, f64)],
+    peak_gflops: f64,
+    config: &serde_json::Value,
+    limit_mib: f64,
+) {
+    let reference = |kind: &str| refs.iter().find(|r| r.0 == kind).map(|r| &r.1);
+    let cell = |mode: &str, kind: &str, c: usize| results.iter().find(|r| r.0 == mode && r.1 == kind && r.2 == c);
+    let verdict = |ok: bool| if ok { "met" } else { "not met" };
+    println!("\ntargets (every ratio against references from this run):\n");
+    println!("| target | measured | bound | |");
+    println!("|---|---|---|---|");
+    for (kind, r) in refs {
+        let model_only = r["model_only_inputs_per_s"].as_f64().unwrap_or(0.0);
+        for mode in ["fifo", "length"] {
+            if let Some(cell) = cell(mode, kind, 32) {
+                let ratio = cell.3 / model_only * 100.0;
+                println!("| serving / model-only at c=32, {kind}, {mode} | {:.1} / {model_only:.1} inputs/s = {ratio:.0}% | ≥ 85% | {} |", cell.3, verdict(ratio >= 85.0));
+            }
+        }
+    }
+    if let Some(long) = reference("long") {
+        let tokens = long["tokens"][0].as_u64().unwrap_or(0) as usize;
+        let ceiling = peak_gflops * 1e9 / ceiling::flops_per_token(config, tokens);
+        for mode in ["fifo", "length"] {
+            if let Some(cell) = cell(mode, "long", 32) {
+                let rate = cell.3 * tokens as f64;
+                let share = rate / ceiling * 100.0;
+                println!("| long ({tokens} tokens) at c=32 vs the f32 ceiling, {mode} | {rate:.0} / {ceiling:.0} tokens/s = {share:.0}% | ≥ 50% | {} |", verdict(share >= 50.0));
+            }
+        }
+    }
+    // Mixed cells alternate input lengths, so only the uniform inputs have one reference time.
+    for (kind, r) in refs.iter().filter(|r| r.0 != "mixed") {
+        let reference_ms = r["tokenize_ms"].as_f64().unwrap_or(0.0) + r["forward_1_ms"].as_f64().unwrap_or(0.0);
+        if let Some(cell) = cell("fifo", kind, 1) {
+            let over = (cell.5 / reference_ms - 1.0) * 100.0;
+            println!("| p50 at c=1 vs tokenize + forward(1), {kind} | {:.2} / {reference_ms:.2} ms = {over:+.0}% | ≤ +10% | {} |", cell.5, verdict(over <= 10.0));
+        }
+    }
+    for (mode, peak, serving) in rss {
+        println!("| RSS while serving, {mode} | {serving:.1} MiB (VmHWM {peak:.1}) | ≤ {limit_mib:.1} MiB | {} |", verdict(*serving <= limit_mib));
     }
 }
 
@@ -299,7 +363,7 @@ mod plot {
     pub fn render(
         path: &str,
         input: &str,
-        results: &[(String, String, usize, f64, f64)],
+        results: &[(String, String, usize, f64, f64, f64)],
         model: &str,
     ) -> Result<(), Box<dyn std::error::Error>> {
         let font = std::env::var("BENCH_FONT").unwrap_or_else(|_| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());

@@ -60,8 +60,11 @@ pub struct Config {
     pub max_batch_tokens: Option<u64>,
 
     /// Longest wait for batch-mates, counted from the oldest queued input (0 = run what is queued).
-    #[arg(long, env = "PIPESERVE_MAX_WAIT", default_value = "2ms", value_parser = humantime::parse_duration)]
-    pub max_wait: Duration,
+    /// Batches gather while the worker is busy either way. Default: 0 on CPU, where a batch of one
+    /// is already half as efficient as a full one and waiting only added latency in the load
+    /// benchmark (docs/benchmarks.md), 2ms on a GPU.
+    #[arg(long, env = "PIPESERVE_MAX_WAIT", value_parser = humantime::parse_duration)]
+    pub max_wait: Option<Duration>,
 
     /// Most inputs waiting in the queue; above it requests get 503 with Retry-After at once.
     #[arg(long, env = "PIPESERVE_MAX_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
@@ -220,6 +223,15 @@ pub fn default_batch_tokens(device: DeviceSpec) -> usize {
     }
 }
 
+/// The batching deadline when `--max-wait` is not given, picked from the load benchmark in
+/// docs/benchmarks.md.
+pub fn default_max_wait(device: DeviceSpec) -> Duration {
+    match device {
+        DeviceSpec::Cpu => Duration::ZERO,
+        DeviceSpec::Cuda(_) => Duration::from_millis(2),
+    }
+}
+
 /// Shutdown timings.
 #[derive(Debug, Clone, Copy)]
 pub struct LifecycleConfig {
@@ -243,7 +255,7 @@ impl Config {
         BatchingConfig {
             max_batch_size: self.max_batch_size as usize,
             max_batch_tokens: self.max_batch_tokens.map_or_else(|| default_batch_tokens(self.device), |t| t as usize),
-            max_wait: self.max_wait,
+            max_wait: self.max_wait.unwrap_or_else(|| default_max_wait(self.device)),
             max_queue: self.max_queue as usize,
             request_timeout: self.request_timeout,
             max_client_batch_size: self.max_client_batch_size as usize,
@@ -392,23 +404,26 @@ mod tests {
     }
 
     #[test]
-    fn the_token_budget_defaults_by_device() {
-        let budget = |args: &[&str]| {
+    fn the_token_budget_and_deadline_default_by_device() {
+        let batching = |args: &[&str]| {
             let mut argv = vec!["pipeserve", "--model", "m"];
             argv.extend_from_slice(args);
-            Config::try_parse_from(argv).unwrap().batching().max_batch_tokens
+            Config::try_parse_from(argv).unwrap().batching()
         };
-        assert_eq!(budget(&[]), 2048);
-        assert_eq!(budget(&["--device", "cuda:0"]), 16384);
-        assert_eq!(budget(&["--max-batch-tokens", "512"]), 512);
-        assert_eq!(budget(&["--device", "cuda:0", "--max-batch-tokens", "512"]), 512);
+        let cpu = batching(&[]);
+        assert_eq!((cpu.max_batch_tokens, cpu.max_wait), (2048, Duration::ZERO));
+        let gpu = batching(&["--device", "cuda:0"]);
+        assert_eq!((gpu.max_batch_tokens, gpu.max_wait), (16384, Duration::from_millis(2)));
+        let set = batching(&["--device", "cuda:0", "--max-batch-tokens", "512", "--max-wait", "0ms"]);
+        assert_eq!((set.max_batch_tokens, set.max_wait), (512, Duration::ZERO));
+        assert_eq!(batching(&["--max-wait", "7ms"]).max_wait, Duration::from_millis(7));
     }
 
     #[test]
     fn flags_parse_with_defaults() {
         let c = Config::try_parse_from(["pipeserve", "--model", "m", "--max-wait", "5ms", "--batch-policy", "length"])
             .unwrap();
-        assert_eq!(c.max_wait, Duration::from_millis(5));
+        assert_eq!(c.batching().max_wait, Duration::from_millis(5));
         assert_eq!(c.batch_policy, BatchPolicy::Length);
         assert_eq!(c.port, 8000);
         assert_eq!(c.request_timeout, Duration::from_secs(30));

@@ -23,7 +23,10 @@ impl Server {
     /// shell are not inherited: only `env` turns tracing on.
     pub fn start_with_env(model: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = super::model_dir(model);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pipeserve"));
+        // TEST_SERVER_BIN runs another build of the server (e.g. the release `mkl` build for the
+        // long soak of docs/reliability.md); by default, the binary this test run built.
+        let binary = std::env::var("TEST_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pipeserve").to_owned());
+        let mut command = Command::new(binary);
         for (name, _) in std::env::vars() {
             if name.starts_with("OTEL_") || name.starts_with("PIPESERVE_") {
                 command.env_remove(name);
