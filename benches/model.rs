@@ -15,6 +15,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use pipeserve::engine::{Engine, EngineConfig};
 use pipeserve::model::{DTypeSpec, DeviceSpec, ModelInput, RawOutput};
+use pipeserve::pipelines::feature_extraction::embed;
+use pipeserve::pipelines::Pooling;
 
 fn list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name).unwrap_or_else(|_| default.into()).split(',').filter_map(|s| s.trim().parse().ok()).collect()
@@ -26,12 +28,7 @@ fn pooled(outputs: Vec<RawOutput>) -> Vec<Vec<f32>> {
         .into_iter()
         .map(|out| {
             let RawOutput::Hidden(m) = out else { panic!("expected hidden states") };
-            let mut mean = vec![0f32; m.cols];
-            for row in m.iter_rows() {
-                mean.iter_mut().zip(row).for_each(|(a, b)| *a += b / m.rows as f32);
-            }
-            let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
-            mean.into_iter().map(|x| x / norm).collect()
+            embed(&m, Pooling::Mean, true)
         })
         .collect()
 }

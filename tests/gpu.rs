@@ -4,7 +4,8 @@
 
 use pipeserve::engine::{Engine, EngineConfig};
 use pipeserve::model::{DTypeSpec, DeviceSpec, ModelInput, RawOutput};
-use pipeserve::pipelines::Params;
+use pipeserve::pipelines::feature_extraction::embed;
+use pipeserve::pipelines::{Params, Pooling};
 
 const MODEL: &str = "models/all-MiniLM-L6-v2";
 
@@ -31,12 +32,7 @@ fn embeddings(engine: &Engine, texts: &[&str]) -> Vec<Vec<f32>> {
         .into_iter()
         .map(|out| {
             let RawOutput::Hidden(m) = out else { panic!("expected hidden states") };
-            let mut mean = vec![0f32; m.cols];
-            for row in m.iter_rows() {
-                mean.iter_mut().zip(row).for_each(|(a, b)| *a += b / m.rows as f32);
-            }
-            let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
-            mean.into_iter().map(|x| x / norm).collect()
+            embed(&m, Pooling::Mean, true)
         })
         .collect()
 }
