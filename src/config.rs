@@ -15,9 +15,10 @@ use crate::model::{DTypeSpec, DeviceSpec, Task};
 #[serde(rename_all = "lowercase")]
 pub enum BatchPolicy {
     /// Oldest first.
-    #[default]
     Fifo,
-    /// The oldest input plus those closest to it in length, to cut padding.
+    /// The oldest input plus those closest to it in length, to cut padding. The default: as fast
+    /// as fifo on inputs of one length, up to 1.9x faster on mixed lengths (docs/benchmarks.md).
+    #[default]
     Length,
 }
 
@@ -79,7 +80,7 @@ pub struct Config {
     pub max_client_batch_size: u64,
 
     /// Batch formation policy.
-    #[arg(long, env = "PIPESERVE_BATCH_POLICY", value_enum, default_value_t = BatchPolicy::Fifo)]
+    #[arg(long, env = "PIPESERVE_BATCH_POLICY", value_enum, default_value_t = BatchPolicy::Length)]
     pub batch_policy: BatchPolicy,
 
     /// After SIGTERM: how long to keep serving while not ready, so load balancers stop sending.
