@@ -35,8 +35,8 @@ pub enum ApiError {
     Params(#[from] ParamError),
     #[error("too many inputs: {count} in one request, the limit is {max}")]
     TooManyInputs { count: usize, max: usize },
-    #[error("request body is larger than the limit")]
-    PayloadTooLarge,
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
     #[error("the request body did not arrive within {}", humantime::format_duration(*.0))]
     BodyTimeout(std::time::Duration),
     #[error("{0}")]
@@ -60,7 +60,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) | Self::Input(_) | Self::Params(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyInputs { .. } | Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyInputs { .. } | Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -75,7 +75,7 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Validation(_) | Self::Input(_) | Self::Params(_) => "validation",
             Self::TooManyInputs { .. } => "too_many_inputs",
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge(_) => "payload_too_large",
             Self::BodyTimeout(_) => "body_timeout",
             Self::Unauthorized(_) => "unauthorized",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",

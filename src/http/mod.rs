@@ -16,7 +16,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -41,8 +40,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 9. API key → 401, when `--api-key` is set (before shedding, so strangers never see our load);
 /// 10. load shedding → 503 at once when the queue is full;
 /// 11. timeout → 504;
-/// 12. body limit → 413;
-/// 13. body read timeout → 408 (the body is read here, under the limit above).
+/// 12. the body read whole: over the limit → 413 (after draining it, so the client sees the 413),
+///     not all there within the body read timeout → 408.
 pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
     let mut inference = Router::new()
         .route("/", post(handlers::raw_text))
@@ -62,9 +61,10 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
             .layer(from_fn_with_state(shed, layers::shed::layer))
             .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
             .layer(DefaultBodyLimit::disable())
-            .layer(RequestBodyLimitLayer::new(config.body_limit))
-            .map_request(|request: Request<_>| request.map(axum::body::Body::new))
-            .layer(from_fn_with_state(config.body_read_timeout, layers::body_timeout::layer)),
+            .layer(from_fn_with_state(
+                layers::body::BodyPolicy { limit: config.body_limit, read_timeout: config.body_read_timeout },
+                layers::body::layer,
+            )),
     );
     let operational = Router::new()
         .route("/info", get(handlers::info))

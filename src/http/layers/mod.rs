@@ -2,7 +2,7 @@
 
 pub mod access_log;
 pub mod auth;
-pub mod body_timeout;
+pub mod body;
 pub mod error_body;
 pub mod panic;
 pub mod request_metrics;

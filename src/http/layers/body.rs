@@ -1,0 +1,101 @@
+//! The request body, read whole before anything else sees the request (the handlers buffer it
+//! anyway), under two bounds:
+//! - size: past `--body-limit` the request ends with 413;
+//! - time: the body must arrive within `--body-read-timeout` of the headers, or the request ends
+//!   with 408, so a client trickling its body cannot hold a connection and a handler.
+//!
+//! An oversized body is read to its end and thrown away before the 413 leaves (up to
+//! [`DRAIN_LIMIT`] and the read deadline), the way nginx's lingering close does. Answering early
+//! and closing with the rest of the body unread makes the kernel reset the connection, and the
+//! client, still writing, sees a broken pipe instead of the 413. tower-http's body limit answers
+//! early on a large `Content-Length`, which is why the limit is kept here and not there.
+//! The exception is a client that sent `Expect: 100-continue` and is waiting for the go-ahead
+//! before it sends its body: it gets the 413 at once and never sends the body.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use tokio::time::{timeout_at, Instant};
+
+use crate::http::error::ApiError;
+
+/// Most bytes of an oversized body read and thrown away so that its client sees the 413; a
+/// declared length above it is refused at once and the connection closed.
+pub const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPolicy {
+    pub limit: usize,
+    pub read_timeout: Duration,
+}
+
+pub async fn layer(State(policy): State<BodyPolicy>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let declared = content_length(&parts.headers);
+    if declared.is_some_and(|n| n > policy.limit) && (expects_continue(&parts.headers) || declared > Some(DRAIN_LIMIT)) {
+        return too_large_and_close(policy.limit);
+    }
+    let deadline = Instant::now() + policy.read_timeout;
+    match read(body, declared, policy.limit, deadline).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Err(Failure::TooLarge { drained: true }) => ApiError::PayloadTooLarge(policy.limit).into_response(),
+        Err(Failure::TooLarge { drained: false }) => too_large_and_close(policy.limit),
+        Err(Failure::Broken) => ApiError::BadRequest("the request body could not be read".into()).into_response(),
+        Err(Failure::Late) => ApiError::BodyTimeout(policy.read_timeout).into_response(),
+    }
+}
+
+enum Failure {
+    /// Over the limit; `drained` when the rest of the body was read, so the connection is clean.
+    TooLarge { drained: bool },
+    Broken,
+    Late,
+}
+
+/// Reads the body frame by frame: kept while under `limit`, counted and dropped past it.
+async fn read(mut body: Body, declared: Option<usize>, limit: usize, deadline: Instant) -> Result<Bytes, Failure> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let over = seen > limit || declared.is_some_and(|n| n > limit);
+        let frame = match timeout_at(deadline, body.frame()).await {
+            Ok(None) if over => return Err(Failure::TooLarge { drained: true }),
+            Ok(None) => return Ok(kept.into()),
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(_))) | Err(_) if over => return Err(Failure::TooLarge { drained: false }),
+            Ok(Some(Err(_))) => return Err(Failure::Broken),
+            Err(_) => return Err(Failure::Late),
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen > DRAIN_LIMIT {
+            return Err(Failure::TooLarge { drained: false });
+        }
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else {
+            kept = Vec::new();
+        }
+    }
+}
+
+/// A 413 after which the connection is closed: the body was not (all) read, so it cannot carry
+/// another request.
+fn too_large_and_close(limit: usize) -> Response {
+    let mut response = ApiError::PayloadTooLarge(limit).into_response();
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers.get(header::EXPECT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+}
