@@ -102,4 +102,5 @@ pub fn max_abs_diff(a: &Value, b: &Value) -> f64 {
         }
     }
 }
+pub mod load;
 pub mod server;
