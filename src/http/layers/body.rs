@@ -26,7 +26,7 @@ use crate::http::error::ApiError;
 
 /// Most bytes of an oversized body read and thrown away so that its client sees the 413; a
 /// declared length above it is refused at once and the connection closed.
-pub const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BodyPolicy {

@@ -1,6 +1,6 @@
 //! Every error response leaves in one shape, `{"error", "error_type", "request_id"}`:
 //! - our own JSON errors get the request id stamped in;
-//! - other error bodies (body-limit 413, unknown route 404, method 405, ...) are rewrapped;
+//! - other error bodies (unknown route 404, method 405, ...) are rewrapped;
 //! - a 5xx body that is not ours is replaced by a generic message (its text goes to the log),
 //!   so no path, panic text or backtrace ever reaches a client.
 
