@@ -77,7 +77,7 @@ def structural_errors(dash: dict) -> list[str]:
         for t in p.get("targets", []):
             if not t.get("expr") or not t.get("refId"):
                 errors.append(f"panel {p.get('title')!r}: target without expr/refId")
-            for var in ("$namespace", "$pod"):
+            for var in ("$namespace", "$job", "$pod"):
                 if var.strip("$") in variables and var not in t.get("expr", ""):
                     errors.append(f"panel {p.get('title')!r}: query ignores {var}")
     return errors

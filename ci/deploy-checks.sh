@@ -150,10 +150,10 @@ for f in "$OUT"/rendered/*.yaml; do
       kubernetes-validate --strict --quiet -k "$v" "$f"
   done
 done
-run "ServiceMonitor/PrometheusRule against the operator CRDs" \
+SHOW_LINES=3 run "ServiceMonitor/PrometheusRule (operator CRDs), ScaledObject (vendored KEDA CRD)" \
   env TOOLS_NODE_MODULES="$TOOLS/node/node_modules" node ci/validate_crds.mjs "$OUT"/rendered/*.yaml
-SHOW_LINES=20 run "chart invariants (labels, security, probes, drain, rules)" \
-  python ci/chart_invariants.py --alerts "$CHART/files/alerts.yml" "$OUT"/rendered/*.yaml
+SHOW_LINES=20 run "chart invariants (labels, security, probes, drain, image refs, autoscaling, rules)" \
+  python ci/chart_invariants.py --alerts "$CHART/files/alerts.yml" --chart "$CHART" --namespace pipeserve "$OUT"/rendered/*.yaml
 stage_end
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +167,8 @@ if [[ "$(readlink -f dashboards/alerts.yml)" == "$(readlink -f "$CHART/files/ale
   pass "dashboards/alerts.yml is the chart's files/alerts.yml (one copy)"
 else fail "dashboards/alerts.yml and $CHART/files/alerts.yml are different files"; fi
 run "promtool check rules" promtool check rules dashboards/alerts.yml
-run "promtool test rules" promtool test rules dashboards/alerts_test.yml
+SHOW_LINES=4 run "promtool test rules (target down/absent, burn rates above and below, probes excluded)" \
+  promtool test rules dashboards/alerts_test.yml dashboards/alerts_test_3d.yml
 run "dashboard + alert PromQL parses" python ci/promql_check.py --dashboard dashboards/pipeserve.json \
   --alerts dashboards/alerts.yml --promtool "$(command -v promtool)"
 stage_end

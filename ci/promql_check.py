@@ -31,6 +31,7 @@ import yaml
 SUBST = {"$__rate_interval": "1m", "${__rate_interval}": "1m", "$__interval": "15s", "${__interval}": "15s",
          "$__range": "5m", "${__range}": "5m"}
 COMPARISONS = (">=", "<=", "==", "!=", ">", "<")
+COMPARISON_ANYWHERE = re.compile(r"(>=|<=|==|!=|>|<)")
 
 
 def substitute(expr: str, variables: dict[str, str]) -> str:
@@ -50,6 +51,9 @@ def dashboard_exprs(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, 
     for v in dash.get("templating", {}).get("list", []):
         if v.get("type") == "query":
             variables[v["name"]] = v.get("allValue") or ".*"
+        elif v.get("type") in ("constant", "custom"):
+            q = v["query"]["query"] if isinstance(v.get("query"), dict) else v.get("query", "")
+            variables[v["name"]] = q.split(",")[0].strip()
     for v in dash.get("templating", {}).get("list", []):
         if v.get("type") != "query":
             continue
@@ -102,6 +106,16 @@ def split_threshold(expr: str) -> str:
                     break
         i += 1
     return expr[:cut].strip() if cut is not None else expr
+
+
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{[^}]*\}")
+KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+
+
+def selectors(expr: str) -> list[str]:
+    """Every vector selector `name{...}` of an expression (for rules whose comparisons all sit
+    inside parentheses, e.g. multi-window burn-rate alerts joined with and/or)."""
+    return sorted({m.group(0) for m in SELECTOR.finditer(expr) if m.group(1) not in KEYWORDS})
 
 
 def promtool_parse(promtool: str, items: list[tuple[str, str]]) -> list[str]:
@@ -169,12 +183,22 @@ def main() -> int:
     for name, expr in alerts:
         full = query(args.prometheus, expr)
         lhs_expr = split_threshold(expr)
-        lhs = query(args.prometheus, lhs_expr)
-        ok = full.get("status") == "success" and lhs.get("status") == "success" and lhs["data"]["result"]
         state = "condition true now" if full.get("data", {}).get("result") else "condition false now"
-        print(f"  {'ok  ' if ok else 'FAIL'} {name}: evaluates ({state}); operand {describe(lhs)}")
-        if not ok:
-            print(f"       {lhs_expr}  -> {lhs.get('error')}")
+        if lhs_expr != expr or not COMPARISON_ANYWHERE.search(expr):
+            lhs = query(args.prometheus, lhs_expr)
+            ok = full.get("status") == "success" and lhs.get("status") == "success" and lhs["data"]["result"]
+            print(f"  {'ok  ' if ok else 'FAIL'} {name}: evaluates ({state}); operand {describe(lhs)}")
+            if not ok:
+                print(f"       {lhs_expr}  -> {lhs.get('error')}")
+        else:
+            # No top-level comparison (e.g. `(a > x and b > x) or (c > y and d > y)`): every
+            # selector it reads must return data.
+            empty = [s for s in selectors(expr) if not query(args.prometheus, s).get("data", {}).get("result")]
+            ok = full.get("status") == "success" and not empty
+            print(f"  {'ok  ' if ok else 'FAIL'} {name}: evaluates ({state}); "
+                  f"{len(selectors(expr)) - len(empty)}/{len(selectors(expr))} selectors return data")
+            for s in empty:
+                print(f"       no data: {s}")
         bad += not ok
     return 1 if bad else 0
 

@@ -15,6 +15,7 @@ GRAFANA_SCHEMA="@grafana/schema@13.2.3"
 TYPESCRIPT="typescript@5.9.3"
 PROMETHEUS_OPERATOR_MODELS="@kubernetes-models/prometheus-operator@6.0.0"   # CRD schemas + validators
 JS_YAML="js-yaml@4.1.0"
+AJV="ajv@8.20.0"   # validates rendered ScaledObjects against the vendored KEDA CRD (ci/crds/)
 # System packages (no repo-local form exists for a container engine); installed with apt when missing.
 APT_PACKAGES=(podman buildah runc mmdebstrap uidmap)
 
@@ -46,7 +47,7 @@ install_python_tools() {
 }
 
 install_node_tools() {
-  local stamp="$TOOLS/node/.installed" want="$GRAFANA_SCHEMA $TYPESCRIPT $PROMETHEUS_OPERATOR_MODELS $JS_YAML"
+  local stamp="$TOOLS/node/.installed" want="$GRAFANA_SCHEMA $TYPESCRIPT $PROMETHEUS_OPERATOR_MODELS $JS_YAML $AJV"
   [[ -x "$TOOLS/node/node_modules/.bin/tsc" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]] && return 0
   log "node tools ($want)"
   mkdir -p "$TOOLS/node"

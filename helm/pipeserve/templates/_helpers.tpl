@@ -22,8 +22,11 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels every object carries, without the component. */}}
+{{/* Labels every object carries, without the component; commonLabels from values come first so
+the chart's own labels win a clash. */}}
 {{- define "pipeserve.commonLabels" -}}
+{{- with .Values.commonLabels }}{{ toYaml . }}
+{{ end -}}
 helm.sh/chart: {{ include "pipeserve.chart" . }}
 app.kubernetes.io/name: {{ include "pipeserve.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -53,11 +56,65 @@ app.kubernetes.io/component: server
 {{- end }}
 {{- end }}
 
-{{/* Image reference; the CUDA variant's tag carries gpu.tagSuffix. */}}
+{{/* Image reference: repository@digest when image.digest is set (a digest names one image, so
+no tag or suffix is added: with gpu.enabled it must be the CUDA image's digest); otherwise
+repository:tag, the CUDA variant's tag carrying gpu.tagSuffix. */}}
 {{- define "pipeserve.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- $tag := default .Chart.AppVersion .Values.image.tag }}
 {{- if .Values.gpu.enabled }}{{ $tag = printf "%s%s" $tag .Values.gpu.tagSuffix }}{{ end }}
 {{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* Image of the model init container: its own when set, else the server image. */}}
+{{- define "pipeserve.initImage" -}}
+{{- $i := .Values.model.initContainer.image }}
+{{- if $i.repository }}
+{{- printf "%s:%s" $i.repository (required "model.initContainer.image.tag is required with model.initContainer.image.repository" $i.tag) }}
+{{- else }}
+{{- include "pipeserve.image" . }}
+{{- end }}
+{{- end }}
+
+{{/* Node selector: nodeSelector plus, on a GPU with gpu.computeCapability "M.m", the GPU Feature
+Discovery labels nvidia.com/gpu.compute.major/minor (the CUDA image runs on one capability). */}}
+{{- define "pipeserve.nodeSelector" -}}
+{{- $sel := deepCopy .Values.nodeSelector }}
+{{- if and .Values.gpu.enabled .Values.gpu.computeCapability }}
+{{- $cc := splitList "." .Values.gpu.computeCapability }}
+{{- $_ := set $sel "nvidia.com/gpu.compute.major" (index $cc 0) }}
+{{- $_ := set $sel "nvidia.com/gpu.compute.minor" (index $cc 1) }}
+{{- end }}
+{{- if $sel }}{{ toYaml $sel }}{{ end }}
+{{- end }}
+
+{{/* Milliseconds of a humantime duration as the server parses it ("30s", "1m 30s", "500ms"). */}}
+{{- define "pipeserve.durationMs" -}}
+{{- $ms := 0.0 }}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h)" . -1 }}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" . | float64 }}
+{{- $u := trimPrefix (regexFind "^[0-9]+(\\.[0-9]+)?" .) . }}
+{{- $ms = addf $ms (mulf $n (get (dict "ns" 0.000001 "us" 0.001 "µs" 0.001 "ms" 1.0 "s" 1000.0 "m" 60000.0 "h" 3600000.0) $u)) }}
+{{- end }}
+{{- $ms }}
+{{- end }}
+
+{{/* Cross-field checks the schema cannot express; included by the Deployment. */}}
+{{- define "pipeserve.validate" -}}
+{{- $timeoutMs := mulf .Values.shutdown.timeoutSeconds 1000.0 }}
+{{- $requestMs := include "pipeserve.durationMs" .Values.batching.requestTimeout | float64 }}
+{{- if lt $timeoutMs $requestMs }}
+{{- fail (printf "shutdown.timeoutSeconds=%v is shorter than batching.requestTimeout=%s: a request accepted just before the listener closes may run for the request timeout and would be cut off at shutdown. Raise shutdown.timeoutSeconds to at least %v (or lower batching.requestTimeout)." .Values.shutdown.timeoutSeconds .Values.batching.requestTimeout (ceil (divf $requestMs 1000.0))) }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (eq .Values.autoscaling.mode "keda") (eq (int .Values.autoscaling.keda.fallback.replicas) 0) }}
+{{- fail "autoscaling.keda.fallback.replicas must be at least 1: 0 would scale the service away when Prometheus is unreachable" }}
+{{- end }}
+{{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
+{{- fail (printf "autoscaling.minReplicas=%v is above autoscaling.maxReplicas=%v" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
+{{- end }}
 {{- end }}
 
 {{/* --device: a GPU pod uses cuda:0 unless server.device already names a CUDA device. */}}
@@ -65,9 +122,33 @@ app.kubernetes.io/component: server
 {{- if and .Values.gpu.enabled (not (hasPrefix "cuda" .Values.server.device)) }}cuda:0{{ else }}{{ .Values.server.device }}{{ end }}
 {{- end }}
 
+{{/* Whether the model comes from the hub (the server's hub cache, HF_HOME): hub and initContainer. */}}
+{{- define "pipeserve.fromHub" -}}
+{{- if has .Values.model.source (list "hub" "initContainer") }}true{{ end }}
+{{- end }}
+
+{{/* Hub environment shared by the server and the init container: cache, endpoint, token, revision. */}}
+{{- define "pipeserve.hubEnv" -}}
+- name: HF_HOME
+  value: /cache/huggingface
+- name: PIPESERVE_REVISION
+  value: {{ .Values.model.hub.revision | quote }}
+{{- with .Values.model.hub.endpoint }}
+- name: HF_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.model.hub.tokenSecret.name }}
+- name: HF_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.model.hub.tokenSecret.key }}
+{{- end }}
+{{- end }}
+
 {{/* --model as the container sees it (see model: in values.yaml). */}}
 {{- define "pipeserve.modelArg" -}}
-{{- if eq .Values.model.source "hub" }}
+{{- if include "pipeserve.fromHub" . }}
 {{- .Values.model.name }}
 {{- else }}
 {{- printf "%s/%s" (trimSuffix "/" .Values.model.mountPath) .Values.model.name }}
@@ -99,4 +180,31 @@ still finishing, so it fails the render.
 {{/* Shared container securityContext. */}}
 {{- define "pipeserve.securityContext" -}}
 {{- toYaml .Values.securityContext }}
+{{- end }}
+
+{{/* HPA behavior, shared by the chart's HPA and the one KEDA creates. */}}
+{{- define "pipeserve.hpaBehavior" -}}
+scaleDown:
+  # A new pod costs a model load: scale down slowly, one pod at a time.
+  stabilizationWindowSeconds: {{ .Values.autoscaling.scaleDownStabilizationSeconds }}
+  policies:
+    - type: Pods
+      value: 1
+      periodSeconds: 60
+scaleUp:
+  stabilizationWindowSeconds: 0
+  policies:
+    - type: Pods
+      value: 2
+      periodSeconds: 30
+{{- end }}
+
+{{/* PromQL of the KEDA trigger: the release's queue depth (mean over a minute per pod, summed);
+KEDA divides it by the threshold (targetQueueDepth) to get the replicas it wants. */}}
+{{- define "pipeserve.kedaQuery" -}}
+{{- if .Values.autoscaling.keda.query }}
+{{- .Values.autoscaling.keda.query }}
+{{- else }}
+{{- printf "sum(avg_over_time(pipeserve_queue_depth{namespace=%q, job=%q}[1m]))" .Release.Namespace (include "pipeserve.fullname" .) }}
+{{- end }}
 {{- end }}
