@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Deployment checks for pipeserve: Helm chart, Kubernetes schemas, Dockerfile, alert rules,
-# Grafana dashboard, and three live runs of the real server binary.
+# Deployment checks for pipeserve: Helm chart, Kubernetes and CRD schemas (KEDA vendored), Dockerfile,
+# alert rules and their unit tests, Grafana dashboard, and live runs of the real server binary:
+# image, Prometheus (every query, and the exact autoscaling queries of KEDA and prometheus-adapter),
+# the rendered Deployment kubelet-style, and the hub paths (slow load, init container, offline).
 #
 #   bash ci/deploy-checks.sh
 #
@@ -11,7 +13,9 @@
 #   SKIP_IMAGE_MODEL=1  skip only the runtime-model (baked model) build within (a)
 #   SKIP_PROMETHEUS=1 skip (b): a real Prometheus scraping the server; every dashboard/alert query
 #   SKIP_CHART_RUN=1  skip (c): the server run as the rendered Deployment says, kubelet-style
-#   SKIP_LIVE=1       skip all three live checks
+#   SKIP_HUB=1        skip (d): slow model load from a local fake hub, --download-only init container,
+#                     offline load from its cache
+#   SKIP_LIVE=1       skip all live checks
 #   KUBE_VERSIONS     Kubernetes versions to validate against (default "1.30.0 1.37.0")
 #
 # Tools are installed idempotently into .tools/ (git-ignored; see ci/tools.sh); caches stay in
@@ -139,6 +143,21 @@ SHOW_LINES=30 run "NOTES.txt renders for every scenario (last one shown)" render
 if helm template ci "$CHART" --set bogusKey=1 >/dev/null 2>&1; then fail "schema rejects unknown keys"; else pass "schema rejects unknown keys"; fi
 if helm template ci "$CHART" --set shutdown.terminationGracePeriodSeconds=10 >/dev/null 2>&1; then
   fail "grace period below preStop+drain+timeout is refused"; else pass "grace period below preStop+drain+timeout is refused"; fi
+# refused KEY=VALUE... -- WANT: the render fails and its error names WANT.
+refused() {
+  local want="${*: -1}" args=() a out
+  for a in "${@:1:$#-2}"; do args+=(--set "$a"); done
+  if out="$(helm template ci "$CHART" "${args[@]}" 2>&1)"; then echo "rendered without error"; return 1; fi
+  echo "$out" | grep -m1 -F -- "$want" || { echo "$out" | head -5; return 1; }
+}
+SHOW_LINES=1 run "shutdown.timeoutSeconds < batching.requestTimeout is refused, with the reason" \
+  refused shutdown.timeoutSeconds=20 batching.requestTimeout=30s -- "is shorter than batching.requestTimeout=30s"
+SHOW_LINES=1 run "a digest glued to image.tag is refused (image.digest instead)" \
+  refused "image.tag=0.1.0@sha256:$(printf '0%.0s' {1..64})" -- "image.tag"
+SHOW_LINES=1 run "autoscaling.minReplicas > maxReplicas is refused" \
+  refused autoscaling.enabled=true autoscaling.minReplicas=5 autoscaling.maxReplicas=2 -- "is above autoscaling.maxReplicas"
+SHOW_LINES=1 run "chart labels cannot be overridden by podLabels/commonLabels" \
+  refused "commonLabels.app\.kubernetes\.io/name=x" -- "commonLabels"
 stage_end
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +171,9 @@ for f in "$OUT"/rendered/*.yaml; do
 done
 SHOW_LINES=3 run "ServiceMonitor/PrometheusRule (operator CRDs), ScaledObject (vendored KEDA CRD)" \
   env TOOLS_NODE_MODULES="$TOOLS/node/node_modules" node ci/validate_crds.mjs "$OUT"/rendered/*.yaml
+run "prometheus-adapter rule: strict config fields, values file = rendered ConfigMap" \
+  python ci/autoscaling_check.py config --adapter-values "$CHART/files/prometheus-adapter-values.yaml" \
+    --rendered "$OUT"/rendered/*.yaml
 SHOW_LINES=20 run "chart invariants (labels, security, probes, drain, image refs, autoscaling, rules)" \
   python ci/chart_invariants.py --alerts "$CHART/files/alerts.yml" --chart "$CHART" --namespace pipeserve "$OUT"/rendered/*.yaml
 stage_end
@@ -166,6 +188,9 @@ stage "promtool rules"
 if [[ "$(readlink -f dashboards/alerts.yml)" == "$(readlink -f "$CHART/files/alerts.yml")" ]]; then
   pass "dashboards/alerts.yml is the chart's files/alerts.yml (one copy)"
 else fail "dashboards/alerts.yml and $CHART/files/alerts.yml are different files"; fi
+if [[ "$(readlink -f dashboards/pipeserve.json)" == "$(readlink -f "$CHART/files/pipeserve.json")" ]]; then
+  pass "dashboards/pipeserve.json is the chart's files/pipeserve.json (one copy)"
+else fail "dashboards/pipeserve.json and $CHART/files/pipeserve.json are different files"; fi
 run "promtool check rules" promtool check rules dashboards/alerts.yml
 SHOW_LINES=4 run "promtool test rules (target down/absent, burn rates above and below, probes excluded)" \
   promtool test rules dashboards/alerts_test.yml dashboards/alerts_test_3d.yml
@@ -182,9 +207,9 @@ stage_end
 # ---------------------------------------------------------------------------------------------
 # Live checks.
 # ---------------------------------------------------------------------------------------------
-[[ "${SKIP_LIVE:-0}" == 1 ]] && SKIP_IMAGE=1 SKIP_PROMETHEUS=1 SKIP_CHART_RUN=1
+[[ "${SKIP_LIVE:-0}" == 1 ]] && SKIP_IMAGE=1 SKIP_PROMETHEUS=1 SKIP_CHART_RUN=1 SKIP_HUB=1
 LIVE_READY=1
-if [[ "${SKIP_IMAGE:-0}" != 1 || "${SKIP_PROMETHEUS:-0}" != 1 || "${SKIP_CHART_RUN:-0}" != 1 ]]; then
+if [[ "${SKIP_IMAGE:-0}" != 1 || "${SKIP_PROMETHEUS:-0}" != 1 || "${SKIP_CHART_RUN:-0}" != 1 || "${SKIP_HUB:-0}" != 1 ]]; then
   stage "live prerequisites (binary, model)"
   if [[ ! -x "$PIPESERVE_BIN" && "$PIPESERVE_BIN" == "$DEFAULT_BIN" ]]; then
     run "cargo build --release --locked" cargo build --release --locked
@@ -314,6 +339,23 @@ bad = [(r["name"], r.get("lastError")) for g in rules for r in g["rules"] if r.g
 print(f"{sum(len(g['rules']) for g in rules)} rules, unhealthy: {bad}")
 sys.exit(1 if bad or not rules else 0)
 EOF
+    # The chart's own objects for this scrape: release "pipeserve" in namespace "ci" is the job and
+    # namespace Prometheus gives the server here (a ServiceMonitor's job is the Service name).
+    helm template pipeserve "$CHART" -n ci -f "$CHART/ci/keda-values.yaml" --show-only templates/scaledobject.yaml \
+      >"$pdir/scaledobject.yaml"
+    helm template pipeserve "$CHART" -n ci -f "$CHART/ci/monitoring-values.yaml" --show-only templates/prometheusrule.yaml \
+      | python -c 'import sys,yaml; yaml.safe_dump(yaml.safe_load(sys.stdin)["spec"], sys.stdout)' >"$pdir/chart-rules.yml"
+    SHOW_LINES=40 run "(b) the PrometheusRule as rendered for this release: every expression evaluates with data" \
+      python ci/promql_check.py --dashboard dashboards/pipeserve.json --alerts "$pdir/chart-rules.yml" \
+        --promtool "$(command -v promtool)" --prometheus "http://127.0.0.1:$pport"
+    # Autoscaling: steady load for a minute while the exact KEDA and adapter queries are checked.
+    python ci/loadgen.py "http://127.0.0.1:$sport" --seconds 66 --concurrency 6 >"$pdir/load-autoscale.txt" 2>&1 &
+    LOAD_PID=$!
+    SHOW_LINES=12 run "(b) KEDA trigger query and adapter rule return the queue depth the server reports" \
+      python ci/autoscaling_check.py live --server "http://127.0.0.1:$sport" --prometheus "http://127.0.0.1:$pport" \
+        --scaledobject "$pdir/scaledobject.yaml" --adapter-values "$CHART/files/prometheus-adapter-values.yaml" \
+        --namespace ci --pod pipeserve-ci-0 --seconds 62
+    wait "$LOAD_PID"
   else tail -20 "$pdir/server.log"; fail "(b) server not ready"; fi
   stop_pid "$PROM_PID" 10
   stop_pid "$SERVER_PID" 40; rc=$?
@@ -330,6 +372,35 @@ else
   SHOW_LINES=40 run "(c) probes, helm test script, preStop+SIGTERM under load: all 200, exit 0" \
     python ci/kubelet_sim.py "$OUT/rendered/hostpath.yaml" --bin "$PIPESERVE_BIN" \
       --host-path-map "/var/lib/pipeserve/models=$REPO/models" --log "$OUT/kubelet-sim-server.log"
+  stage_end
+fi
+
+# (d) The hub paths against a local fake hub that is private (token) and slow (the weights arrive
+# after HUB_DELAY seconds): the server answering while it loads, the --download-only init
+# container, and the server loading offline from the cache that container filled. These need the
+# server to listen during load and to support --download-only / HF_HUB_OFFLINE (issue 13).
+HUB_DELAY=6
+if [[ "${SKIP_HUB:-0}" == 1 ]]; then skip "(d) hub paths (SKIP_HUB=1)"
+elif [[ $LIVE_READY != 1 ]]; then fail "(d) hub paths: no binary or model"
+else
+  stage "(d) hub: slow load, init container, offline"
+  hdir="$(mktemp -d "$OUT/hub.XXXXXX")"
+  python ci/fake_hub.py "$MODEL_DIR" --token hf_ci_secret --delay "$HUB_DELAY" --port-file "$hdir/port" \
+    >"$hdir/hub.log" 2>&1 &
+  HUB_PID=$!; PIDS+=($!)
+  for _ in $(seq 50); do [[ -s "$hdir/port" ]] && break; sleep 0.1; done
+  helm template ci "$CHART" -n pipeserve -f "$CHART/ci/initcontainer-values.yaml" \
+    --set model.hub.endpoint="http://127.0.0.1:$(cat "$hdir/port")" >"$hdir/rendered.yaml"
+  HUB_SIM=(python ci/hub_sim.py --bin "$PIPESERVE_BIN" --hub-log "$hdir/hub.log" --secret hf-token/token=hf_ci_secret
+    --work "$hdir" --delay "$HUB_DELAY")
+  SHOW_LINES=12 run "(d) slow model load: live 200, ready 503, /metrics (loading gauges) while loading; ready after" \
+    "${HUB_SIM[@]:0:2}" slow-load "$hdir/rendered.yaml" "${HUB_SIM[@]:2}"
+  SHOW_LINES=4 run "(d) init container: server image with --download-only fills the cache, exits 0" \
+    "${HUB_SIM[@]:0:2}" init "$hdir/rendered.yaml" "${HUB_SIM[@]:2}"
+  SHOW_LINES=6 run "(d) server on the prefilled cache: ready, inference, no hub request" \
+    "${HUB_SIM[@]:0:2}" offline "$hdir/rendered.yaml" "${HUB_SIM[@]:2}"
+  stop_pid "$HUB_PID" 5
+  PIDS=()
   stage_end
 fi
 
