@@ -202,6 +202,14 @@ stage_end
 stage "grafana dashboard typecheck"
 run "dashboard JSON vs @grafana/schema (tsc --strict)" \
   python ci/dashboard_typecheck.py dashboards/pipeserve.json --node-dir "$TOOLS/node"
+# The copy Grafana's sidecar gets: the chart's ConfigMap (SLO constants from the monitoring scenario).
+python - "$OUT/rendered/monitoring.yaml" "$OUT/dashboard-configmap.json" <<'EOF'
+import sys, yaml
+cm = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+open(sys.argv[2], "w").write(cm["data"]["pipeserve.json"])
+EOF
+run "dashboard ConfigMap (monitoring scenario) vs @grafana/schema, its PromQL parses" bash -c \
+  "python ci/dashboard_typecheck.py $OUT/dashboard-configmap.json --node-dir $TOOLS/node && python ci/promql_check.py --dashboard $OUT/dashboard-configmap.json --alerts dashboards/alerts.yml --promtool $(command -v promtool)"
 stage_end
 
 # ---------------------------------------------------------------------------------------------
