@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
+import signal
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,6 +84,8 @@ def main() -> int:
     if args.port_file:
         args.port_file.write_text(str(srv.server_address[1]))
     print(f"fake hub on 127.0.0.1:{srv.server_address[1]} serving {root}", flush=True)
+    # SIGTERM ends it cleanly (exit 0), like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
