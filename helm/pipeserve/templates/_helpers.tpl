@@ -109,9 +109,6 @@ Discovery labels nvidia.com/gpu.compute.major/minor (the CUDA image runs on one 
 {{- if lt $timeoutMs $requestMs }}
 {{- fail (printf "shutdown.timeoutSeconds=%v is shorter than batching.requestTimeout=%s: a request accepted just before the listener closes may run for the request timeout and would be cut off at shutdown. Raise shutdown.timeoutSeconds to at least %v (or lower batching.requestTimeout)." .Values.shutdown.timeoutSeconds .Values.batching.requestTimeout (ceil (divf $requestMs 1000.0))) }}
 {{- end }}
-{{- if and .Values.autoscaling.enabled (eq .Values.autoscaling.mode "keda") (eq (int .Values.autoscaling.keda.fallback.replicas) 0) }}
-{{- fail "autoscaling.keda.fallback.replicas must be at least 1: 0 would scale the service away when Prometheus is unreachable" }}
-{{- end }}
 {{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
 {{- fail (printf "autoscaling.minReplicas=%v is above autoscaling.maxReplicas=%v" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
 {{- end }}
