@@ -13,67 +13,35 @@
 //! `BENCH_PLOT` (PNG path, default docs/load.png; empty: no plot), `BENCH_PLOT_INPUT` (the input
 //! kind plotted, default mixed), `BENCH_FONT` (a TTF for the plot's text, default DejaVu Sans).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use pipeserve::config::Config;
-use pipeserve::engine::{Engine, EngineConfig};
+use pipeserve::load::{self, LoadConfig, Loaded};
 use pipeserve::model::ModelInput;
-use pipeserve::pipelines::Params;
 use serde_json::json;
 
 #[path = "support/ceiling.rs"]
 mod ceiling;
+/// The child-process harness the integration tests use.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::server::Server;
 
 /// The server's allocator (src/main.rs), for the in-process references.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Server(Child, String);
-
-impl Server {
-    fn start(model: &str, args: &[String]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pipeserve"))
-            .args(["--model", model, "--host", "127.0.0.1", "--port", "0", "--json-logs"])
-            .args(["--max-queue", "100000"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start pipeserve");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let address = loop {
-            let line = lines.next().expect("server exited").unwrap();
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "listening" {
-                break v["address"].as_str().unwrap().to_string();
-            }
-        };
-        // Keep draining its logs so the pipe never fills.
-        std::thread::spawn(move || for _ in lines {});
-        Self(child, format!("http://{address}"))
-    }
-
-    /// Peak resident memory of the server process so far, in MiB.
-    /// `VmHWM` (peak since start, model loading included) or `VmRSS` (now), in MiB.
-    fn memory_mib(&self, field: &str) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Peak (`VmHWM`, model loading included) or current (`VmRSS`) resident memory of a process, in MiB.
+fn memory_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct Cell {
@@ -130,7 +98,9 @@ async fn run_cell(base: &str, texts: &[String], concurrency: usize, seconds: f64
     let (mut lat, errors) = run(Duration::from_secs_f64(seconds)).await;
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
     Cell { requests: lat.len(), errors, seconds: elapsed, p50: pct(0.50), p99: pct(0.99) }
 }
 
@@ -150,20 +120,19 @@ fn median_secs(seconds: f64, mut f: impl FnMut()) -> f64 {
 
 /// Inputs per batch the server forms from a full queue of `texts` (in turn): at most `size`, and
 /// at most `tokens` padded tokens (longest × count), like src/batching/queue.rs.
-fn server_batch(engine: &Engine, texts: &[String], size: usize, tokens: usize) -> usize {
-    let params = Params::default();
-    let longest = texts.iter().map(|t| engine.prepare(t, &params).expect("tokenize").ids.len()).max().unwrap_or(1);
+fn server_batch(engine: &Loaded, texts: &[String], size: usize, tokens: usize) -> usize {
+    let longest =
+        texts.iter().map(|t| engine.tokenizer.encode(t, false).expect("tokenize").ids.len()).max().unwrap_or(1);
     size.min(tokens / longest).max(1)
 }
 
 /// In-process references for one input kind: tokenization, a batch-1 forward, and model-only
 /// inputs/s at `batch` inputs per forward.
-fn references(engine: &Engine, kind: &str, texts: &[String], batch: usize, seconds: f64) -> serde_json::Value {
-    let params = Params::default();
-    let encoded: Vec<_> = texts.iter().map(|t| engine.prepare(t, &params).expect("tokenize")).collect();
+fn references(engine: &Loaded, kind: &str, texts: &[String], batch: usize, seconds: f64) -> serde_json::Value {
+    let encoded: Vec<_> = texts.iter().map(|t| engine.tokenizer.encode(t, false).expect("tokenize")).collect();
     let tokens: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
     let tokenize = median_secs(seconds / 4.0, || {
-        engine.prepare(&texts[0], &params).unwrap();
+        engine.tokenizer.encode(&texts[0], false).unwrap();
     });
     let one = [ModelInput { ids: &encoded[0].ids, type_ids: &encoded[0].type_ids }];
     let forward_1 = median_secs(seconds / 4.0, || {
@@ -201,7 +170,8 @@ fn main() {
         .collect();
     let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "fifo,length,no-batching".into());
     let kinds = std::env::var("BENCH_INPUTS").unwrap_or_else(|_| "short,long,mixed".into());
-    let extra: Vec<String> = std::env::var("BENCH_ARGS").unwrap_or_default().split_whitespace().map(String::from).collect();
+    let extra: Vec<String> =
+        std::env::var("BENCH_ARGS").unwrap_or_default().split_whitespace().map(String::from).collect();
     let plot_path = std::env::var("BENCH_PLOT").unwrap_or_else(|_| "docs/load.png".into());
     let plot_input = std::env::var("BENCH_PLOT_INPUT").unwrap_or_else(|_| "mixed".into());
     let mut json_out = std::env::var("BENCH_JSON").ok().map(|p| std::fs::File::create(p).unwrap());
@@ -230,14 +200,17 @@ fn main() {
     println!("load benchmark: {model}, candle CPU matmul: {backend}, {seconds} s per cell, loopback\n");
 
     // The server's batching limits (its defaults, or BENCH_ARGS), for the model-only reference.
-    let limits = Config::try_parse_from(["pipeserve", "--model", model.as_str()].into_iter().chain(extra.iter().map(String::as_str)))
-        .expect("BENCH_ARGS are server flags")
-        .batching();
+    let limits = Config::try_parse_from(
+        ["pipeserve", "--model", model.as_str()].into_iter().chain(extra.iter().map(String::as_str)),
+    )
+    .expect("BENCH_ARGS are server flags")
+    .batching();
     let mut refs: Vec<(String, serde_json::Value)> = Vec::new();
     let peak_gflops;
     {
-        let engine = Engine::load(&EngineConfig {
+        let engine = load::load(&LoadConfig {
             model: model.clone(),
+            hub: Default::default(),
             task: None,
             device: Default::default(),
             dtype: Default::default(),
@@ -245,7 +218,9 @@ fn main() {
         })
         .unwrap_or_else(|e| panic!("{e} (run python3 scripts/fetch_models.py)"));
         println!("in-process references (same cores, no HTTP):\n");
-        println!("| input | tokens | tokenize ms | forward(1) ms | tokenize + forward(1) ms | batch | model-only inputs/s |");
+        println!(
+            "| input | tokens | tokenize ms | forward(1) ms | tokenize + forward(1) ms | batch | model-only inputs/s |"
+        );
         println!("|---|---|---:|---:|---:|---:|---:|");
         for kind in kinds.split(',') {
             let texts = texts_of(kind);
@@ -271,27 +246,33 @@ fn main() {
             "no-batching" => args.extend(["--max-batch-size".to_string(), "1".to_string()]),
             policy => args.extend(["--batch-policy".to_string(), policy.to_string()]),
         }
-        let server = Server::start(&model, &args);
+        args.extend(["--max-queue".to_string(), "100000".to_string()]);
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = Server::launch(&model, &arg_refs, &[], "ready");
         // Resident memory while serving: sampled right after each cell (allocators keep what the
         // cell's batches used), as opposed to VmHWM, which also holds the model-loading peak.
         let mut serving_rss = 0f64;
         for kind in kinds.split(',') {
             let texts = texts_of(kind);
             for &c in &levels {
-                let cell = runtime.block_on(run_cell(&server.1, &texts, c, seconds));
+                let cell = runtime.block_on(run_cell(&server.base, &texts, c, seconds));
                 let rps = cell.requests as f64 / cell.seconds;
                 let (p50, p99) = (cell.p50.as_secs_f64() * 1e3, cell.p99.as_secs_f64() * 1e3);
                 println!("| {mode} | {kind} | {c} | {rps:.1} | {p50:.1} | {p99:.1} | {} |", cell.errors);
                 emit(json!({"mode": mode, "input": kind, "concurrency": c, "rps": rps,
                     "p50_ms": p50, "p99_ms": p99, "errors": cell.errors}));
                 results.push((mode.to_string(), kind.to_string(), c, rps, p99, p50));
-                serving_rss = serving_rss.max(server.memory_mib("VmRSS"));
+                serving_rss = serving_rss.max(memory_mib(server.pid(), "VmRSS"));
             }
         }
-        rss.push((mode.to_string(), server.memory_mib("VmHWM"), serving_rss));
+        rss.push((mode.to_string(), memory_mib(server.pid(), "VmHWM"), serving_rss));
     }
-    let weights_mib = std::fs::metadata(format!("{model}/model.safetensors")).map_or(0.0, |m| m.len() as f64 / 1048576.0);
-    println!("\nmemory per server, weights {weights_mib:.1} MiB, limit 1.3 × weights + 100 MB = {:.1} MiB:", 1.3 * weights_mib + 100e6 / 1048576.0);
+    let weights_mib =
+        std::fs::metadata(format!("{model}/model.safetensors")).map_or(0.0, |m| m.len() as f64 / 1048576.0);
+    println!(
+        "\nmemory per server, weights {weights_mib:.1} MiB, limit 1.3 × weights + 100 MB = {:.1} MiB:",
+        1.3 * weights_mib + 100e6 / 1048576.0
+    );
     for (mode, peak, serving) in &rss {
         println!("- {mode}: largest RSS after a cell {serving:.1} MiB; VmHWM (with model loading) {peak:.1} MiB");
         emit(json!({"rss_mode": mode, "peak_rss_mib": peak, "serving_rss_mib": serving, "weights_mib": weights_mib}));
@@ -350,7 +331,10 @@ fn targets(
         }
     }
     for (mode, peak, serving) in rss {
-        println!("| RSS while serving, {mode} | {serving:.1} MiB (VmHWM {peak:.1}) | ≤ {limit_mib:.1} MiB | {} |", verdict(*serving <= limit_mib));
+        println!(
+            "| RSS while serving, {mode} | {serving:.1} MiB (VmHWM {peak:.1}) | ≤ {limit_mib:.1} MiB | {} |",
+            verdict(*serving <= limit_mib)
+        );
     }
 }
 
@@ -366,7 +350,8 @@ mod plot {
         results: &[(String, String, usize, f64, f64, f64)],
         model: &str,
     ) -> Result<(), Box<dyn std::error::Error>> {
-        let font = std::env::var("BENCH_FONT").unwrap_or_else(|_| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
+        let font =
+            std::env::var("BENCH_FONT").unwrap_or_else(|_| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
         let bytes = std::fs::read(&font).map_err(|e| format!("font {font}: {e} (set BENCH_FONT to a TTF)"))?;
         register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
             .map_err(|_| format!("font {font} is not a usable TTF"))?;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use pipeserve::engine::{Engine, EngineConfig};
+use pipeserve::load::{self, LoadConfig};
 use pipeserve::model::{DTypeSpec, DeviceSpec, ModelInput, RawOutput};
 use pipeserve::pipelines::feature_extraction::embed;
 use pipeserve::pipelines::Pooling;
@@ -41,13 +41,23 @@ fn main() {
     let dtype: DTypeSpec = std::env::var("BENCH_DTYPE").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
     let device: DeviceSpec = std::env::var("BENCH_DEVICE").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
     let load = |dtype| {
-        Engine::load(&EngineConfig { model: model.clone(), task: None, device, dtype, max_input_tokens: None })
-            .unwrap_or_else(|e| panic!("{e} (run python3 scripts/fetch_models.py)"))
+        load::load(&LoadConfig {
+            model: model.clone(),
+            hub: Default::default(),
+            task: None,
+            device,
+            dtype,
+            max_input_tokens: None,
+        })
+        .unwrap_or_else(|e| panic!("{e} (run python3 scripts/fetch_models.py)"))
     };
     let engine = load(dtype);
     let reference = (dtype != DTypeSpec::F32).then(|| load(DTypeSpec::F32));
     let backend = if cfg!(feature = "mkl") { "mkl" } else { "gemm crate" };
-    println!("CPU matmul backend: {backend}, {} math threads", std::env::var("OMP_NUM_THREADS").or_else(|_| std::env::var("RAYON_NUM_THREADS")).unwrap_or_default());
+    println!(
+        "CPU matmul backend: {backend}, {} math threads",
+        std::env::var("OMP_NUM_THREADS").or_else(|_| std::env::var("RAYON_NUM_THREADS")).unwrap_or_default()
+    );
     println!("model step of {model} on {device} ({dtype}), {seconds} s per cell\n");
     println!("| batch | tokens/input | batches/s | tokens/s | ms/batch |");
     println!("|---:|---:|---:|---:|---:|");

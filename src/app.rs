@@ -1,5 +1,6 @@
-//! Assembling the server: load and warm the engine, start the worker and the batcher, build the
-//! router; and the graceful shutdown that takes them down in order.
+//! Assembling the server: the router and health exist before the model does, so the process
+//! answers probes and scrapes while it loads; [`App::load`] then loads and warms the model, starts
+//! the worker and the batcher, and hands the inference service to the routes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,65 +8,103 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 
-use crate::batching::Batcher;
 use crate::config::Config;
-use crate::engine::Engine;
-use crate::http::state::{AppState, Health};
-use crate::model::{LoadError, Task};
+use crate::http::state::AppState;
+use crate::infer::{self, Backend, Infer, InferError, InferRequest};
+use crate::lifecycle::health::Health;
+use crate::load::{self, LoadConfig};
+use crate::model::LoadError;
 use crate::pipelines::Params;
 use crate::telemetry::Metrics;
-use crate::worker::{self, WorkerStatus};
 
-/// A built server: the router to serve, and what shutdown needs.
+/// Why the server could not start serving its model.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("the model loading task failed: {0}")]
+    LoaderFailed(String),
+    #[error("cannot start the worker thread: {0}")]
+    WorkerThread(std::io::Error),
+    #[error("warm-up failed: {0}")]
+    WarmUp(InferError),
+}
+
+/// The server before its model: the router (answering probes, scrapes, and 503 on inference
+/// routes), its health, and the loader that brings the model in.
 pub struct App {
     pub router: Router,
     pub health: Arc<Health>,
-    pub worker: Arc<WorkerStatus>,
-    pub batcher_task: tokio::task::JoinHandle<()>,
+    pub loader: Loader,
+}
+
+/// Loads the model into a built [`App`].
+pub struct Loader {
+    state: Arc<AppState>,
+    load: LoadConfig,
+    settings: infer::InferSettings,
 }
 
 impl App {
-    /// Loads the model (off the async runtime), warms it, and starts worker and batcher.
-    pub async fn build(config: &Config) -> Result<Self, LoadError> {
+    pub fn new(config: &Config) -> Self {
         let metrics = Arc::new(Metrics::new());
-        let started = Instant::now();
-        let engine_config = config.engine();
-        let engine = with_progress("loading the model", tokio::task::spawn_blocking(move || Engine::load(&engine_config)))
-            .await
-            .map_err(|e| LoadError::WarmUp(e.to_string()))??;
-        tracing::info!(
-            model = %config.model, task = %engine.meta.task, model_type = %engine.meta.model_type,
-            device = %engine.meta.device, dtype = %engine.meta.dtype,
-            seconds = started.elapsed().as_secs_f64(), "model loaded"
-        );
-        let warm_start = Instant::now();
-        let engine = with_progress("warming up", tokio::task::spawn_blocking(move || warm_up(&engine).map(|()| engine)))
-            .await
-            .map_err(|e| LoadError::WarmUp(e.to_string()))??;
-        tracing::info!(seconds = warm_start.elapsed().as_secs_f64(), "model warmed up");
-
-        let Engine { model, tokenizer, info, meta } = engine;
-        metrics.set_build_info(&config.model, meta.task.as_str(), &meta.device.to_string(), &meta.dtype.to_string());
-        let (worker_handle, worker) = worker::spawn(model, metrics.clone(), config.test_panic_token)
-            .map_err(|e| LoadError::WarmUp(format!("cannot start the worker thread: {e}")))?;
-        let batching = config.batching();
-        let (batcher, batcher_task) = Batcher::start(&batching, worker_handle, metrics.clone());
-        let health = Arc::new(Health::new(worker.clone(), metrics.clone()));
-        let state = Arc::new(AppState {
-            model_name: config.model.clone(),
-            meta,
-            tokenizer,
-            info,
-            batcher,
-            batching,
-            auto_truncate: config.auto_truncate,
-            health: health.clone(),
+        let health = Arc::new(Health::new(metrics.clone()));
+        let state = Arc::new(AppState::new(
+            config.model.clone(),
+            config.served_model_name(),
+            config.batching(),
+            health.clone(),
             metrics,
-        });
-        let router = crate::http::router(state, &config.http());
-        health.set_loaded();
-        Ok(Self { router, health, worker, batcher_task })
+        ));
+        let router = crate::http::router(state.clone(), &config.http());
+        let loader = Loader { state, load: config.load(), settings: config.infer() };
+        Self { router, health, loader }
     }
+}
+
+impl Loader {
+    /// Loads the model (off the async runtime), starts worker and batcher, warms the whole path
+    /// up, then marks the server ready. Returns the running parts for the shutdown sequence.
+    pub async fn load(self) -> Result<Backend, StartError> {
+        let Self { state, load, settings } = self;
+        let started = Instant::now();
+        let loaded = with_progress("loading the model", tokio::task::spawn_blocking(move || load::load(&load)))
+            .await
+            .map_err(|e| StartError::LoaderFailed(e.to_string()))??;
+        let meta = loaded.meta.clone();
+        tracing::info!(
+            model = %state.model_name, task = %meta.task, model_type = %meta.model_type,
+            device = %meta.device, dtype = %meta.dtype, seconds = started.elapsed().as_secs_f64(), "model loaded"
+        );
+        state.metrics.set_build_info(
+            &state.model_name,
+            meta.task.as_str(),
+            &meta.device.to_string(),
+            &meta.dtype.to_string(),
+        );
+        let (infer, backend) =
+            Infer::start(loaded, settings, state.metrics.clone()).map_err(StartError::WorkerThread)?;
+        let warm_start = Instant::now();
+        with_progress("warming up", warm_up(&infer)).await.map_err(StartError::WarmUp)?;
+        state.metrics.reset_after_warm_up();
+        tracing::info!(seconds = warm_start.elapsed().as_secs_f64(), "model warmed up");
+        state.set_infer(infer);
+        state.health.set_loaded(backend.worker.clone());
+        tracing::info!("ready");
+        Ok(backend)
+    }
+}
+
+/// Time the warm-up may take whatever `--request-timeout` says: a first step on a new device can
+/// be slow (kernels compile, memory pools grow), and no client waits for it.
+const WARM_UP_BUDGET: Duration = Duration::from_secs(600);
+
+/// One request through the whole service so the first client does not pay for lazy set-up.
+pub async fn warm_up(infer: &Infer) -> Result<(), InferError> {
+    let inputs = infer::warm_up_inputs(infer.info().task, infer.tokenizer());
+    let deadline = tokio::time::Instant::now() + WARM_UP_BUDGET.max(infer.settings().request_timeout);
+    let request = InferRequest { inputs, params: Params::default(), deadline: Some(deadline) };
+    infer.run(request).await.map(|_| ())
 }
 
 /// How often a long start-up step says it is still at work.
@@ -83,17 +122,4 @@ async fn with_progress<T>(what: &str, work: impl Future<Output = T>) -> T {
             _ = ticks.tick() => tracing::info!(seconds = started.elapsed().as_secs(), "{what}: still at it"),
         }
     }
-}
-
-/// Runs one batch through the whole pipeline so the first request does not pay for lazy set-up.
-fn warm_up(engine: &Engine) -> Result<(), LoadError> {
-    // Two inputs of different lengths, so the padding path runs too.
-    let texts = match (engine.meta.task, engine.tokenizer.mask()) {
-        (Task::FillMask, Some((mask, _))) => [format!("The capital of France is {mask}."), format!("{mask} world")],
-        _ => ["Warm-up: the quick brown fox jumps over the lazy dog.".to_string(), "hello".to_string()],
-    };
-    engine
-        .run(&[texts[0].as_str(), texts[1].as_str()], &Params::default())
-        .map(|_| ())
-        .map_err(|e| LoadError::WarmUp(e.to_string()))
 }

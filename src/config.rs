@@ -7,19 +7,30 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
-use crate::engine::EngineConfig;
+use crate::batching::{self, BatcherConfig, Limits};
+use crate::infer::InferSettings;
+use crate::load::LoadConfig;
+use crate::model::files::HubOptions;
 use crate::model::{DTypeSpec, DeviceSpec, Task};
 
-/// How the batcher picks the inputs of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// How the batcher picks the inputs of a batch (`--batch-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum BatchPolicy {
     /// Oldest first.
     Fifo,
     /// The oldest input plus those closest to it in length, to cut padding. The default: as fast
-    /// as fifo on inputs of one length, up to 1.9x faster on mixed lengths (docs/benchmarks.md).
+    /// as fifo on inputs of one length, faster on mixed lengths (docs/benchmarks.md).
     #[default]
     Length,
+}
+
+impl From<BatchPolicy> for batching::BatchPolicy {
+    fn from(p: BatchPolicy) -> Self {
+        match p {
+            BatchPolicy::Fifo => Self::Fifo,
+            BatchPolicy::Length => Self::Length,
+        }
+    }
 }
 
 /// Inference server for Hugging Face encoder models.
@@ -29,6 +40,25 @@ pub struct Config {
     /// Model: a local folder in the Hugging Face layout, or a hub id (fetched when a network exists).
     #[arg(long, env = "PIPESERVE_MODEL")]
     pub model: String,
+
+    /// Hub revision (branch, tag or commit) of a hub model id; pin a commit so every replica
+    /// loads the same weights. Default: `main`.
+    #[arg(long, env = "PIPESERVE_REVISION")]
+    pub revision: Option<String>,
+
+    /// Access token for private or gated hub models. `HUGGING_FACE_HUB_TOKEN` is read too.
+    #[arg(long = "hf-token", env = "HF_TOKEN", hide_env_values = true)]
+    pub hf_token: Option<ApiKey>,
+
+    /// Fetch the model into the hub cache (`HF_HOME`) and exit without serving, e.g. in an init
+    /// container that fills a volume the server then reads offline.
+    #[arg(long, env = "PIPESERVE_DOWNLOAD_ONLY")]
+    pub download_only: bool,
+
+    /// The model's name towards clients (`/v1/models`, OpenAI responses, `/info`). Default: the
+    /// last part of `--model`.
+    #[arg(long, env = "PIPESERVE_SERVED_MODEL_NAME")]
+    pub served_model_name: Option<String>,
 
     /// Pipeline task; default: from the model's config.json (`architectures`).
     #[arg(long, env = "PIPESERVE_TASK")]
@@ -55,15 +85,14 @@ pub struct Config {
     pub max_batch_size: u64,
 
     /// Most padded tokens (longest input × inputs) in one batch; a longer single input still runs
-    /// alone. Default: 2048 on CPU, where tokens/s flattens out by then and larger batches only
-    /// add memory and latency (docs/benchmarks.md), 16384 on a GPU.
+    /// alone. Default: 2048 on CPU, where tokens/s flattens out and larger batches only add
+    /// memory and latency (docs/benchmarks.md), 16384 on a GPU.
     #[arg(long, env = "PIPESERVE_MAX_BATCH_TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_batch_tokens: Option<u64>,
 
     /// Longest wait for batch-mates, counted from the oldest queued input (0 = run what is queued).
-    /// Batches gather while the worker is busy either way. Default: 0 on CPU, where a batch of one
-    /// is already half as efficient as a full one and waiting only added latency in the load
-    /// benchmark (docs/benchmarks.md), 2ms on a GPU.
+    /// Batches gather while the worker is busy either way. Default: 0 on CPU, where waiting only
+    /// added latency in the load benchmark (docs/benchmarks.md), 2ms on a GPU.
     #[arg(long, env = "PIPESERVE_MAX_WAIT", value_parser = humantime::parse_duration)]
     pub max_wait: Option<Duration>,
 
@@ -142,10 +171,6 @@ pub struct Config {
     /// resource attributes come from `OTEL_RESOURCE_ATTRIBUTES`.
     #[arg(long, env = "PIPESERVE_SERVICE_NAME")]
     pub service_name: Option<String>,
-
-    /// Test-only fault injection: a batch holding this token id panics inside the model step.
-    #[arg(long, env = "PIPESERVE_TEST_PANIC_TOKEN", hide = true)]
-    pub test_panic_token: Option<u32>,
 }
 
 /// How traces reach the OTLP collector.
@@ -208,7 +233,7 @@ pub struct BatchingConfig {
     #[serde(serialize_with = "as_millis")]
     pub request_timeout: Duration,
     pub max_client_batch_size: usize,
-    pub policy: BatchPolicy,
+    pub policy: batching::BatchPolicy,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -242,13 +267,55 @@ pub struct LifecycleConfig {
 }
 
 impl Config {
-    pub fn engine(&self) -> EngineConfig {
-        EngineConfig {
+    /// What the loader needs. The hub token falls back to `HUGGING_FACE_HUB_TOKEN`, and
+    /// `HF_HUB_OFFLINE=1` keeps the hub client off the network (read here, so nothing deeper looks
+    /// at the environment).
+    pub fn load(&self) -> LoadConfig {
+        self.load_with(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// [`Config::load`] with the environment given as a lookup (for tests).
+    pub fn load_with(&self, env: impl Fn(&str) -> Option<String>) -> LoadConfig {
+        let token = self.hf_token.as_ref().map(|t| t.0.clone()).or_else(|| env("HUGGING_FACE_HUB_TOKEN"));
+        LoadConfig {
             model: self.model.clone(),
+            hub: HubOptions {
+                revision: self.revision.clone(),
+                token,
+                offline: env("HF_HUB_OFFLINE")
+                    .is_some_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True" | "yes")),
+            },
             task: self.task,
             device: self.device,
             dtype: self.dtype,
             max_input_tokens: self.max_input_tokens,
+        }
+    }
+
+    /// The name clients see: `--served-model-name`, else the last part of `--model`.
+    pub fn served_model_name(&self) -> String {
+        self.served_model_name.clone().unwrap_or_else(|| {
+            let trimmed = self.model.trim_end_matches('/');
+            trimmed.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(trimmed).to_string()
+        })
+    }
+
+    /// The inference service's limits and batching.
+    pub fn infer(&self) -> InferSettings {
+        let b = self.batching();
+        InferSettings {
+            max_client_batch_size: b.max_client_batch_size,
+            auto_truncate: self.auto_truncate,
+            request_timeout: b.request_timeout,
+            batcher: BatcherConfig {
+                limits: Limits {
+                    max_batch_size: b.max_batch_size,
+                    max_batch_tokens: b.max_batch_tokens,
+                    max_wait: b.max_wait,
+                    policy: b.policy,
+                },
+                max_queue: b.max_queue,
+            },
         }
     }
 
@@ -260,7 +327,7 @@ impl Config {
             max_queue: self.max_queue as usize,
             request_timeout: self.request_timeout,
             max_client_batch_size: self.max_client_batch_size as usize,
-            policy: self.batch_policy,
+            policy: self.batch_policy.into(),
         }
     }
 
@@ -273,7 +340,11 @@ impl Config {
     }
 
     pub fn http(&self) -> HttpConfig {
-        HttpConfig { body_limit: self.body_limit, body_read_timeout: self.body_read_timeout, api_key: self.api_key.clone() }
+        HttpConfig {
+            body_limit: self.body_limit,
+            body_read_timeout: self.body_read_timeout,
+            api_key: self.api_key.clone(),
+        }
     }
 
     /// Trace export settings. The flags win; the OpenTelemetry SDK's standard variables fill in
@@ -304,7 +375,9 @@ impl Config {
             || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
         // A base endpoint gets the HTTP signal path; the per-signal variable is a full URL already.
         let base = |url: String| match protocol {
-            OtlpProtocol::HttpProtobuf if !url.ends_with("/v1/traces") => format!("{}/v1/traces", url.trim_end_matches('/')),
+            OtlpProtocol::HttpProtobuf if !url.ends_with("/v1/traces") => {
+                format!("{}/v1/traces", url.trim_end_matches('/'))
+            }
             _ => url,
         };
         let endpoint = if disabled {
@@ -391,7 +464,8 @@ mod tests {
             t.resource_attributes,
             [("deployment.environment".to_string(), "prod".to_string()), ("team".into(), "ml infra".into())]
         );
-        let t = tracing_of(&["--otlp-endpoint", "http://a:4317", "--otlp-protocol", "grpc", "--service-name", "s"], &vars);
+        let t =
+            tracing_of(&["--otlp-endpoint", "http://a:4317", "--otlp-protocol", "grpc", "--service-name", "s"], &vars);
         assert_eq!(t.endpoint.as_deref(), Some("http://a:4317"));
         assert_eq!(t.protocol, OtlpProtocol::Grpc);
         assert_eq!(t.service_name, "s");
@@ -433,5 +507,25 @@ mod tests {
         assert!(Config::try_parse_from(["pipeserve", "--model", "m", "--api-key", ""]).is_err());
         let c = Config::try_parse_from(["pipeserve", "--model", "m", "--api-key", "s3cret"]).unwrap();
         assert!(!format!("{c:?}").contains("s3cret"), "the key never reaches the log");
+    }
+
+    #[test]
+    fn hub_settings_and_the_served_name() {
+        let c = Config::try_parse_from(["pipeserve", "--model", "org/repo", "--revision", "abc", "--hf-token", "hf_x"])
+            .unwrap();
+        let load = c.load_with(|_| Some("other".into()));
+        assert_eq!((load.hub.revision.as_deref(), load.hub.token.as_deref()), (Some("abc"), Some("hf_x")));
+        assert!(!format!("{c:?}{load:?}").contains("hf_x"), "the token never reaches the log");
+        assert_eq!(c.served_model_name(), "repo");
+        let c = Config::try_parse_from(["pipeserve", "--model", "/models/minilm/"]).unwrap();
+        assert_eq!(
+            c.load_with(|n| (n == "HUGGING_FACE_HUB_TOKEN").then(|| "hf_y".into())).hub.token.as_deref(),
+            Some("hf_y")
+        );
+        assert_eq!(c.served_model_name(), "minilm");
+        assert!(c.load_with(|n| (n == "HF_HUB_OFFLINE").then(|| "1".into())).hub.offline);
+        assert!(!c.load_with(|_| None).hub.offline);
+        let c = Config::try_parse_from(["pipeserve", "--model", "m", "--served-model-name", "prod-embedder"]).unwrap();
+        assert_eq!(c.served_model_name(), "prod-embedder");
     }
 }

@@ -9,8 +9,7 @@ use pipeserve::telemetry;
 
 /// mimalloc instead of glibc malloc: the model step allocates and frees activation buffers of
 /// megabytes on every layer, which glibc hands back to the kernel (mmap/trim) and then faults in
-/// again; that cost 20-27% of the step on long batches (docs/benchmarks.md). mimalloc keeps and
-/// reuses them.
+/// again (its cost is in docs/benchmarks.md). mimalloc keeps and reuses them.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -20,14 +19,17 @@ fn main() -> ExitCode {
     pipeserve::threads::configure(config.model_threads);
     // Blocking work (tokenization, post-processing, model loading) is CPU-bound: threads beyond a
     // few per core add no throughput, and each new one can take its own malloc arena, which grew
-    // RSS by ~45% over a 5k-request soak with tokio's default of 512.
+    // RSS over the soak with tokio's default of 512 (docs/reliability.md).
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(2 * cores + 2)
-        .build();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(2 * cores + 2).build();
     match runtime {
-        Ok(runtime) => runtime.block_on(serve(config)),
+        Ok(runtime) => {
+            let code = runtime.block_on(serve(config));
+            // A load still running on the blocking pool (a shutdown signal during loading) must
+            // not hold the exit.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            code
+        }
         Err(e) => {
             eprintln!("pipeserve: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -61,10 +63,16 @@ async fn serve(config: Config) -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let app = App::build(&config).await?;
+    if config.download_only {
+        let load = config.load();
+        let dir = tokio::task::spawn_blocking(move || pipeserve::load::fetch(&load)).await??;
+        tracing::info!(model = %config.model, path = %dir.display(), "model fetched; --download-only: exiting");
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(config.addr())
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr()))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    pipeserve::lifecycle::serve(app, listener, config.lifecycle()).await
+    let app = App::new(&config);
+    Ok(pipeserve::lifecycle::serve(app, listener, config.lifecycle()).await?)
 }

@@ -1,21 +1,11 @@
 //! Text → validated token ids. This is CPU work: the server runs it off the async runtime, and the
 //! model step only ever sees the ids produced here.
 //!
-//! The engine owns padding and truncation: some `tokenizer.json` files carry their own settings
+//! This module owns padding and truncation: some `tokenizer.json` files carry their own settings
 //! (all-MiniLM-L6-v2 pads every input to 128 tokens), so both are switched off on load and applied
 //! here and in the batcher instead.
 
-use std::path::Path;
-
-use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::wordpiece::WordPiece;
-use tokenizers::normalizers::bert::BertNormalizer;
-use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::processors::bert::BertProcessing;
-use tokenizers::{AddedToken, Decoder, ModelWrapper, Tokenizer, TruncationParams};
-
-use crate::model::files::{read_json, TokenizerFile};
-use crate::model::LoadError;
+use tokenizers::{Decoder, ModelWrapper, Tokenizer, TruncationParams};
 
 /// Why an input cannot be served; each maps to a 4xx response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,18 +46,24 @@ impl Encoded {
     }
 }
 
-/// What the tokenizer settings look like in `tokenizer_config.json` (only the fields we use).
+/// The settings of `tokenizer_config.json` that matter here (the loader reads the file).
 #[derive(Debug, Default, serde::Deserialize)]
-struct TokenizerConfig {
+pub struct TokenizerSettings {
+    /// Lower-casing for a tokenizer built from `vocab.txt`.
     #[serde(default)]
-    do_lower_case: Option<bool>,
+    pub do_lower_case: Option<bool>,
     #[serde(default)]
-    mask_token: Option<serde_json::Value>,
+    pub mask_token: Option<serde_json::Value>,
     #[serde(default)]
-    model_max_length: Option<f64>,
+    pub model_max_length: Option<f64>,
 }
 
-/// A loaded tokenizer with padding and truncation owned by the engine.
+/// The tokenizer could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(String);
+
+/// A loaded tokenizer whose padding and truncation are ours, not its file's.
 pub struct TextTokenizer {
     plain: Tokenizer,
     truncating: Tokenizer,
@@ -79,25 +75,14 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
-    /// Loads `tokenizer.json` (or builds a BERT WordPiece tokenizer from `vocab.txt`).
+    /// Wraps a loaded tokenizer, switching its own padding and truncation off.
     /// `max_positions` is the longest input the model accepts, special tokens included.
-    pub fn load(
-        file: &TokenizerFile,
-        config_file: Option<&Path>,
+    pub fn new(
+        mut plain: Tokenizer,
+        config: &TokenizerSettings,
         max_positions: usize,
         pad_id_hint: Option<u32>,
-    ) -> Result<Self, LoadError> {
-        let config: TokenizerConfig = match config_file {
-            Some(path) => read_json(path)?,
-            None => TokenizerConfig::default(),
-        };
-        let mut plain = match file {
-            TokenizerFile::Json(path) => Tokenizer::from_file(path).map_err(|e| LoadError::BadTokenizer {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?,
-            TokenizerFile::Vocab(path) => wordpiece_from_vocab(path, config.do_lower_case.unwrap_or(true))?,
-        };
+    ) -> Result<Self, SetupError> {
         plain.with_padding(None);
         let _ = plain.with_truncation(None);
 
@@ -106,7 +91,7 @@ impl TextTokenizer {
         let mut truncating = plain.clone();
         truncating
             .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
-            .map_err(|e| LoadError::BadTokenizer { path: path_of(file).into(), reason: e.to_string() })?;
+            .map_err(|e| SetupError(e.to_string()))?;
 
         let mask_name = match &config.mask_token {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
@@ -117,11 +102,7 @@ impl TextTokenizer {
             .into_iter()
             .chain(["[MASK]".to_string(), "<mask>".to_string()])
             .find_map(|name| plain.token_to_id(&name).map(|id| (name, id)));
-        let pad_id = ["[PAD]", "<pad>"]
-            .iter()
-            .find_map(|t| plain.token_to_id(t))
-            .or(pad_id_hint)
-            .unwrap_or(0);
+        let pad_id = ["[PAD]", "<pad>"].iter().find_map(|t| plain.token_to_id(t)).or(pad_id_hint).unwrap_or(0);
         let unk_id = ["[UNK]", "<unk>"].iter().find_map(|t| plain.token_to_id(t));
         let subword_prefix = match plain.get_model() {
             ModelWrapper::WordPiece(wp) => Some(wp.continuing_subword_prefix.clone()),
@@ -137,9 +118,8 @@ impl TextTokenizer {
         if text.trim().is_empty() {
             return Err(InputError::Empty);
         }
-        let encode = |tok: &Tokenizer| {
-            tok.encode_char_offsets(text, true).map_err(|e| InputError::Tokenizer(e.to_string()))
-        };
+        let encode =
+            |tok: &Tokenizer| tok.encode_char_offsets(text, true).map_err(|e| InputError::Tokenizer(e.to_string()));
         let mut encoding = encode(&self.plain)?;
         if encoding.get_special_tokens_mask().iter().all(|&m| m == 1) {
             return Err(InputError::NoTokens);
@@ -207,32 +187,4 @@ impl TextTokenizer {
             None => tokens.join(" "),
         }
     }
-}
-
-fn path_of(file: &TokenizerFile) -> &Path {
-    match file {
-        TokenizerFile::Json(p) | TokenizerFile::Vocab(p) => p,
-    }
-}
-
-/// The tokenizer `transformers` builds for a BERT checkpoint that ships only `vocab.txt`.
-fn wordpiece_from_vocab(path: &Path, lowercase: bool) -> Result<Tokenizer, LoadError> {
-    let bad = |reason: String| LoadError::BadTokenizer { path: path.to_path_buf(), reason };
-    let vocab = path.to_str().ok_or_else(|| bad("path is not UTF-8".into()))?;
-    let model = WordPiece::from_file(vocab).unk_token("[UNK]".into()).build().map_err(|e| bad(e.to_string()))?;
-    let mut tokenizer = Tokenizer::new(model);
-    let id = |t: &str| tokenizer.token_to_id(t).ok_or_else(|| bad(format!("vocab.txt has no {t} token")));
-    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
-    tokenizer
-        .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
-        .with_pre_tokenizer(Some(BertPreTokenizer))
-        .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))))
-        .with_decoder(Some(WordPieceDecoder::default()));
-    let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .iter()
-        .filter(|t| tokenizer.token_to_id(t).is_some())
-        .map(|t| AddedToken::from(*t, true))
-        .collect();
-    tokenizer.add_special_tokens(&specials);
-    Ok(tokenizer)
 }

@@ -6,9 +6,15 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use pipeserve::http::api::{EmbedRequest, OpenAiEmbeddingsRequest, PredictRequest};
 use pipeserve::http::error::ApiError;
-use pipeserve::http::parse::{parse_json, parse_text, validate};
+use pipeserve::http::parse::{parse_json, parse_text};
+use pipeserve::infer::check_request;
 use pipeserve::model::Task;
 use pipeserve::pipelines::Params;
+
+/// The checks a handler runs before the service tokenizes anything.
+fn validate(texts: &[String], params: &Params, task: Task, max: usize) -> Result<(), ApiError> {
+    check_request(texts, params, task, max).map_err(ApiError::from)
+}
 
 const TASKS: [Task; 4] = [Task::FillMask, Task::FeatureExtraction, Task::TextClassification, Task::TokenClassification];
 const CONTENT_TYPES: [Option<&str>; 4] = [None, Some("application/json"), Some("text/plain"), Some("application/x+json; charset=utf-8")];

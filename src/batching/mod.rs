@@ -4,16 +4,28 @@
 pub mod queue;
 mod task;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use prometheus::IntGauge;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
-use crate::config::BatchingConfig;
 use crate::telemetry::Metrics;
 use crate::worker::{Answer, Job, WorkerError, WorkerHandle};
 
-pub use queue::{Dropped, Entry, Limits, Queue};
+pub use queue::{BatchPolicy, Dropped, Entry, Limits, Queue};
+
+/// What the batcher is started with.
+#[derive(Debug, Clone, Copy)]
+pub struct BatcherConfig {
+    pub limits: Limits,
+    /// Most inputs admitted and not yet handed to the worker.
+    pub max_queue: usize,
+}
 
 /// The queue is full: the request is refused at once (503 + Retry-After).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -25,8 +37,25 @@ pub struct Overloaded;
 #[error("the batcher has stopped")]
 pub struct Closed;
 
-/// One queue slot, held from admission until the input leaves the queue.
-pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+/// One queue slot, held from admission until the input leaves the queue. The slots in use are
+/// `pipeserve_queue_depth`: this type is that gauge's only writer.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    depth: IntGauge,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, depth: &IntGauge) -> Self {
+        depth.inc();
+        Self { _permit: permit, depth: depth.clone() }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.depth.dec();
+    }
+}
 
 /// A queued input: the worker's job plus the slot it occupies and its `queue_wait` span, both
 /// released when the input leaves the queue.
@@ -42,17 +71,23 @@ pub struct Batcher {
     slots: Arc<Semaphore>,
     max_queue: usize,
     sender: mpsc::Sender<Entry<Queued>>,
+    depth: IntGauge,
 }
 
 impl Batcher {
     /// Starts the batcher task feeding `worker`; it stops once every `Batcher` clone is dropped and
     /// the queue is empty, then releases the worker.
-    pub fn start(config: &BatchingConfig, worker: WorkerHandle, metrics: Arc<Metrics>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        config: BatcherConfig,
+        worker: WorkerHandle,
+        metrics: Arc<Metrics>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         // Slots bound the queue, so the channel (same capacity) never fills before admission refuses.
         let (sender, receiver) = mpsc::channel(config.max_queue);
         let slots = Arc::new(Semaphore::new(config.max_queue));
-        let task = tokio::spawn(task::run(receiver, worker, Limits::from(config), metrics));
-        (Self { slots, max_queue: config.max_queue, sender }, task)
+        let depth = metrics.queue_depth.clone();
+        let task = tokio::spawn(task::run(receiver, worker, config.limits, metrics));
+        (Self { slots, max_queue: config.max_queue, sender, depth }, task)
     }
 
     /// True when no input can be admitted (checked before any parsing or tokenization).
@@ -67,7 +102,9 @@ impl Batcher {
 
     /// Reserves `n` queue slots, all or none.
     pub fn admit(&self, n: usize) -> Result<Vec<Slot>, Overloaded> {
-        (0..n).map(|_| self.slots.clone().try_acquire_owned().map(Slot).map_err(|_| Overloaded)).collect()
+        (0..n)
+            .map(|_| self.slots.clone().try_acquire_owned().map(|p| Slot::new(p, &self.depth)).map_err(|_| Overloaded))
+            .collect()
     }
 
     /// Queues one tokenized input; the receiver yields the model's output for it. The current

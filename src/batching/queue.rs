@@ -3,9 +3,23 @@
 //! No runtime, no model: the async loop in `task.rs` only drives it.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::config::{BatchPolicy, BatchingConfig};
+use serde::Serialize;
+// tokio's clock, so the batcher can be tested with paused time; outside a runtime it is the
+// system's monotonic clock.
+use tokio::time::Instant;
+
+/// How the inputs of a batch are picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchPolicy {
+    /// Oldest first.
+    Fifo,
+    /// The oldest input plus those closest to it in length, to cut padding.
+    #[default]
+    Length,
+}
 
 /// A queued input.
 #[derive(Debug)]
@@ -33,17 +47,6 @@ pub struct Limits {
     pub max_batch_tokens: usize,
     pub max_wait: Duration,
     pub policy: BatchPolicy,
-}
-
-impl From<&BatchingConfig> for Limits {
-    fn from(c: &BatchingConfig) -> Self {
-        Self {
-            max_batch_size: c.max_batch_size,
-            max_batch_tokens: c.max_batch_tokens,
-            max_wait: c.max_wait,
-            policy: c.policy,
-        }
-    }
 }
 
 /// Inputs waiting for the model, oldest first.
@@ -119,8 +122,7 @@ impl<T> Queue<T> {
         let mut picked = self.pick();
         picked.sort_unstable();
         // Remove from the back so earlier indices stay valid.
-        let mut batch: Vec<Entry<T>> =
-            picked.iter().rev().filter_map(|&i| self.entries.remove(i)).collect();
+        let mut batch: Vec<Entry<T>> = picked.iter().rev().filter_map(|&i| self.entries.remove(i)).collect();
         batch.reverse();
         batch
     }

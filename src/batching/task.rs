@@ -2,9 +2,10 @@
 //! the worker's idle signal. While the worker runs one batch, the next one gathers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::queue::{Dropped, Entry, Limits, Queue};
 use super::Queued;
@@ -15,7 +16,12 @@ use crate::worker::{Batch, Job, WorkerError, WorkerHandle};
 /// slot even while the worker is busy.
 const SWEEP: Duration = Duration::from_millis(50);
 
-pub async fn run(mut arrivals: mpsc::Receiver<Entry<Queued>>, worker: WorkerHandle, limits: Limits, metrics: Arc<Metrics>) {
+pub async fn run(
+    mut arrivals: mpsc::Receiver<Entry<Queued>>,
+    worker: WorkerHandle,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+) {
     let mut queue: Queue<Queued> = Queue::new(limits);
     let mut idle = false;
     let mut open = true;
@@ -43,7 +49,6 @@ pub async fn run(mut arrivals: mpsc::Receiver<Entry<Queued>>, worker: WorkerHand
                         Job { queue_wait: waited, ..e.payload.job }
                     })
                     .collect();
-                metrics.queue_depth.set(queue.len() as i64);
                 idle = false;
                 if worker.send(Batch { jobs }).await.is_err() {
                     tracing::error!("worker is gone; batcher stops");
@@ -55,7 +60,6 @@ pub async fn run(mut arrivals: mpsc::Receiver<Entry<Queued>>, worker: WorkerHand
         if !open && queue.is_empty() {
             break;
         }
-        metrics.queue_depth.set(queue.len() as i64);
         let wake = match queue.deadline() {
             Some(deadline) if idle => deadline.min(now + SWEEP),
             Some(_) => now + SWEEP,
@@ -73,7 +77,7 @@ pub async fn run(mut arrivals: mpsc::Receiver<Entry<Queued>>, worker: WorkerHand
                 None => open = false,
             },
             () = worker.until_idle(), if !idle => idle = true,
-            () = tokio::time::sleep_until(wake.into()) => {}
+            () = tokio::time::sleep_until(wake) => {}
         }
     }
     // Dropping `worker` here closes its channel; the thread ends after its last batch.

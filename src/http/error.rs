@@ -1,17 +1,16 @@
-//! API errors: each knows its HTTP status and a stable `error_type`. 5xx bodies are generic; the
-//! detail goes to the log, never to the client.
+//! API errors: each knows its HTTP status, a stable `error_type` and whether the connection must
+//! close. The decision is made once, here: the response carries it as a [`Rejection`] extension,
+//! which the error layer reads to stamp the request id and log (it never re-parses a body).
+//! 5xx bodies are generic; the detail goes to the log, never to the client.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::batching::{Closed, Overloaded};
-use crate::pipelines::ParamError;
-use crate::tokenize::InputError;
-use crate::worker::WorkerError;
+use crate::infer::InferError;
 
-/// The JSON body of every error response. `request_id` is filled in by the error layer.
+/// The JSON body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
@@ -26,46 +25,79 @@ pub enum ApiError {
     /// The request is malformed (not UTF-8, not JSON).
     #[error("{0}")]
     BadRequest(String),
-    /// Well-formed but invalid (wrong types, empty input, no mask token, bad parameter).
+    /// Well-formed but invalid (wrong types, wrong shape).
     #[error("{0}")]
     Validation(String),
+    /// The inference service refused or failed the call.
     #[error(transparent)]
-    Input(#[from] InputError),
-    #[error(transparent)]
-    Params(#[from] ParamError),
-    #[error("too many inputs: {count} in one request, the limit is {max}")]
-    TooManyInputs { count: usize, max: usize },
-    #[error("the request body is larger than the limit of {0} bytes")]
-    PayloadTooLarge(usize),
+    Infer(#[from] InferError),
+    /// The body is over the limit; `drained` when it was read to its end (the connection stays usable).
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize, drained: bool },
     #[error("the request body did not arrive within {}", humantime::format_duration(*.0))]
     BodyTimeout(std::time::Duration),
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("unsupported content type {0:?}: send application/json")]
     UnsupportedMediaType(String),
-    #[error("server is overloaded, retry later")]
-    Overloaded,
-    #[error("request timed out")]
-    Timeout,
-    /// Not ready, draining or shutting down.
-    #[error("server is not accepting work right now")]
-    Unavailable,
-    /// Anything internal; the detail is logged, the client sees a generic message.
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// The model is still loading.
+    #[error("the model is still loading, retry later")]
+    Loading,
+    /// Anything internal outside the service (a handler panic); logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Marks a response whose error status is an answer, not a failure (a probe's 503): the error
+/// layer leaves its body alone.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnBody;
+
+/// The decision about an error response, attached to it as an extension.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub error_type: &'static str,
+    /// What the client reads.
+    pub message: String,
+    /// What the log gets for a 5xx (never sent).
+    pub detail: Option<String>,
+    /// Close the connection after this response (the request was not read whole).
+    pub close: bool,
+}
+
+impl Rejection {
+    /// The JSON body for this rejection.
+    pub fn body(&self, request_id: Option<String>) -> ErrorBody {
+        ErrorBody { error: self.message.clone(), error_type: self.error_type.into(), request_id }
+    }
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Validation(_) | Self::Input(_) | Self::Params(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyInputs { .. } | Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Infer(e) => match e {
+                InferError::Params(_) | InferError::NoInputs | InferError::Input { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                InferError::TooManyInputs { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                InferError::Overloaded | InferError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                InferError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                InferError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Overloaded | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Loading => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,68 +105,102 @@ impl ApiError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "bad_request",
-            Self::Validation(_) | Self::Input(_) | Self::Params(_) => "validation",
-            Self::TooManyInputs { .. } => "too_many_inputs",
-            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Validation(_) => "validation",
+            Self::Infer(e) => match e {
+                InferError::Params(_) | InferError::NoInputs | InferError::Input { .. } => "validation",
+                InferError::TooManyInputs { .. } => "too_many_inputs",
+                InferError::Overloaded => "overloaded",
+                InferError::Unavailable => "unavailable",
+                InferError::Timeout => "timeout",
+                InferError::Internal(_) => "internal",
+            },
+            Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::BodyTimeout(_) => "body_timeout",
             Self::Unauthorized(_) => "unauthorized",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::Overloaded => "overloaded",
-            Self::Timeout => "timeout",
-            Self::Unavailable => "unavailable",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Loading => "loading",
             Self::Internal(_) => "internal",
         }
     }
-}
 
-/// The generic message clients see for a 5xx status.
-pub fn generic_message(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::SERVICE_UNAVAILABLE => "server is not accepting work right now, retry later",
-        StatusCode::GATEWAY_TIMEOUT => "request timed out",
-        _ => "internal server error",
+    /// The rejection this error becomes.
+    pub fn rejection(&self) -> Rejection {
+        let status = self.status();
+        let (message, detail) = if status.is_server_error() {
+            let detail =
+                matches!(self, Self::Internal(_) | Self::Infer(InferError::Internal(_))).then(|| self.to_string());
+            let message = match status {
+                StatusCode::SERVICE_UNAVAILABLE => self.to_string(),
+                StatusCode::GATEWAY_TIMEOUT => "request timed out".to_string(),
+                _ => "internal server error".to_string(),
+            };
+            (message, detail)
+        } else {
+            (self.to_string(), None)
+        };
+        let close = matches!(self, Self::PayloadTooLarge { drained: false, .. });
+        Rejection { status, error_type: self.error_type(), message, detail, close }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let message = match &self {
-            Self::Internal(detail) => {
-                tracing::error!(detail = %detail, "internal error");
-                generic_message(status).to_string()
-            }
-            other => other.to_string(),
-        };
-        let body = ErrorBody { error: message, error_type: self.error_type().into(), request_id: None };
-        let mut response = (status, Json(body)).into_response();
-        if matches!(self, Self::Overloaded | Self::Unavailable) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if matches!(self, Self::Unauthorized(_)) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        rejection_response(self.rejection(), &self)
     }
 }
 
-impl From<Overloaded> for ApiError {
-    fn from(_: Overloaded) -> Self {
-        Self::Overloaded
+fn rejection_response(rejection: Rejection, error: &ApiError) -> Response {
+    let mut response = (rejection.status, Json(rejection.body(None))).into_response();
+    let headers = response.headers_mut();
+    if rejection.status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
+    if matches!(error, ApiError::Unauthorized(_)) {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if rejection.close {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response.extensions_mut().insert(rejection);
+    response
 }
 
-impl From<Closed> for ApiError {
-    fn from(_: Closed) -> Self {
-        Self::Unavailable
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenize::InputError;
+    use crate::worker::WorkerError;
 
-impl From<WorkerError> for ApiError {
-    fn from(e: WorkerError) -> Self {
-        match e {
-            WorkerError::Expired => Self::Timeout,
-            other => Self::Internal(other.to_string()),
-        }
+    #[test]
+    fn each_error_is_decided_once_with_status_type_and_close() {
+        let r = ApiError::from(InferError::Input { index: Some(2), error: InputError::Empty }).rejection();
+        assert_eq!(
+            (r.status, r.error_type, r.message.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "validation", "inputs[2]: input text is empty")
+        );
+        let r = ApiError::from(InferError::Overloaded).rejection();
+        assert_eq!((r.status, r.error_type, r.close), (StatusCode::SERVICE_UNAVAILABLE, "overloaded", false));
+        let r = ApiError::PayloadTooLarge { limit: 10, drained: false }.rejection();
+        assert_eq!((r.status, r.close), (StatusCode::PAYLOAD_TOO_LARGE, true));
+        assert!(!ApiError::PayloadTooLarge { limit: 10, drained: true }.rejection().close);
+        assert_eq!(
+            ApiError::from(InferError::from(WorkerError::Expired)).rejection().status,
+            StatusCode::GATEWAY_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn internal_details_go_to_the_log_never_to_the_client() {
+        let panic = InferError::from(WorkerError::Panicked("index out of bounds at src/model/mod.rs:42".into()));
+        let r = ApiError::from(panic).rejection();
+        assert_eq!(
+            (r.status, r.error_type, r.message.as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")
+        );
+        assert!(r.detail.as_deref().is_some_and(|d| d.contains("src/model/mod.rs:42")), "the log gets the detail");
+        let response = ApiError::Internal("handler panicked: boom".into()).into_response();
+        assert!(response.extensions().get::<Rejection>().is_some_and(|r| !r.message.contains("boom")));
     }
 }

@@ -20,7 +20,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::config::HttpConfig;
-use crate::model::Task;
 use state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -31,41 +30,40 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 3. trace id onto the response (when traced);
 /// 4. request id copied onto the response;
 /// 5. access log: one line per request, after everything inside has shaped the response;
-/// 6. error bodies: one JSON shape with the request id; 5xx details never leave;
+/// 6. error bodies: the handler's or layer's [`error::Rejection`] rendered with the request id;
+///    5xx details go to the log only;
 /// 7. request metrics (route template × status, duration);
 /// 8. panic → 500;
 ///
 /// and on the inference routes only (health and metrics stay reachable under overload and
 /// without a key):
 /// 9. API key → 401, when `--api-key` is set (before shedding, so strangers never see our load);
-/// 10. load shedding → 503 at once when the queue is full;
-/// 11. timeout → 504;
+/// 10. load shedding → 503 at once when the queue is full (or the model still loads);
+/// 11. timeout → 504, its deadline handed to the handler so the queue expires inputs at the same instant;
 /// 12. the body read whole: over the limit → 413 (after draining it, so the client sees the 413),
 ///     not all there within the body read timeout → 408.
 pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
-    let mut inference = Router::new()
+    // Every route exists from the start; the embedding routes answer 404 for other tasks, and
+    // every inference route 503 while the model loads.
+    let inference = Router::new()
         .route("/", post(handlers::raw_text))
-        .route("/predict", post(handlers::predict));
-    if state.info.task == Task::FeatureExtraction {
-        inference = inference
-            .route("/embed", post(handlers::embed))
-            .route("/v1/embeddings", post(handlers::openai_embeddings));
-    }
-    let shed = layers::shed::Shed { batcher: state.batcher.clone(), metrics: state.metrics.clone() };
-    let inference = inference.route_layer(
-        ServiceBuilder::new()
-            .layer(from_fn_with_state(
-                config.api_key.as_ref().map(|key| layers::auth::ApiKey(key.0.as_bytes().into())),
-                layers::auth::layer,
-            ))
-            .layer(from_fn_with_state(shed, layers::shed::layer))
-            .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
-            .layer(DefaultBodyLimit::disable())
-            .layer(from_fn_with_state(
-                layers::body::BodyPolicy { limit: config.body_limit, read_timeout: config.body_read_timeout },
-                layers::body::layer,
-            )),
-    );
+        .route("/predict", post(handlers::predict))
+        .route("/embed", post(handlers::embed))
+        .route("/v1/embeddings", post(handlers::openai_embeddings))
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(from_fn_with_state(
+                    config.api_key.as_ref().map(|key| layers::auth::ApiKey(key.0.as_bytes().into())),
+                    layers::auth::layer,
+                ))
+                .layer(from_fn_with_state(state.clone(), layers::shed::layer))
+                .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
+                .layer(DefaultBodyLimit::disable())
+                .layer(from_fn_with_state(
+                    layers::body::BodyPolicy { limit: config.body_limit, read_timeout: config.body_read_timeout },
+                    layers::body::layer,
+                )),
+        );
     let operational = Router::new()
         .route("/info", get(handlers::info))
         .route("/health/live", get(handlers::live))
@@ -73,24 +71,29 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
         .route("/metrics", get(handlers::metrics));
 
     let metrics = state.metrics.clone();
-    inference.merge(operational).with_state(state).layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-                let span = tracing::info_span!(
-                    "request", method = %request.method(), path = %request.uri().path(), request_id = %id,
-                    otel.kind = "server", http.response.status_code = tracing::field::Empty,
-                    otel.status_code = tracing::field::Empty,
-                );
-                crate::telemetry::traces::set_remote_parent(&span, request.headers());
-                span
-            }))
-            .layer(axum::middleware::from_fn(layers::trace_context::layer))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(axum::middleware::from_fn(layers::access_log::layer))
-            .layer(axum::middleware::from_fn(layers::error_body::layer))
-            .layer(from_fn_with_state(metrics, layers::request_metrics::layer))
-            .layer(CatchPanicLayer::custom(layers::panic::respond)),
-    )
+    inference
+        .merge(operational)
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                    let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    let span = tracing::info_span!(
+                        "request", method = %request.method(), path = %request.uri().path(), request_id = %id,
+                        otel.kind = "server", http.response.status_code = tracing::field::Empty,
+                        otel.status_code = tracing::field::Empty,
+                    );
+                    crate::telemetry::traces::set_remote_parent(&span, request.headers());
+                    span
+                }))
+                .layer(axum::middleware::from_fn(layers::trace_context::layer))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn(layers::access_log::layer))
+                .layer(axum::middleware::from_fn(layers::error_body::layer))
+                .layer(from_fn_with_state(metrics, layers::request_metrics::layer))
+                .layer(CatchPanicLayer::custom(layers::panic::respond)),
+        )
 }

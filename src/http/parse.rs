@@ -1,13 +1,11 @@
-//! Request parsing and the checks that need no tokenizer, as pure functions of the headers and
-//! the body: the handlers call them, and the fuzz targets (`fuzz/`) and property tests drive them
-//! directly. Every failure is a 4xx [`ApiError`] naming the problem.
+//! Request parsing as pure functions of the headers and the body: the handlers call them, and the
+//! fuzz targets (`fuzz/`) and property tests drive them directly (with the service's
+//! [`crate::infer::check_request`]). Every failure is a 4xx [`ApiError`] naming the problem.
 
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::model::Task;
-use crate::pipelines::Params;
 
 /// Parses a JSON body; a content type, when sent, must be JSON.
 pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
@@ -48,16 +46,4 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
 /// The raw-text route's body: one UTF-8 string.
 pub fn parse_text(body: &[u8]) -> Result<String, ApiError> {
     String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))
-}
-
-/// The checks before admission: parameters fit the task, at least one input, not too many.
-pub fn validate(texts: &[String], params: &Params, task: Task, max_client_batch_size: usize) -> Result<(), ApiError> {
-    params.validate(task)?;
-    if texts.is_empty() {
-        return Err(ApiError::Validation("inputs is empty: send at least one string".into()));
-    }
-    if texts.len() > max_client_batch_size {
-        return Err(ApiError::TooManyInputs { count: texts.len(), max: max_client_batch_size });
-    }
-    Ok(())
 }

@@ -1,71 +1,45 @@
-//! Shared state of the HTTP side: the tokenizer and pipeline metadata, the batcher handle, health.
+//! Shared state of the HTTP side: the inference service once the model is loaded, health, metrics.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::batching::Batcher;
 use crate::config::BatchingConfig;
-use crate::model::ModelMeta;
-use crate::pipelines::PipelineInfo;
+use crate::http::error::ApiError;
+use crate::infer::Infer;
+use crate::lifecycle::health::Health;
 use crate::telemetry::Metrics;
-use crate::tokenize::TextTokenizer;
-use crate::worker::WorkerStatus;
 
-/// Readiness and liveness, with Kubernetes semantics.
-pub struct Health {
-    /// Model loaded and warmed.
-    loaded: AtomicBool,
-    /// SIGTERM received: stay up, but tell load balancers to stop sending.
-    draining: AtomicBool,
-    worker: Arc<WorkerStatus>,
-    metrics: Arc<Metrics>,
-}
-
-impl Health {
-    pub fn new(worker: Arc<WorkerStatus>, metrics: Arc<Metrics>) -> Self {
-        Self { loaded: AtomicBool::new(false), draining: AtomicBool::new(false), worker, metrics }
-    }
-
-    pub fn set_loaded(&self) {
-        self.loaded.store(true, Ordering::Release);
-        self.publish();
-    }
-
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Release);
-        self.publish();
-    }
-
-    /// Process and worker alive.
-    pub fn is_live(&self) -> bool {
-        self.worker.is_alive()
-    }
-
-    /// Loaded, warmed, worker alive and not draining.
-    pub fn is_ready(&self) -> bool {
-        self.loaded.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire) && self.worker.is_alive()
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
-    /// Refreshes the `ready` and `worker_alive` gauges.
-    pub fn publish(&self) {
-        self.metrics.ready.set(i64::from(self.is_ready()));
-        self.metrics.worker_alive.set(i64::from(self.worker.is_alive()));
-    }
-}
-
-/// Everything a handler needs. Cloned per request as an `Arc`.
+/// Everything a handler needs. Shared as an `Arc`; the router exists (and answers probes and
+/// scrapes) before the model is loaded.
 pub struct AppState {
+    /// `--model` as given.
     pub model_name: String,
-    pub meta: ModelMeta,
-    pub tokenizer: Arc<TextTokenizer>,
-    pub info: Arc<PipelineInfo>,
-    pub batcher: Batcher,
+    /// The model's name towards clients (`/info`, `/v1/models`, OpenAI responses).
+    pub served_model_name: String,
+    /// The batching settings, as `/info` shows them.
     pub batching: BatchingConfig,
-    pub auto_truncate: bool,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    infer: OnceLock<Infer>,
+}
+
+impl AppState {
+    pub fn new(
+        model_name: String,
+        served_model_name: String,
+        batching: BatchingConfig,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self { model_name, served_model_name, batching, health, metrics, infer: OnceLock::new() }
+    }
+
+    /// The inference service; `Loading` until the model is loaded and warmed.
+    pub fn infer(&self) -> Result<&Infer, ApiError> {
+        self.infer.get().ok_or(ApiError::Loading)
+    }
+
+    /// Hands the loaded service to the routes (once).
+    pub fn set_infer(&self, infer: Infer) {
+        let _ = self.infer.set(infer);
+    }
 }

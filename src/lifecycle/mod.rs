@@ -1,6 +1,11 @@
 //! Serving until a shutdown signal, then the Kubernetes drain: not ready at once, keep serving for
 //! the drain delay (endpoints controllers and load balancers catch up), stop accepting, finish every
 //! accepted request (bounded by the shutdown timeout), stop the batcher and join the worker.
+//!
+//! The listener serves from before the model loads (live 200, ready 503, `/metrics`), so a loading
+//! or stuck pod is visible; a load failure ends the process with its reason.
+
+pub mod health;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,28 +17,40 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::app::App;
+use crate::app::{App, StartError};
 use crate::config::LifecycleConfig;
 
-/// Serves `app` on `listener` until SIGTERM/SIGINT, then shuts down gracefully.
-pub async fn serve(app: App, listener: TcpListener, config: LifecycleConfig) -> anyhow::Result<()> {
-    let App { router, health, worker, batcher_task } = app;
+/// Serves `app` on `listener` while its model loads and after, until SIGTERM/SIGINT; then shuts
+/// down gracefully. Fails when the model cannot be loaded.
+pub async fn serve(app: App, listener: TcpListener, config: LifecycleConfig) -> Result<(), StartError> {
+    let App { router, health, loader } = app;
     let closing = Arc::new(Notify::new());
     let drain = {
-        let closing = closing.clone();
+        let (closing, health) = (closing.clone(), health.clone());
         async move {
             shutdown_signal().await;
-            // Readiness flips before the listener closes so endpoints drain first.
+            // Readiness flips before the listener closes so endpoints drain first. A server that
+            // never became ready was never an endpoint: no delay.
+            let delay = if health.is_loaded() { config.drain_delay } else { Duration::ZERO };
             health.start_draining();
-            tracing::info!(drain_delay = ?config.drain_delay, "shutdown signal: not ready, still serving");
-            tokio::time::sleep(config.drain_delay).await;
+            tracing::info!(drain_delay = ?delay, "shutdown signal: not ready, still serving");
+            tokio::time::sleep(delay).await;
             tracing::info!("closing the listener; finishing accepted requests");
             closing.notify_one();
         }
     };
     let server = serve_connections(listener, router, config.header_read_timeout, drain);
+    tokio::pin!(server);
+    let backend = tokio::select! {
+        loaded = loader.load() => loaded?,
+        // A signal while loading: the drain ran, nothing was ever served by a model.
+        () = &mut server => {
+            tracing::info!("shut down before the model was ready");
+            return Ok(());
+        }
+    };
     tokio::select! {
-        () = server => {},
+        () = &mut server => {},
         () = async {
             closing.notified().await;
             tokio::time::sleep(config.shutdown_timeout).await;
@@ -42,10 +59,11 @@ pub async fn serve(app: App, listener: TcpListener, config: LifecycleConfig) -> 
             return Ok(());
         }
     }
-    // Every handler is done and the router (with the batcher's senders) dropped: the batcher
-    // empties its queue and releases the worker, which ends after its last batch.
-    let _ = batcher_task.await;
-    tokio::task::spawn_blocking(move || worker.join()).await?;
+    // Every handler is done and the router (with the service and the batcher's senders) dropped:
+    // the batcher empties its queue and releases the worker, which ends after its last batch.
+    let _ = backend.batcher_task.await;
+    let worker = backend.worker;
+    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

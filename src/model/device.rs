@@ -53,10 +53,8 @@ impl DeviceSpec {
                         reason: "this build has no CUDA support (rebuild with --features cuda)".into(),
                     });
                 }
-                Device::new_cuda(ordinal).map_err(|e| LoadError::Device {
-                    device: self.to_string(),
-                    reason: e.to_string(),
-                })
+                Device::new_cuda(ordinal)
+                    .map_err(|e| LoadError::Device { device: self.to_string(), reason: e.to_string() })
             }
         }
     }

@@ -9,10 +9,7 @@ pub enum LoadError {
     #[error("model folder {0} does not exist or is not a directory")]
     NotAFolder(PathBuf),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{file} is missing in model folder {dir}")]
     MissingFile { dir: PathBuf, file: &'static str },
     #[error("no weights in {0}: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin")]
@@ -37,6 +34,4 @@ pub enum LoadError {
     Device { device: String, reason: String },
     #[error("cannot fetch {model} from the Hugging Face hub: {reason}")]
     Hub { model: String, reason: String },
-    #[error("warm-up failed: {0}")]
-    WarmUp(String),
 }

@@ -23,7 +23,7 @@ pub enum TokenizerFile {
     Vocab(PathBuf),
 }
 
-/// Every file the engine reads from a model folder.
+/// Every file the loader reads from a model folder.
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
     pub dir: PathBuf,
@@ -102,45 +102,76 @@ fn shards_from_index(dir: &Path, index: &Path) -> Result<Vec<PathBuf>, LoadError
 
 /// Reads and parses a JSON file, naming the file in the error.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
-    serde_json::from_str(&text)
-        .map_err(|e| LoadError::BadConfig { path: path.to_path_buf(), reason: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    serde_json::from_str(&text).map_err(|e| LoadError::BadConfig { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+/// How a hub id is fetched.
+#[derive(Clone, Default)]
+pub struct HubOptions {
+    /// Branch, tag or commit; `None`: `main`.
+    pub revision: Option<String>,
+    /// Access token for private and gated repositories.
+    pub token: Option<String>,
+    /// Only the local hub cache, no network (`HF_HUB_OFFLINE=1`).
+    pub offline: bool,
+}
+
+impl std::fmt::Debug for HubOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubOptions")
+            .field("revision", &self.revision)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("offline", &self.offline)
+            .finish()
+    }
 }
 
 /// Resolves `--model`: an existing folder is used as is; anything else is taken as a hub id and
 /// downloaded into the local hub cache (only with the `hub` feature and a network).
-pub fn resolve(model: &str) -> Result<PathBuf, LoadError> {
+pub fn resolve(model: &str, hub: &HubOptions) -> Result<PathBuf, LoadError> {
     let path = Path::new(model);
     if path.exists() || model.starts_with('.') || model.starts_with('/') {
         return Ok(path.to_path_buf());
     }
-    fetch_from_hub(model)
+    fetch_from_hub(model, hub)
 }
 
 #[cfg(feature = "hub")]
-fn fetch_from_hub(model: &str) -> Result<PathBuf, LoadError> {
+fn fetch_from_hub(model: &str, hub: &HubOptions) -> Result<PathBuf, LoadError> {
     let hub_err = |reason: String| LoadError::Hub { model: model.to_string(), reason };
-    let api = hf_hub::api::sync::ApiBuilder::from_env()
-        .with_progress(true)
-        .build()
-        .map_err(|e| hub_err(e.to_string()))?;
-    let repo = api.model(model.to_string());
-    let config = repo.get("config.json").map_err(|e| hub_err(e.to_string()))?;
+    let revision = hub.revision.clone().unwrap_or_else(|| "main".into());
+    let repo_id = hf_hub::Repo::with_revision(model.to_string(), hf_hub::RepoType::Model, revision);
+    // The cache (`HF_HOME`) and endpoint (`HF_ENDPOINT`) come from hf-hub's own variables; the
+    // token from the configuration (`HF_TOKEN`), which hf-hub 0.4 would only read from a file.
+    let get: Box<dyn Fn(&str) -> Result<PathBuf, String>> = if hub.offline {
+        // No network at all: the cache (filled by `--download-only`) or nothing.
+        let cache = hf_hub::Cache::from_env().repo(repo_id);
+        Box::new(move |file| cache.get(file).ok_or_else(|| format!("{file} is not in the hub cache (offline mode)")))
+    } else {
+        let mut builder = hf_hub::api::sync::ApiBuilder::from_env().with_progress(false);
+        if hub.token.is_some() {
+            builder = builder.with_token(hub.token.clone());
+        }
+        let repo = builder.build().map_err(|e| hub_err(e.to_string()))?.repo(repo_id);
+        Box::new(move |file| repo.get(file).map_err(|e| e.to_string()))
+    };
+    let config = get("config.json").map_err(hub_err)?;
     let optional = [
         "tokenizer.json",
         "tokenizer_config.json",
         "vocab.txt",
         "modules.json",
         "1_Pooling/config.json",
+        "sentence_bert_config.json",
+        "config_sentence_transformers.json",
         "special_tokens_map.json",
     ];
     for name in optional {
-        let _ = repo.get(name);
+        let _ = get(name);
     }
-    let weights_found = repo.get("model.safetensors").is_ok()
-        || fetch_sharded(&repo).is_ok()
-        || repo.get("pytorch_model.bin").is_ok();
+    let weights_found =
+        get("model.safetensors").is_ok() || fetch_sharded(&*get).is_ok() || get("pytorch_model.bin").is_ok();
     if !weights_found {
         return Err(hub_err("the repository has no safetensors or pytorch weights".into()));
     }
@@ -148,10 +179,9 @@ fn fetch_from_hub(model: &str) -> Result<PathBuf, LoadError> {
 }
 
 #[cfg(feature = "hub")]
-fn fetch_sharded(repo: &hf_hub::api::sync::ApiRepo) -> Result<(), LoadError> {
-    let index = repo
-        .get("model.safetensors.index.json")
-        .map_err(|e| LoadError::Hub { model: "index".into(), reason: e.to_string() })?;
+fn fetch_sharded(get: &dyn Fn(&str) -> Result<PathBuf, String>) -> Result<(), LoadError> {
+    let index =
+        get("model.safetensors.index.json").map_err(|reason| LoadError::Hub { model: "index".into(), reason })?;
     let dir = index.parent().map(Path::to_path_buf).unwrap_or_default();
     #[derive(serde::Deserialize)]
     struct Index {
@@ -163,13 +193,13 @@ fn fetch_sharded(repo: &hf_hub::api::sync::ApiRepo) -> Result<(), LoadError> {
     shards.dedup();
     for shard in shards {
         if !dir.join(&shard).is_file() {
-            repo.get(&shard).map_err(|e| LoadError::Hub { model: shard.clone(), reason: e.to_string() })?;
+            get(&shard).map_err(|reason| LoadError::Hub { model: shard.clone(), reason })?;
         }
     }
     Ok(())
 }
 
 #[cfg(not(feature = "hub"))]
-fn fetch_from_hub(model: &str) -> Result<PathBuf, LoadError> {
+fn fetch_from_hub(model: &str, _hub: &HubOptions) -> Result<PathBuf, LoadError> {
     Err(LoadError::NotAFolder(PathBuf::from(model)))
 }

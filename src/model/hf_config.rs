@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// What the engine needs from `config.json` before it picks an architecture; each architecture
+/// What the loader needs from `config.json` before it picks an architecture; each architecture
 /// parses its own hyper-parameters from the same file.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HfConfig {

@@ -1,4 +1,4 @@
-//! The model half of the engine: loading a checkpoint onto a device and running padded batches.
+//! The model: loading a checkpoint onto a device and running padded batches.
 //! Knows nothing of HTTP or tokenization; it takes token ids and returns raw f32 outputs.
 
 mod arch;
@@ -157,8 +157,7 @@ impl Model {
             }
             Head::MaskedLm(head) => {
                 let mask_id = self.mask_id.ok_or_else(|| candle_core::Error::msg("tokenizer has no mask token"))?;
-                let positions: Vec<u32> =
-                    (0..ids.len()).filter(|&i| ids[i] == mask_id).map(|i| i as u32).collect();
+                let positions: Vec<u32> = (0..ids.len()).filter(|&i| ids[i] == mask_id).map(|i| i as u32).collect();
                 let counts: Vec<usize> = (0..batch_size)
                     .map(|r| ids[r * seq..(r + 1) * seq].iter().filter(|&&id| id == mask_id).count())
                     .collect();

@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn legacy_layer_norm_names_are_normalized() {
         assert_eq!(normalize_name("bert.embeddings.LayerNorm.gamma"), "bert.embeddings.LayerNorm.weight");
-        assert_eq!(normalize_name("cls.predictions.transform.LayerNorm.beta"), "cls.predictions.transform.LayerNorm.bias");
+        assert_eq!(
+            normalize_name("cls.predictions.transform.LayerNorm.beta"),
+            "cls.predictions.transform.LayerNorm.bias"
+        );
         assert_eq!(normalize_name("classifier.weight"), "classifier.weight");
     }
 }

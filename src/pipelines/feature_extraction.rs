@@ -1,13 +1,10 @@
 //! feature-extraction: per-token hidden states, or sentence embeddings pooled as the
 //! sentence-transformers files say (`1_Pooling/config.json`), optionally L2-normalized.
 
-use std::path::Path;
-
 use serde::Deserialize;
 
 use super::{Output, Params};
-use crate::model::files::read_json;
-use crate::model::{LoadError, Matrix};
+use crate::model::Matrix;
 
 /// How token states become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -47,53 +44,47 @@ impl Default for PoolingDefaults {
     }
 }
 
+/// `1_Pooling/config.json` of a sentence-transformers model (the loader reads it).
+#[derive(Debug, Default, Deserialize)]
+pub struct PoolingConfig {
+    #[serde(default)]
+    pub pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pub pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pub pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pub pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+/// One entry of a sentence-transformers `modules.json`.
+#[derive(Debug, Deserialize)]
+pub struct ModuleEntry {
+    #[serde(default, rename = "type")]
+    pub kind: String,
+}
+
+/// The pooling config enables no mode this server implements.
+#[derive(Debug, thiserror::Error)]
+#[error("no supported pooling mode is enabled")]
+pub struct NoPoolingMode;
+
 impl PoolingDefaults {
-    /// Reads `1_Pooling/config.json` and `modules.json` (a `Normalize` module means normalized
-    /// embeddings); without them, mean pooling without normalization.
-    pub fn load(pooling_config: Option<&Path>, modules: Option<&Path>) -> Result<Self, LoadError> {
-        #[derive(Deserialize)]
-        struct PoolingConfig {
-            #[serde(default)]
-            pooling_mode_cls_token: bool,
-            #[serde(default)]
-            pooling_mode_mean_tokens: bool,
-            #[serde(default)]
-            pooling_mode_max_tokens: bool,
-            #[serde(default)]
-            pooling_mode_mean_sqrt_len_tokens: bool,
-        }
-        #[derive(Deserialize)]
-        struct Module {
-            #[serde(default, rename = "type")]
-            kind: String,
-        }
-        let pooling = match pooling_config {
-            Some(path) => {
-                let c: PoolingConfig = read_json(path)?;
-                if c.pooling_mode_cls_token {
-                    Pooling::Cls
-                } else if c.pooling_mode_max_tokens {
-                    Pooling::Max
-                } else if c.pooling_mode_mean_sqrt_len_tokens {
-                    Pooling::MeanSqrtLen
-                } else if c.pooling_mode_mean_tokens {
-                    Pooling::Mean
-                } else {
-                    return Err(LoadError::BadConfig {
-                        path: path.to_path_buf(),
-                        reason: "no supported pooling mode is enabled".into(),
-                    });
-                }
-            }
+    /// The recipe from `1_Pooling/config.json` and `modules.json` (a `Normalize` module means
+    /// normalized embeddings); without them, mean pooling without normalization.
+    pub fn from_configs(
+        pooling: Option<&PoolingConfig>,
+        modules: Option<&[ModuleEntry]>,
+    ) -> Result<Self, NoPoolingMode> {
+        let pooling = match pooling {
             None => Pooling::Mean,
+            Some(c) if c.pooling_mode_cls_token => Pooling::Cls,
+            Some(c) if c.pooling_mode_max_tokens => Pooling::Max,
+            Some(c) if c.pooling_mode_mean_sqrt_len_tokens => Pooling::MeanSqrtLen,
+            Some(c) if c.pooling_mode_mean_tokens => Pooling::Mean,
+            Some(_) => return Err(NoPoolingMode),
         };
-        let normalize = match modules {
-            Some(path) => {
-                let list: Vec<Module> = read_json(path)?;
-                list.iter().any(|m| m.kind.ends_with("Normalize"))
-            }
-            None => false,
-        };
+        let normalize = modules.is_some_and(|list| list.iter().any(|m| m.kind.ends_with("Normalize")));
         Ok(Self { pooling, normalize })
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::model::{RawOutput, Task};
 use crate::tokenize::{Encoded, InputError, TextTokenizer};
 
-pub use feature_extraction::{Pooling, PoolingDefaults};
+pub use feature_extraction::{ModuleEntry, Pooling, PoolingConfig, PoolingDefaults};
 pub use params::{Aggregation, ClassificationFn, ParamError, Params, TopK};
 
 /// Everything post-processing needs to know about the loaded model.
@@ -47,9 +47,8 @@ pub enum Output {
 /// Checks a tokenized input against what the task needs (fill-mask needs a mask token).
 pub fn check_input(task: Task, encoded: &Encoded, tokenizer: &TextTokenizer) -> Result<(), InputError> {
     if task == Task::FillMask {
-        let (mask, mask_id) = tokenizer
-            .mask()
-            .ok_or_else(|| InputError::NoMaskToken { mask: "(the tokenizer has none)".into() })?;
+        let (mask, mask_id) =
+            tokenizer.mask().ok_or_else(|| InputError::NoMaskToken { mask: "(the tokenizer has none)".into() })?;
         if !encoded.ids.contains(&mask_id) {
             return Err(InputError::NoMaskToken { mask: mask.to_string() });
         }

@@ -146,9 +146,8 @@ fn aggregate_word(
         }
         Aggregation::Average => {
             let n = tokens[0].scores.len();
-            let avg: Vec<f32> = (0..n)
-                .map(|j| tokens.iter().map(|t| t.scores[j]).sum::<f32>() / tokens.len() as f32)
-                .collect();
+            let avg: Vec<f32> =
+                (0..n).map(|j| tokens.iter().map(|t| t.scores[j]).sum::<f32>() / tokens.len() as f32).collect();
             argmax(&avg)
         }
         _ => argmax(&tokens[0].scores),

@@ -1,8 +1,7 @@
 //! Every Prometheus metric of the server, named and bucketed in one place.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The server's metrics, registered in their own registry (no globals).
@@ -11,25 +10,25 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub queue_depth: IntGauge,
-    pub queue_wait: Histogram,
-    pub batch_size: Histogram,
-    pub batch_tokens: Histogram,
-    pub padding_ratio: Histogram,
-    pub inference_duration: Histogram,
-    pub tokenization_duration: Histogram,
+    pub queue_wait: ServingHistogram,
+    pub batch_size: ServingHistogram,
+    pub batch_tokens: ServingHistogram,
+    pub padding_ratio: ServingHistogram,
+    pub inference_duration: ServingHistogram,
+    pub tokenization_duration: ServingHistogram,
     pub shed: IntCounter,
     pub expired: IntCounter,
     pub cancelled: IntCounter,
     pub worker_panics: IntCounter,
     pub ready: IntGauge,
+    pub model_loaded: IntGauge,
     pub worker_alive: IntGauge,
     build_info: IntGaugeVec,
 }
 
 /// Latency buckets from 0.5 ms to 60 s.
-const LATENCY: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
+const LATENCY: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 const BATCH_SIZE: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 const BATCH_TOKENS: &[f64] = &[16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0];
 const RATIO: &[f64] = &[0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
@@ -38,8 +37,11 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let histogram = |name: &str, help: &str, buckets: &[f64]| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).expect("valid histogram");
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), &[])
+                .expect("valid histogram");
             registry.register(Box::new(h.clone())).expect("unique metric");
+            let h = ServingHistogram(h);
+            h.reset();
             h
         };
         let counter = |name: &str, help: &str| {
@@ -91,9 +93,13 @@ impl Metrics {
             ),
             shed: counter("pipeserve_requests_shed_total", "Requests refused with 503 because the queue was full."),
             expired: counter("pipeserve_inputs_expired_total", "Inputs dropped before the model: request timed out."),
-            cancelled: counter("pipeserve_inputs_cancelled_total", "Inputs dropped before the model: client went away."),
+            cancelled: counter(
+                "pipeserve_inputs_cancelled_total",
+                "Inputs dropped before the model: client went away.",
+            ),
             worker_panics: counter("pipeserve_worker_panics_total", "Batches whose model step panicked."),
             ready: gauge("pipeserve_ready", "1 when the server is ready for traffic."),
+            model_loaded: gauge("pipeserve_model_loaded", "1 once the model is loaded and warmed; 0 while it loads."),
             worker_alive: gauge("pipeserve_worker_alive", "1 while the model worker thread runs."),
             build_info,
             registry,
@@ -105,11 +111,49 @@ impl Metrics {
         self.build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), model, task, device, dtype]).set(1);
     }
 
+    /// Forgets what the warm-up request recorded, so the series count served traffic only.
+    pub fn reset_after_warm_up(&self) {
+        for h in [
+            &self.queue_wait,
+            &self.batch_size,
+            &self.batch_tokens,
+            &self.padding_ratio,
+            &self.inference_duration,
+            &self.tokenization_duration,
+        ] {
+            h.reset();
+        }
+        for c in [&self.shed, &self.expired, &self.cancelled, &self.worker_panics] {
+            c.reset();
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// A histogram of served work that can start over once (after the warm-up): a label-less vec
+/// whose single series is replaced. It renders exactly as a plain histogram.
+#[derive(Clone)]
+pub struct ServingHistogram(HistogramVec);
+
+impl ServingHistogram {
+    pub fn observe(&self, value: f64) {
+        self.0.with_label_values(&[] as &[&str]).observe(value);
+    }
+
+    pub fn get_sample_count(&self) -> u64 {
+        self.0.with_label_values(&[] as &[&str]).get_sample_count()
+    }
+
+    /// Empties it, keeping the (zero) series exported.
+    fn reset(&self) {
+        self.0.reset();
+        let _ = self.0.with_label_values(&[] as &[&str]);
     }
 }
 

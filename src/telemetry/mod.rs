@@ -33,9 +33,9 @@ pub fn init(json: bool, tracing: &TracingConfig) -> anyhow::Result<Telemetry> {
         None => None,
     };
     // Tracing off: no layer at all, so spans are never built for OpenTelemetry.
-    let otel = provider.as_ref().map(|p| {
-        traces::layer(p).with_filter(Targets::new().with_target("pipeserve", tracing::Level::DEBUG))
-    });
+    let otel = provider
+        .as_ref()
+        .map(|p| traces::layer(p).with_filter(Targets::new().with_target("pipeserve", tracing::Level::DEBUG)));
     // A second init (tests) is harmless: keep the first subscriber.
     let installed = tracing_subscriber::registry().with(logs.with_filter(filter)).with(otel).try_init().is_ok();
     traces::set_enabled(installed && provider.is_some());

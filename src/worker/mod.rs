@@ -1,6 +1,9 @@
 //! The worker: ONE named OS thread that owns the model on its device and runs batches. A panic in a
 //! batch is caught (that batch's requests get an error, the thread lives on); if the thread ends
 //! anyway, liveness fails.
+//!
+//! The model is a seam ([`BatchModel`]): the server gives the worker a loaded [`Model`], the
+//! batcher and worker tests a fake that records, blocks or panics.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +15,17 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::model::{Model, ModelInput, RawOutput};
 use crate::telemetry::{traces, Metrics};
+
+/// What the worker runs: one padded batch in, one raw output per input out, in order.
+pub trait BatchModel: Send + 'static {
+    fn forward(&self, inputs: &[ModelInput<'_>]) -> candle_core::Result<Vec<RawOutput>>;
+}
+
+impl BatchModel for Model {
+    fn forward(&self, inputs: &[ModelInput<'_>]) -> candle_core::Result<Vec<RawOutput>> {
+        Model::forward(self, inputs)
+    }
+}
 
 /// Why a job got no output.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,19 +84,14 @@ pub struct WorkerStatus {
 }
 
 /// Starts the worker thread with the model it will own.
-/// `panic_token`: test-only fault injection; a batch holding this token id panics in the model step.
-pub fn spawn(
-    model: Model,
-    metrics: Arc<Metrics>,
-    panic_token: Option<u32>,
-) -> std::io::Result<(WorkerHandle, Arc<WorkerStatus>)> {
+pub fn spawn<M: BatchModel>(model: M, metrics: Arc<Metrics>) -> std::io::Result<(WorkerHandle, Arc<WorkerStatus>)> {
     // Capacity 1: the batcher only sends when the worker said it is idle.
     let (sender, receiver) = mpsc::channel::<Batch>(1);
     let idle = Arc::new(Notify::new());
     let alive = Arc::new(AtomicBool::new(true));
     let thread = std::thread::Builder::new().name("pipeserve-worker".into()).spawn({
         let (idle, alive) = (idle.clone(), alive.clone());
-        move || run(model, receiver, &idle, &alive, &metrics, panic_token)
+        move || run(&model, receiver, &idle, &alive, &metrics)
     })?;
     idle.notify_one();
     let status = WorkerStatus { alive, thread: Mutex::new(Some(thread)) };
@@ -126,23 +135,22 @@ impl Drop for AliveGuard<'_> {
 }
 
 fn run(
-    model: Model,
+    model: &dyn BatchModel,
     mut receiver: mpsc::Receiver<Batch>,
     idle: &Notify,
     alive: &AtomicBool,
     metrics: &Metrics,
-    panic_token: Option<u32>,
 ) {
     let _guard = AliveGuard(alive, metrics);
     metrics.worker_alive.set(1);
     while let Some(batch) = receiver.blocking_recv() {
-        run_batch(&model, batch, metrics, panic_token);
+        run_batch(model, batch, metrics);
         idle.notify_one();
     }
     tracing::info!("worker stopped");
 }
 
-fn run_batch(model: &Model, batch: Batch, metrics: &Metrics, panic_token: Option<u32>) {
+fn run_batch(model: &dyn BatchModel, batch: Batch, metrics: &Metrics) {
     // Last check before compute: a client may have left while the batch was handed over.
     let (jobs, gone): (Vec<Job>, Vec<Job>) = batch.jobs.into_iter().partition(|j| !j.is_cancelled());
     metrics.cancelled.inc_by(gone.len() as u64);
@@ -170,15 +178,13 @@ fn run_batch(model: &Model, batch: Batch, metrics: &Metrics, panic_token: Option
     let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let _forward = tracing::debug_span!("model.forward").entered();
-        if let Some(token) = panic_token.filter(|t| inputs.iter().any(|i| i.ids.contains(t))) {
-            panic!("injected fault: token {token} in batch");
-        }
         model.forward(&inputs)
     }));
     metrics.inference_duration.observe(started.elapsed().as_secs_f64());
     drop(inputs);
     let outcome: Result<Vec<RawOutput>, WorkerError> = match result {
-        Ok(Ok(outputs)) => Ok(outputs),
+        Ok(Ok(outputs)) if outputs.len() == jobs.len() => Ok(outputs),
+        Ok(Ok(outputs)) => Err(WorkerError::Model(format!("{} outputs for {} inputs", outputs.len(), jobs.len()))),
         Ok(Err(e)) => Err(WorkerError::Model(e.to_string())),
         Err(panic) => {
             metrics.worker_panics.inc();

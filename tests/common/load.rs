@@ -88,6 +88,10 @@ impl ClosedLoop {
             w.await.unwrap();
         }
         let c = &self.counts;
-        Tally { ok: c.ok.load(Ordering::Relaxed), lost: c.lost.load(Ordering::Relaxed), refused: c.refused.load(Ordering::Relaxed) }
+        Tally {
+            ok: c.ok.load(Ordering::Relaxed),
+            lost: c.lost.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+        }
     }
 }

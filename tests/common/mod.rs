@@ -1,10 +1,18 @@
-//! Shared helpers for the integration tests: model folders, engines, tolerant JSON comparison.
+//! Shared helpers for the integration tests: model folders, the in-process inference service,
+//! tolerant JSON comparison; `server` runs the binary, `load` drives closed-loop clients.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use pipeserve::engine::{Engine, EngineConfig};
+use clap::Parser;
+use pipeserve::config::Config;
+use pipeserve::infer::{Infer, InferRequest, InferSettings, Inferred};
+use pipeserve::load::{LoadConfig, Loaded};
+use pipeserve::model::files::HubOptions;
 use pipeserve::model::{DTypeSpec, DeviceSpec, Task};
+use pipeserve::pipelines::{Output, Params};
+use pipeserve::telemetry::Metrics;
 use serde_json::Value;
 
 /// The repository root.
@@ -40,9 +48,10 @@ pub fn copy_of(model: &str) -> tempfile::TempDir {
     dir
 }
 
-pub fn engine_config(name: &str) -> EngineConfig {
-    EngineConfig {
+pub fn load_config(name: &str) -> LoadConfig {
+    LoadConfig {
         model: model_dir(name).to_string_lossy().into_owned(),
+        hub: HubOptions::default(),
         task: None,
         device: DeviceSpec::Cpu,
         dtype: DTypeSpec::F32,
@@ -50,13 +59,38 @@ pub fn engine_config(name: &str) -> EngineConfig {
     }
 }
 
-pub fn load(name: &str) -> Engine {
-    Engine::load(&engine_config(name)).unwrap_or_else(|e| panic!("cannot load {name}: {e}"))
+pub fn loaded(config: &LoadConfig) -> Loaded {
+    pipeserve::load::load(config).unwrap_or_else(|e| panic!("cannot load {}: {e}", config.model))
 }
 
-pub fn load_with(name: &str, task: Option<Task>, dtype: DTypeSpec) -> Engine {
-    let config = EngineConfig { task, dtype, ..engine_config(name) };
-    Engine::load(&config).unwrap_or_else(|e| panic!("cannot load {name}: {e}"))
+/// The service settings of a server started with default flags.
+pub fn default_settings() -> InferSettings {
+    Config::try_parse_from(["pipeserve", "--model", "unused"]).unwrap().infer()
+}
+
+/// The inference service the server builds, in process (needs a tokio runtime).
+pub fn service(name: &str) -> Infer {
+    service_from(&load_config(name))
+}
+
+pub fn service_from(config: &LoadConfig) -> Infer {
+    let (infer, _backend) = Infer::start(loaded(config), default_settings(), Arc::new(Metrics::new())).unwrap();
+    infer
+}
+
+pub fn service_with(name: &str, task: Option<Task>, dtype: DTypeSpec) -> Infer {
+    service_from(&LoadConfig { task, dtype, ..load_config(name) })
+}
+
+/// One call through the service, as a handler makes it.
+pub async fn call(infer: &Infer, texts: &[&str], params: &Params) -> Inferred {
+    let inputs = texts.iter().map(|t| t.to_string()).collect();
+    infer.run(InferRequest::new(inputs, params.clone())).await.unwrap_or_else(|e| panic!("{texts:?}: {e}"))
+}
+
+/// The outputs of [`call`].
+pub async fn run(infer: &Infer, texts: &[&str], params: &Params) -> Vec<Output> {
+    call(infer, texts, params).await.outputs
 }
 
 /// Compares two JSON values: numbers within `tol`, everything else exactly. Returns the first
@@ -102,5 +136,6 @@ pub fn max_abs_diff(a: &Value, b: &Value) -> f64 {
         }
     }
 }
+pub mod hub;
 pub mod load;
 pub mod server;

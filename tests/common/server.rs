@@ -14,7 +14,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the binary with `--model <model dir>` and `args`, on port 0, and waits until it listens.
+    /// Starts the binary with `--model <model dir>` and `args`, on port 0, and waits until it is ready.
     pub fn start(model: &str, args: &[&str]) -> Self {
         Self::start_with_env(model, args, &[])
     }
@@ -23,6 +23,13 @@ impl Server {
     /// shell are not inherited: only `env` turns tracing on.
     pub fn start_with_env(model: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = super::model_dir(model);
+        Self::launch(&dir.to_string_lossy(), args, env, "ready")
+    }
+
+    /// Starts the binary with `--model <model>` (a folder or a hub id) and returns once a log line
+    /// with message `until` appeared (`listening`: as soon as it serves probes; `ready`: loaded).
+    pub fn launch(model: &str, args: &[&str], env: &[(&str, &str)], until: &str) -> Self {
+        let until = until.to_string();
         // TEST_SERVER_BIN runs another build of the server (e.g. the release `mkl` build for the
         // long soak of docs/reliability.md); by default, the binary this test run built.
         let binary = std::env::var("TEST_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pipeserve").to_owned());
@@ -34,7 +41,7 @@ impl Server {
         }
         let mut child = command
             .arg("--model")
-            .arg(&dir)
+            .arg(model)
             .args(["--host", "127.0.0.1", "--port", "0", "--json-logs"])
             .args(args)
             .env("RUST_LOG", "info")
@@ -50,10 +57,15 @@ impl Server {
         {
             let logs = logs.clone();
             std::thread::spawn(move || {
+                let mut address = String::new();
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                         if v["message"] == "listening" {
-                            let _ = tx.send(v["address"].as_str().unwrap_or_default().to_string());
+                            address = v["address"].as_str().unwrap_or_default().to_string();
+                        }
+                        // The server listens while it loads; most tests start once it is ready.
+                        if v["message"] == until.as_str() {
+                            let _ = tx.send(address.clone());
                         }
                     }
                     logs.lock().unwrap().push(line);

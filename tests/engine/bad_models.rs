@@ -1,17 +1,17 @@
 //! Bad model folders fail at load with one clear line naming the problem, never a panic.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
 
-use pipeserve::engine::{Engine, EngineConfig};
+use pipeserve::load::{self, LoadConfig};
 use pipeserve::model::{DTypeSpec, Task};
 
 fn load_err(dir: &Path, task: Option<Task>) -> String {
-    let config = EngineConfig { task, ..common::engine_config("tiny-bert-sentiment") };
-    let config = EngineConfig { model: dir.to_string_lossy().into_owned(), ..config };
-    match Engine::load(&config) {
+    let config =
+        LoadConfig { task, model: dir.to_string_lossy().into_owned(), ..common::load_config("tiny-bert-sentiment") };
+    match load::load(&config) {
         Ok(_) => panic!("{} loaded but should not", dir.display()),
         Err(e) => {
             let msg = e.to_string();
@@ -53,12 +53,12 @@ fn missing_files() {
 fn tokenizer_json_falls_back_to_vocab_txt() {
     let d = common::copy_of("tiny-bert-sentiment");
     fs::remove_file(d.path().join("tokenizer.json")).unwrap();
-    let config = EngineConfig { model: d.path().to_string_lossy().into_owned(), ..common::engine_config("tiny-bert-sentiment") };
-    let with_vocab = Engine::load(&config).unwrap();
-    let original = common::load("tiny-bert-sentiment");
+    let config =
+        LoadConfig { model: d.path().to_string_lossy().into_owned(), ..common::load_config("tiny-bert-sentiment") };
+    let with_vocab = common::loaded(&config).tokenizer;
+    let original = common::loaded(&common::load_config("tiny-bert-sentiment")).tokenizer;
     let text = "Hello, Zürich! Tokenizers agree.";
-    let params = Default::default();
-    assert_eq!(with_vocab.prepare(text, &params).unwrap().ids, original.prepare(text, &params).unwrap().ids);
+    assert_eq!(with_vocab.encode(text, false).unwrap().ids, original.encode(text, false).unwrap().ids);
 }
 
 #[test]
@@ -116,21 +116,21 @@ fn unknown_architecture_and_unservable_tasks() {
     expect(&minilm, Some(Task::FillMask), &["masked-LM head"]);
 }
 
-#[test]
-fn any_checkpoint_serves_feature_extraction() {
-    let engine = common::load_with("tiny-bert-ner", Some(Task::FeatureExtraction), DTypeSpec::F32);
-    assert_eq!(engine.info.task, Task::FeatureExtraction);
-    assert!(engine.run(&["hello"], &Default::default()).is_ok());
+#[tokio::test]
+async fn any_checkpoint_serves_feature_extraction() {
+    let infer = common::service_with("tiny-bert-ner", Some(Task::FeatureExtraction), DTypeSpec::F32);
+    assert_eq!(infer.info().task, Task::FeatureExtraction);
+    assert_eq!(common::run(&infer, &["hello"], &Default::default()).await.len(), 1);
 }
 
-#[test]
-fn half_precision_embeddings_stay_close_to_f32() {
+#[tokio::test]
+async fn half_precision_embeddings_stay_close_to_f32() {
     use pipeserve::pipelines::{Output, Params, Pooling};
     let params = Params { pooling: Some(Pooling::Mean), normalize: Some(true), ..Params::default() };
     let text = ["A man is playing a guitar on the stage tonight."];
-    let reference = common::load("all-MiniLM-L6-v2").run(&text, &params).unwrap().remove(0);
+    let reference = common::run(&common::service("all-MiniLM-L6-v2"), &text, &params).await.remove(0);
     for dtype in [DTypeSpec::F16, DTypeSpec::BF16] {
-        let out = common::load_with("all-MiniLM-L6-v2", None, dtype).run(&text, &params).unwrap().remove(0);
+        let out = common::run(&common::service_with("all-MiniLM-L6-v2", None, dtype), &text, &params).await.remove(0);
         let (Output::Embedding(a), Output::Embedding(b)) = (&reference, &out) else { panic!("not embeddings") };
         let cosine: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
         assert!(cosine > 0.999, "{dtype}: cosine {cosine}");

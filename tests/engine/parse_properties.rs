@@ -2,12 +2,13 @@
 //! fuzz targets call) and for tokenization: on any input, never a panic, and every rejection is a
 //! 4xx whose message names a problem and holds nothing internal.
 
-mod common;
+use crate::common;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use pipeserve::http::api::{EmbedRequest, OpenAiEmbeddingsRequest, PredictRequest};
 use pipeserve::http::error::ApiError;
-use pipeserve::http::parse::{parse_json, parse_text, validate};
+use pipeserve::http::parse::{parse_json, parse_text};
+use pipeserve::infer::check_request;
 use pipeserve::model::Task;
 use pipeserve::pipelines::Params;
 use proptest::prelude::*;
@@ -27,6 +28,11 @@ fn check(result: Result<(), ApiError>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The checks a handler runs before the service tokenizes anything.
+fn validate(texts: &[String], params: &Params, task: Task, max: usize) -> Result<(), ApiError> {
+    check_request(texts, params, task, max).map_err(ApiError::from)
+}
+
 fn run_all(content_type: Option<&str>, body: &[u8]) -> Result<(), TestCaseError> {
     let mut headers = HeaderMap::new();
     if let Some(ct) = content_type {
@@ -36,9 +42,18 @@ fn run_all(content_type: Option<&str>, body: &[u8]) -> Result<(), TestCaseError>
     }
     for task in TASKS {
         check(parse_text(body).and_then(|t| validate(&[t], &Params::default(), task, 8)))?;
-        check(parse_json::<PredictRequest>(&headers, body).and_then(|r| validate(&r.inputs.into_vec(), &r.parameters, task, 8)))?;
-        check(parse_json::<EmbedRequest>(&headers, body).and_then(|r| validate(&r.inputs.into_vec(), &Params::default(), task, 8)))?;
-        check(parse_json::<OpenAiEmbeddingsRequest>(&headers, body).and_then(|r| validate(&r.input.into_vec(), &Params::default(), task, 8)))?;
+        check(
+            parse_json::<PredictRequest>(&headers, body)
+                .and_then(|r| validate(&r.inputs.into_vec(), &r.parameters, task, 8)),
+        )?;
+        check(
+            parse_json::<EmbedRequest>(&headers, body)
+                .and_then(|r| validate(&r.inputs.into_vec(), &Params::default(), task, 8)),
+        )?;
+        check(
+            parse_json::<OpenAiEmbeddingsRequest>(&headers, body)
+                .and_then(|r| validate(&r.input.into_vec(), &Params::default(), task, 8)),
+        )?;
     }
     Ok(())
 }
@@ -51,13 +66,26 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| json!(f)),
         ".{0,12}".prop_map(Value::from),
-        prop::sample::select(vec!["mean", "cls", "max", "none", "simple", "first", "softmax", "sigmoid", "O", "[MASK]"]).prop_map(Value::from),
+        prop::sample::select(vec![
+            "mean", "cls", "max", "none", "simple", "first", "softmax", "sigmoid", "O", "[MASK]"
+        ])
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
             prop::collection::btree_map(
-                prop::sample::select(vec!["top_k", "pooling", "normalize", "truncate", "aggregation_strategy", "ignore_labels", "function_to_apply", "x"]).prop_map(String::from),
+                prop::sample::select(vec![
+                    "top_k",
+                    "pooling",
+                    "normalize",
+                    "truncate",
+                    "aggregation_strategy",
+                    "ignore_labels",
+                    "function_to_apply",
+                    "x"
+                ])
+                .prop_map(String::from),
                 inner,
                 0..4
             )
@@ -101,13 +129,12 @@ proptest! {
     /// Tokenization and the per-task input checks on arbitrary text (a committed tiny model).
     #[test]
     fn arbitrary_text_tokenizes_or_is_a_clear_422(text in "\\PC{0,64}|[\\u{0}-\\u{ffff}]{0,64}", truncate in any::<bool>()) {
-        let engine = ENGINE.with(|e| e.clone());
+        let tokenizer = TOKENIZER.with(|t| t.clone());
         for task in [Task::FeatureExtraction, Task::FillMask] {
-            let params = Params { truncate: Some(truncate), ..Params::default() };
-            match pipeserve::engine::prepare(&engine.tokenizer, task, &text, &params) {
-                Ok(encoded) => prop_assert!(encoded.len() <= engine.tokenizer.max_len()),
-                Err(e) => {
-                    let api = ApiError::from(e);
+            match pipeserve::infer::prepare(&tokenizer, task, &text, truncate) {
+                Ok(encoded) => prop_assert!(encoded.len() <= tokenizer.max_len()),
+                Err(error) => {
+                    let api = ApiError::from(pipeserve::infer::InferError::Input { index: None, error });
                     prop_assert_eq!(api.status().as_u16(), 422, "{}", api);
                 }
             }
@@ -116,5 +143,6 @@ proptest! {
 }
 
 thread_local! {
-    static ENGINE: std::rc::Rc<pipeserve::engine::Engine> = std::rc::Rc::new(common::load("tiny-bert-st"));
+    static TOKENIZER: std::rc::Rc<pipeserve::tokenize::TextTokenizer> =
+        std::rc::Rc::new(common::loaded(&common::load_config("tiny-bert-st")).tokenizer);
 }

@@ -12,6 +12,7 @@
 //! other jobs, asserts 100 ms and 3000 ms so a noisy neighbour does not fail the build — the
 //! figures themselves are printed either way.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -269,7 +270,8 @@ async fn memory_soak_of_mixed_lengths() {
                     // Mixed lengths: 1 to 48 words, 1 or 2 inputs per request.
                     let words = 1 + (i * 7919) % 48;
                     let n = 1 + i % 2;
-                    let inputs: Vec<String> = (0..n).map(|k| format!("{i}-{k} {}", "soak words ".repeat(words / 2))).collect();
+                    let inputs: Vec<String> =
+                        (0..n).map(|k| format!("{i}-{k} {}", "soak words ".repeat(words / 2))).collect();
                     let body = json!({"inputs": inputs, "truncate": true});
                     match client.post(&url).json(&body).send().await {
                         Ok(r) if r.status() == 200 => {
@@ -299,12 +301,16 @@ async fn memory_soak_of_mixed_lengths() {
     // Every tenth's median and peak are printed, to show the trend (or its absence).
     let samples = samples.lock().unwrap().clone();
     let window = |k: usize| {
-        let mut w: Vec<u64> = samples.iter().filter(|s| (k * total / 10..(k + 1) * total / 10).contains(&s.0)).map(|s| s.1).collect();
+        let mut w: Vec<u64> =
+            samples.iter().filter(|s| (k * total / 10..(k + 1) * total / 10).contains(&s.0)).map(|s| s.1).collect();
         w.sort_unstable();
         w
     };
     let tenths: Vec<Vec<u64>> = (1..10).map(window).collect();
-    assert!(tenths.iter().all(|w| !w.is_empty()), "the soak did not get past its warm-up ({total} requests in {seconds:.0} s)");
+    assert!(
+        tenths.iter().all(|w| !w.is_empty()),
+        "the soak did not get past its warm-up ({total} requests in {seconds:.0} s)"
+    );
     let median = |w: &Vec<u64>| w[w.len() / 2];
     let peak = |w: &Vec<u64>| w[w.len() - 1];
     let percent = |from: u64, to: u64| ((to as f64 - from as f64) / from as f64 * 10_000.0).round() / 100.0;

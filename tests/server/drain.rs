@@ -1,7 +1,7 @@
 //! Graceful shutdown under load, as Kubernetes does it: SIGTERM → not ready at once, keep serving
 //! through the drain delay, stop accepting, finish every accepted request, exit 0.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -11,10 +11,8 @@ use reqwest::Client;
 
 #[tokio::test]
 async fn sigterm_under_load_loses_no_accepted_request() {
-    let mut server = Server::start(
-        "all-MiniLM-L6-v2",
-        &["--drain-delay", "1s", "--shutdown-timeout", "20s", "--max-wait", "5ms"],
-    );
+    let mut server =
+        Server::start("all-MiniLM-L6-v2", &["--drain-delay", "1s", "--shutdown-timeout", "20s", "--max-wait", "5ms"]);
     let client = Client::new();
     let load = ClosedLoop::start(&client, server.url("/embed"), 16, "drain");
 

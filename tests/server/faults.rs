@@ -2,13 +2,12 @@
 //! non-zero status and ONE line on stderr naming the problem, never a panic or a backtrace.
 //! (Worker panics, timeouts and cancelled clients at run time: tests/server_batching.rs.)
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
 
 /// Runs the binary to its exit (it must exit by itself) and returns its one-line reason.
 fn start_fails(model: &Path, extra: &[&str], needles: &[&str]) {

@@ -2,7 +2,7 @@
 //! status, latency, queue wait, batch size and request id; never a request body; start-up logs
 //! the configuration and how long loading and warm-up took.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -65,10 +65,8 @@ async fn json_log_lines_hold_request_and_startup_fields() {
     assert!(line.get("queue_wait_ms").is_none() && line.get("batch_size").is_none(), "{line}");
 
     // Every line is JSON; no body (nor the error text quoting it) is logged at info.
-    let parsed: Vec<Value> = logs
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let parsed: Vec<Value> =
+        logs.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
     assert!(logs.iter().all(|l| !l.contains(SECRET)), "a request body reached the log:\n{}", logs.join("\n"));
     // Probes are not worth a line at info.
     assert!(!parsed.iter().any(|v| v["request_id"] == "log-probe" && v["message"] == "request"));

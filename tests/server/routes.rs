@@ -1,6 +1,6 @@
 //! Every route, status and header of the HTTP API, on the real binary with real models.
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use reqwest::{Client, StatusCode};
@@ -48,7 +48,12 @@ async fn embedding_model_routes() {
     assert_eq!(s, 200);
     let norm: f64 = v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap().powi(2)).sum::<f64>().sqrt();
     assert!((norm - 1.0).abs() < 1e-4, "normalized by the model's modules.json");
-    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": ["a", "b c"], "parameters": {"pooling": "cls", "normalize": false}})).await;
+    let (s, _, v) = post_json(
+        &server,
+        "/predict",
+        json!({"inputs": ["a", "b c"], "parameters": {"pooling": "cls", "normalize": false}}),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(v.as_array().unwrap().len(), 2);
 
@@ -56,16 +61,19 @@ async fn embedding_model_routes() {
     let (s, _, tei) = post_json(&server, "/embed", json!({"inputs": ["The cat sat.", "Dogs bark."]})).await;
     assert_eq!(s, 200);
     assert_eq!(tei.as_array().unwrap().len(), 2);
-    let (s, _, oa) = post_json(&server, "/v1/embeddings", json!({"input": ["The cat sat.", "Dogs bark."], "model": "m"})).await;
+    let (s, _, oa) =
+        post_json(&server, "/v1/embeddings", json!({"input": ["The cat sat.", "Dogs bark."], "model": "m"})).await;
     assert_eq!(s, 200);
     assert_eq!(oa["object"], "list");
-    assert_eq!(oa["model"], "m");
+    assert_eq!(oa["model"], "all-MiniLM-L6-v2", "the served model, not the client's string");
     assert_eq!(oa["data"][1]["index"], 1);
     assert!(oa["usage"]["prompt_tokens"].as_u64().unwrap() >= 8);
     assert!(common::max_abs_diff(&oa["data"][0]["embedding"], &tei[0]) < 1e-6);
-    let (_, _, b64) = post_json(&server, "/v1/embeddings", json!({"input": "The cat sat.", "encoding_format": "base64"})).await;
+    let (_, _, b64) =
+        post_json(&server, "/v1/embeddings", json!({"input": "The cat sat.", "encoding_format": "base64"})).await;
     use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64["data"][0]["embedding"].as_str().unwrap()).unwrap();
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(b64["data"][0]["embedding"].as_str().unwrap()).unwrap();
     let first = f32::from_le_bytes(bytes[0..4].try_into().unwrap());
     assert!((f64::from(first) - tei[0][0].as_f64().unwrap()).abs() < 1e-6);
     let (_, _, raw) = post_json(&server, "/embed", json!({"inputs": "The cat sat.", "normalize": false})).await;
@@ -109,7 +117,10 @@ fn promtool_check(text: &str) {
 
 #[tokio::test]
 async fn bad_input_is_a_clear_4xx() {
-    let server = Server::start("all-MiniLM-L6-v2", &["--max-client-batch-size", "4", "--body-limit", "4096", "--max-input-tokens", "16"]);
+    let server = Server::start(
+        "all-MiniLM-L6-v2",
+        &["--max-client-batch-size", "4", "--body-limit", "4096", "--max-input-tokens", "16"],
+    );
     let client = Client::new();
     let send = |path: &str, body: Vec<u8>, ct: Option<&str>| {
         let mut r = client.post(server.url(path)).body(body);
@@ -157,7 +168,8 @@ async fn bad_input_is_a_clear_4xx() {
     let (s, v) = send("/predict", json!({"inputs": long}).to_string().into_bytes(), j).await;
     assert_eq!(s, 422);
     assert_error(&v, "validation", "limit of 16");
-    let (s, v) = send("/predict", json!({"inputs": long, "parameters": {"truncate": true}}).to_string().into_bytes(), j).await;
+    let (s, v) =
+        send("/predict", json!({"inputs": long, "parameters": {"truncate": true}}).to_string().into_bytes(), j).await;
     assert_eq!(s, 200);
     assert_eq!(v[0].as_array().unwrap().len(), 16, "truncated to the limit");
     let (s, v) = send("/predict", json!({"inputs": ["ok", long]}).to_string().into_bytes(), j).await;
@@ -184,7 +196,12 @@ async fn fill_mask_server_as_in_the_reference_design() {
     for key in ["score", "token", "token_str", "sequence"] {
         assert!(v[0].get(key).is_some(), "{key} in {v}");
     }
-    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": ["a [MASK] b", "[MASK] and [MASK]"], "parameters": {"top_k": 2}})).await;
+    let (s, _, v) = post_json(
+        &server,
+        "/predict",
+        json!({"inputs": ["a [MASK] b", "[MASK] and [MASK]"], "parameters": {"top_k": 2}}),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(v[0].as_array().unwrap().len(), 2);
     assert_eq!(v[1].as_array().unwrap().len(), 2, "two masks → a list per mask");

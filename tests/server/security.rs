@@ -2,7 +2,7 @@
 //! only; slow headers close the connection and slow bodies get 408, while others are served;
 //! an oversized body gets its 413, not a reset connection.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -24,7 +24,13 @@ async fn api_key_guards_inference_routes_only() {
     for path in ["/embed", "/predict", "/v1/embeddings"] {
         let body = if path == "/v1/embeddings" { json!({"input": "hello"}) } else { body.clone() };
         // No key, a wrong key, a wrong scheme, a prefix of the key: 401 in the standard shape.
-        for auth in [None, Some("Bearer wrong"), Some("Basic s3cret-key"), Some("Bearer s3cret"), Some("Bearer s3cret-key-and-more")] {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic s3cret-key"),
+            Some("Bearer s3cret"),
+            Some("Bearer s3cret-key-and-more"),
+        ] {
             let mut r = client.post(server.url(path)).json(&body);
             if let Some(a) = auth {
                 r = r.header("authorization", a);
@@ -109,7 +115,10 @@ async fn slow_clients_cannot_tie_the_server_up() {
     }
     for (text, closed) in &bodies {
         assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-        assert!(text.contains("\"error_type\":\"body_timeout\"") && text.contains("did not arrive within 500ms"), "{text}");
+        assert!(
+            text.contains("\"error_type\":\"body_timeout\"") && text.contains("did not arrive within 500ms"),
+            "{text}"
+        );
         assert!(closed, "the connection closes after the 408: {text}");
     }
     // The slow bodies held no queue slot: the queue is empty and the server still serves.

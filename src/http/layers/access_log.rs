@@ -2,42 +2,26 @@
 //! the queue wait and batch size; the trace id when traced. Never a body. Probes and scrapes
 //! (`/health/*`, `/metrics`) log at debug: they come every few seconds and say little.
 
-use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Span;
 
+use crate::infer::BatchStats;
 use crate::telemetry::traces;
-
-tokio::task_local! {
-    /// The request's largest queue wait and batch size, noted by the handler as answers arrive.
-    static BATCH: Cell<Option<(Duration, usize)>>;
-}
-
-/// Notes that one of this request's inputs waited `queue_wait` and ran in a batch of
-/// `batch_size`; the log line shows the largest of each. Outside a request it does nothing.
-pub fn record_batch(queue_wait: Duration, batch_size: usize) {
-    let _ = BATCH.try_with(|cell| {
-        let (wait, size) = cell.get().unwrap_or_default();
-        cell.set(Some((wait.max(queue_wait), size.max(batch_size))));
-    });
-}
 
 pub async fn layer(request: Request, next: Next) -> Response {
     // The route template, never the raw path.
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
     let method = request.method().clone();
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let request_id =
+        request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let started = Instant::now();
-    let (response, batch) = BATCH
-        .scope(Cell::new(None), async {
-            let response = next.run(request).await;
-            (response, BATCH.with(Cell::get))
-        })
-        .await;
+    let response = next.run(request).await;
+    // The handler attaches how the request's inputs were batched.
+    let batch = response.extensions().get::<BatchStats>().copied();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let status = response.status();
     let span = Span::current();
@@ -46,8 +30,8 @@ pub async fn layer(request: Request, next: Next) -> Response {
         span.record("otel.status_code", "ERROR");
     }
     let trace_id = traces::trace_id(&span);
-    let queue_wait_ms = batch.map(|(wait, _)| wait.as_secs_f64() * 1000.0);
-    let batch_size = batch.map(|(_, size)| size as u64);
+    let queue_wait_ms = batch.map(|b| b.queue_wait.as_secs_f64() * 1000.0);
+    let batch_size = batch.map(|b| b.batch_size as u64);
     macro_rules! line {
         ($level:expr) => {
             tracing::event!(

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -37,14 +37,16 @@ pub struct BodyPolicy {
 pub async fn layer(State(policy): State<BodyPolicy>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let declared = content_length(&parts.headers);
-    if declared.is_some_and(|n| n > policy.limit) && (expects_continue(&parts.headers) || declared > Some(DRAIN_LIMIT)) {
-        return too_large_and_close(policy.limit);
+    if declared.is_some_and(|n| n > policy.limit) && (expects_continue(&parts.headers) || declared > Some(DRAIN_LIMIT))
+    {
+        return ApiError::PayloadTooLarge { limit: policy.limit, drained: false }.into_response();
     }
     let deadline = Instant::now() + policy.read_timeout;
     match read(body, declared, policy.limit, deadline).await {
         Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Err(Failure::TooLarge { drained: true }) => ApiError::PayloadTooLarge(policy.limit).into_response(),
-        Err(Failure::TooLarge { drained: false }) => too_large_and_close(policy.limit),
+        Err(Failure::TooLarge { drained }) => {
+            ApiError::PayloadTooLarge { limit: policy.limit, drained }.into_response()
+        }
         Err(Failure::Broken) => ApiError::BadRequest("the request body could not be read".into()).into_response(),
         Err(Failure::Late) => ApiError::BodyTimeout(policy.read_timeout).into_response(),
     }
@@ -52,7 +54,9 @@ pub async fn layer(State(policy): State<BodyPolicy>, request: Request, next: Nex
 
 enum Failure {
     /// Over the limit; `drained` when the rest of the body was read, so the connection is clean.
-    TooLarge { drained: bool },
+    TooLarge {
+        drained: bool,
+    },
     Broken,
     Late,
 }
@@ -82,14 +86,6 @@ async fn read(mut body: Body, declared: Option<usize>, limit: usize, deadline: I
             kept = Vec::new();
         }
     }
-}
-
-/// A 413 after which the connection is closed: the body was not (all) read, so it cannot carry
-/// another request.
-fn too_large_and_close(limit: usize) -> Response {
-    let mut response = ApiError::PayloadTooLarge(limit).into_response();
-    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {

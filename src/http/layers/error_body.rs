@@ -1,67 +1,42 @@
-//! Every error response leaves in one shape, `{"error", "error_type", "request_id"}`:
-//! - our own JSON errors get the request id stamped in;
-//! - other error bodies (unknown route 404, method 405, ...) are rewrapped;
-//! - a 5xx body that is not ours is replaced by a generic message (its text goes to the log),
-//!   so no path, panic text or backtrace ever reaches a client.
+//! Every error response leaves in one shape, `{"error", "error_type", "request_id"}`. The error was
+//! decided where it happened ([`Rejection`] in the response's extensions); this layer stamps the
+//! request id into the body, logs 5xx details (they never reach the client) and closes the
+//! connection when the rejection says so. An error status without a rejection is a bug: it is
+//! logged and answered as an internal error.
 
-use axum::body::{to_bytes, Body};
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::http::error::{generic_message, ErrorBody};
-
-/// Largest error body read back for rewriting; ours are far smaller.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+use crate::http::error::{ApiError, OwnBody, Rejection};
 
 pub async fn layer(request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error()) || response.extensions().get::<OwnBody>().is_some() {
         return response;
     }
-    let (mut parts, body) = response.into_parts();
-    let bytes = to_bytes(body, MAX_ERROR_BODY).await.unwrap_or_default();
-    let mut error = match serde_json::from_slice::<ErrorBody>(&bytes) {
-        Ok(ours) => ours,
-        Err(_) => {
-            let text = String::from_utf8_lossy(&bytes).trim().to_string();
-            if status.is_server_error() {
-                tracing::error!(status = status.as_u16(), body = %text, "replaced a 5xx body");
-                ErrorBody { error: generic_message(status).into(), error_type: error_type(status).into(), request_id: None }
-            } else {
-                let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text };
-                ErrorBody { error: message, error_type: error_type(status).into(), request_id: None }
-            }
+    let (mut parts, _) = response.into_parts();
+    let rejection = match parts.extensions.remove::<Rejection>() {
+        Some(rejection) => rejection,
+        None => {
+            tracing::error!(status = status.as_u16(), "an error response carried no rejection");
+            let rejection = ApiError::Internal(format!("unclassified {status} response")).rejection();
+            parts.status = rejection.status;
+            rejection
         }
     };
-    error.request_id = request_id;
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let mut rebuilt = Json(error).into_response();
-    *rebuilt.status_mut() = status;
-    let (_, body) = rebuilt.into_parts();
-    Response::from_parts(parts, Body::new(body))
-}
-
-/// A stable `error_type` for statuses produced outside our handlers.
-fn error_type(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::REQUEST_TIMEOUT => "timeout",
-        s if s.is_client_error() => "bad_request",
-        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        StatusCode::GATEWAY_TIMEOUT => "timeout",
-        _ => "internal",
+    if let Some(detail) = &rejection.detail {
+        tracing::error!(status = rejection.status.as_u16(), error_type = rejection.error_type, detail = %detail, "request failed");
     }
+    let (body_parts, body) = Json(rejection.body(request_id)).into_response().into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if let Some(content_type) = body_parts.headers.get(header::CONTENT_TYPE) {
+        parts.headers.insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    parts.extensions.insert(rejection);
+    Response::from_parts(parts, body)
 }

@@ -203,13 +203,7 @@ impl Bert {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            embeddings,
-            layers,
-            heads: cfg.num_attention_heads,
-            head_dim: h / cfg.num_attention_heads,
-            act,
-        })
+        Ok(Self { embeddings, layers, heads: cfg.num_attention_heads, head_dim: h / cfg.num_attention_heads, act })
     }
 
     fn embed(&self, batch: &PaddedBatch) -> Result<Tensor> {

@@ -59,6 +59,8 @@ fn gelu(x: f32) -> f32 {
 #[inline(always)]
 fn erf(z: f32) -> f32 {
     const P: f32 = 0.327_591_1;
+    // Abramowitz & Stegun 7.1.26, written as published (f32 rounds them).
+    #[allow(clippy::excessive_precision)]
     const A: [f32; 5] = [0.254_829_592, -0.284_496_736, 1.421_413_741, -1.453_152_027, 1.061_405_429];
     let a = z.abs();
     let t = 1.0 / (1.0 + P * a);
@@ -78,7 +80,9 @@ fn exp(x: f32) -> f32 {
     let n = shifted - MAGIC;
     // ln 2 in two parts (Cody-Waite), so n · ln2 stays exact to f32 precision for every n.
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
     // n's integer value sits in the low mantissa bits of `shifted`.
     let bits = (shifted.to_bits() as i32 - MAGIC.to_bits() as i32 + 127) << 23;
     p * f32::from_bits(bits as u32)

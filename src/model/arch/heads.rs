@@ -121,7 +121,12 @@ impl HeadNames {
 }
 
 /// Fails with a clear reason when the weights have no head for `task`.
-pub fn check_task(task: Task, names: &HeadNames, prefix: &str, weights: &Weights) -> std::result::Result<(), LoadError> {
+pub fn check_task(
+    task: Task,
+    names: &HeadNames,
+    prefix: &str,
+    weights: &Weights,
+) -> std::result::Result<(), LoadError> {
     let missing = |what: &str, name: String| LoadError::TaskNotServable {
         task: task.to_string(),
         reason: format!("the weights have no {what} ({name} is missing)"),

@@ -1,0 +1,271 @@
+//! The inference service: ONE path from texts to pipeline outputs, free of HTTP:
+//! validate → admit → tokenize (blocking pool) → queue → await the worker → post-process
+//! (blocking pool). The routes, the warm-up and the golden tests all call [`Infer::run`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::batching::{Batcher, BatcherConfig, Closed, Overloaded};
+use crate::load::Loaded;
+use crate::model::{ModelMeta, Task};
+use crate::pipelines::{self, Output, ParamError, Params, PipelineInfo};
+use crate::telemetry::Metrics;
+use crate::tokenize::{Encoded, InputError, TextTokenizer};
+use crate::worker::{self, WorkerError, WorkerStatus};
+
+/// The service's limits and defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct InferSettings {
+    /// Most inputs in one request.
+    pub max_client_batch_size: usize,
+    /// Truncate over-long inputs unless a request says otherwise.
+    pub auto_truncate: bool,
+    /// A request's time budget when its caller sets no deadline.
+    pub request_timeout: Duration,
+    pub batcher: BatcherConfig,
+}
+
+/// One call: texts for the configured pipeline, with their parameters and deadline.
+#[derive(Debug, Clone)]
+pub struct InferRequest {
+    pub inputs: Vec<String>,
+    pub params: Params,
+    /// When the caller stops waiting; `None`: now + the request timeout. Inputs still queued then
+    /// are dropped before they reach the model.
+    pub deadline: Option<Instant>,
+}
+
+impl InferRequest {
+    pub fn new(inputs: Vec<String>, params: Params) -> Self {
+        Self { inputs, params, deadline: None }
+    }
+}
+
+/// How a request's inputs went through the batcher: its slowest queue wait and largest batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub queue_wait: Duration,
+    pub batch_size: usize,
+}
+
+/// The outputs of a call, one per input in order, and what they cost.
+#[derive(Debug)]
+pub struct Inferred {
+    pub outputs: Vec<Output>,
+    /// Tokens of all inputs, special tokens included.
+    pub tokens: usize,
+    pub stats: BatchStats,
+}
+
+/// Why a call failed. The HTTP layer maps each variant to a status once.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error("inputs is empty: send at least one string")]
+    NoInputs,
+    #[error("too many inputs: {count} in one request, the limit is {max}")]
+    TooManyInputs { count: usize, max: usize },
+    /// One input cannot be served; `index` names it when the request had several.
+    #[error("{}", match index { Some(i) => format!("inputs[{i}]: {error}"), None => error.to_string() })]
+    Input { index: Option<usize>, error: InputError },
+    #[error("server is overloaded, retry later")]
+    Overloaded,
+    /// Shutting down: the batcher is gone.
+    #[error("server is not accepting work right now")]
+    Unavailable,
+    #[error("request timed out")]
+    Timeout,
+    /// A failure of ours (model step, worker, task); the detail is for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Overloaded> for InferError {
+    fn from(_: Overloaded) -> Self {
+        Self::Overloaded
+    }
+}
+
+impl From<Closed> for InferError {
+    fn from(_: Closed) -> Self {
+        Self::Unavailable
+    }
+}
+
+impl From<WorkerError> for InferError {
+    fn from(e: WorkerError) -> Self {
+        match e {
+            WorkerError::Expired => Self::Timeout,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The running parts behind an [`Infer`], for the shutdown sequence: the batcher task ends once
+/// every `Infer` clone is dropped and its queue is empty, then the worker thread ends.
+pub struct Backend {
+    pub worker: Arc<WorkerStatus>,
+    pub batcher_task: tokio::task::JoinHandle<()>,
+}
+
+/// The inference service. Cheap to clone.
+#[derive(Clone)]
+pub struct Infer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tokenizer: TextTokenizer,
+    info: PipelineInfo,
+    meta: ModelMeta,
+    batcher: Batcher,
+    settings: InferSettings,
+    metrics: Arc<Metrics>,
+}
+
+impl Infer {
+    /// Moves the model onto its worker thread, starts the batcher, and returns the service.
+    /// Must run inside a tokio runtime.
+    pub fn start(loaded: Loaded, settings: InferSettings, metrics: Arc<Metrics>) -> std::io::Result<(Self, Backend)> {
+        let Loaded { model, tokenizer, info, meta } = loaded;
+        let (worker_handle, worker) = worker::spawn(model, metrics.clone())?;
+        let (batcher, batcher_task) = Batcher::start(settings.batcher, worker_handle, metrics.clone());
+        let inner = Inner { tokenizer, info, meta, batcher, settings, metrics };
+        Ok((Self { inner: Arc::new(inner) }, Backend { worker, batcher_task }))
+    }
+
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.inner.tokenizer
+    }
+
+    pub fn info(&self) -> &PipelineInfo {
+        &self.inner.info
+    }
+
+    pub fn meta(&self) -> &ModelMeta {
+        &self.inner.meta
+    }
+
+    pub fn settings(&self) -> &InferSettings {
+        &self.inner.settings
+    }
+
+    /// True when no input can be admitted (the edge sheds on it before reading a body).
+    pub fn is_full(&self) -> bool {
+        self.inner.batcher.is_full()
+    }
+
+    /// Tokenizes and checks one input exactly as [`Infer::run`] does.
+    pub fn tokenize(&self, text: &str, params: &Params) -> Result<Encoded, InputError> {
+        self.inner.tokenize(text, params)
+    }
+
+    /// Runs the configured pipeline on the request's inputs; one output per input, in order.
+    pub async fn run(&self, request: InferRequest) -> Result<Inferred, InferError> {
+        let InferRequest { inputs, mut params, deadline } = request;
+        let inner = &self.inner;
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + inner.settings.request_timeout);
+        let slots = tracing::debug_span!("validate", inputs = inputs.len() as i64).in_scope(|| {
+            check_request(&inputs, &params, inner.info.task, inner.settings.max_client_batch_size)?;
+            params.truncate = Some(params.truncate.unwrap_or(inner.settings.auto_truncate));
+            // Admission before tokenization: a full queue costs neither the tokenizer nor the model.
+            inner.batcher.admit(inputs.len()).inspect_err(|_| inner.metrics.shed.inc()).map_err(InferError::from)
+        })?;
+
+        let params = Arc::new(params);
+        let encoded = {
+            let (service, params) = (self.inner.clone(), params.clone());
+            let many = inputs.len() > 1;
+            let started = std::time::Instant::now();
+            let span = tracing::debug_span!("tokenize");
+            let result = tokio::task::spawn_blocking(move || {
+                let _span = span.entered();
+                inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| {
+                        service
+                            .tokenize(text, &params)
+                            .map_err(|error| InferError::Input { index: many.then_some(i), error })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| InferError::Internal(format!("tokenization task failed: {e}")))?;
+            inner.metrics.tokenization_duration.observe(started.elapsed().as_secs_f64());
+            result?
+        };
+        let tokens = encoded.iter().map(Encoded::len).sum();
+
+        let receivers = encoded
+            .iter()
+            .zip(slots)
+            .map(|(e, slot)| inner.batcher.submit(slot, e.ids.clone(), e.type_ids.clone(), deadline))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut raws = Vec::with_capacity(receivers.len());
+        let mut stats = BatchStats::default();
+        for receiver in receivers {
+            let answer = receiver.await.map_err(|_| InferError::Internal("worker dropped the request".into()))??;
+            stats.queue_wait = stats.queue_wait.max(answer.queue_wait);
+            stats.batch_size = stats.batch_size.max(answer.batch_size);
+            raws.push(answer.output);
+        }
+
+        let service = self.inner.clone();
+        let span = tracing::debug_span!("postprocess");
+        let outputs = tokio::task::spawn_blocking(move || {
+            let _span = span.entered();
+            encoded
+                .iter()
+                .zip(raws)
+                .map(|(e, raw)| {
+                    pipelines::postprocess(&service.info, &service.tokenizer, e, raw, &params)
+                        .map_err(|e| InferError::Internal(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| InferError::Internal(format!("post-processing task failed: {e}")))??;
+        Ok(Inferred { outputs, tokens, stats })
+    }
+}
+
+impl Inner {
+    /// Tokenizes `text` (truncating when the request, or the server default, allows it) and checks
+    /// it for the task.
+    fn tokenize(&self, text: &str, params: &Params) -> Result<Encoded, InputError> {
+        prepare(&self.tokenizer, self.info.task, text, params.truncate.unwrap_or(self.settings.auto_truncate))
+    }
+}
+
+/// The checks that need no tokenizer: parameters fit the task, at least one input, not too many.
+/// Pure, so the fuzz target and the property tests drive it directly.
+pub fn check_request(inputs: &[String], params: &Params, task: Task, max_inputs: usize) -> Result<(), InferError> {
+    params.validate(task)?;
+    if inputs.is_empty() {
+        return Err(InferError::NoInputs);
+    }
+    if inputs.len() > max_inputs {
+        return Err(InferError::TooManyInputs { count: inputs.len(), max: max_inputs });
+    }
+    Ok(())
+}
+
+/// Tokenizes one input (cut to the limit when `truncate`, else rejected when too long) and checks
+/// it for `task`.
+pub fn prepare(tokenizer: &TextTokenizer, task: Task, text: &str, truncate: bool) -> Result<Encoded, InputError> {
+    let encoded = tokenizer.encode(text, truncate)?;
+    pipelines::check_input(task, &encoded, tokenizer)?;
+    Ok(encoded)
+}
+
+/// Two inputs of different lengths for the warm-up (the padding path runs too).
+pub fn warm_up_inputs(task: Task, tokenizer: &TextTokenizer) -> Vec<String> {
+    match (task, tokenizer.mask()) {
+        (Task::FillMask, Some((mask, _))) => vec![format!("The capital of France is {mask}."), format!("{mask} world")],
+        _ => vec!["Warm-up: the quick brown fox jumps over the lazy dog.".into(), "hello".into()],
+    }
+}

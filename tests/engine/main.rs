@@ -1,0 +1,13 @@
+//! The model side without a socket: loading, the golden outputs, batch invariance, request and
+//! tokenizer properties, health. Everything runs through the same inference service the server
+//! builds ([`pipeserve::infer::Infer`]); one test crate so candle and axum link once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_models;
+mod batch_invariance;
+mod golden;
+mod gpu;
+mod health;
+mod parse_properties;
