@@ -36,6 +36,7 @@ pub struct App {
     pub router: Router,
     pub health: Arc<Health>,
     pub loader: Loader,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Loads the model into a built [`App`].
@@ -54,11 +55,11 @@ impl App {
             config.served_model_name(),
             config.batching(),
             health.clone(),
-            metrics,
+            metrics.clone(),
         ));
         let router = crate::http::router(state.clone(), &config.http());
         let loader = Loader { state, load: config.load(), settings: config.infer() };
-        Self { router, health, loader }
+        Self { router, health, loader, metrics }
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::batching::{self, BatcherConfig, Limits};
 use crate::infer::InferSettings;
+use crate::lifecycle::ConnectionLimits;
 use crate::load::LoadConfig;
 use crate::model::files::HubOptions;
 use crate::model::{DTypeSpec, DeviceSpec, Task};
@@ -100,6 +101,19 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_MAX_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queue: u64,
 
+    /// Most tokens waiting in the queue: the bound on queued work, with `--max-queue` bounding the
+    /// count. A request with more tokens than this gets 413 (retrying cannot help). Default: 16
+    /// batches' worth (16 × the token budget). Beyond it, and whenever the queued work would
+    /// outlast a request's deadline at the measured model rate, requests get 503 with a
+    /// `Retry-After` from that rate.
+    #[arg(long, env = "PIPESERVE_MAX_QUEUE_TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_queue_tokens: Option<u64>,
+
+    /// Largest response one request may ask for, in bytes, estimated before the model runs
+    /// (per-token states and fill-mask sentences grow with the input); 422 above it.
+    #[arg(long, env = "PIPESERVE_MAX_RESPONSE_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
     /// End-to-end limit for one request (504 after it); expired inputs never reach the model.
     #[arg(long, env = "PIPESERVE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -143,6 +157,11 @@ pub struct Config {
     /// common proxies and load balancers (nginx, AWS ALB), which would otherwise race our close.
     #[arg(long, env = "PIPESERVE_HEADER_READ_TIMEOUT", default_value = "65s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
+
+    /// Most client connections open at once; more are closed as soon as they are accepted (and
+    /// counted in `pipeserve_connections_rejected_total`). Keep it below the file descriptor limit.
+    #[arg(long, env = "PIPESERVE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
 
     /// Most time a client may take to send the request body, counted from its headers (408 after it).
     #[arg(long, env = "PIPESERVE_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -230,6 +249,7 @@ pub struct BatchingConfig {
     #[serde(serialize_with = "as_millis")]
     pub max_wait: Duration,
     pub max_queue: usize,
+    pub max_queue_tokens: usize,
     #[serde(serialize_with = "as_millis")]
     pub request_timeout: Duration,
     pub max_client_batch_size: usize,
@@ -258,12 +278,12 @@ pub fn default_max_wait(device: DeviceSpec) -> Duration {
     }
 }
 
-/// Shutdown timings.
+/// Shutdown timings and connection bounds.
 #[derive(Debug, Clone, Copy)]
 pub struct LifecycleConfig {
     pub drain_delay: Duration,
     pub shutdown_timeout: Duration,
-    pub header_read_timeout: Duration,
+    pub connections: ConnectionLimits,
 }
 
 impl Config {
@@ -307,6 +327,7 @@ impl Config {
             max_client_batch_size: b.max_client_batch_size,
             auto_truncate: self.auto_truncate,
             request_timeout: b.request_timeout,
+            max_response_bytes: self.max_response_bytes,
             batcher: BatcherConfig {
                 limits: Limits {
                     max_batch_size: b.max_batch_size,
@@ -315,6 +336,7 @@ impl Config {
                     policy: b.policy,
                 },
                 max_queue: b.max_queue,
+                max_queue_tokens: b.max_queue_tokens,
             },
         }
     }
@@ -325,6 +347,10 @@ impl Config {
             max_batch_tokens: self.max_batch_tokens.map_or_else(|| default_batch_tokens(self.device), |t| t as usize),
             max_wait: self.max_wait.unwrap_or_else(|| default_max_wait(self.device)),
             max_queue: self.max_queue as usize,
+            max_queue_tokens: self.max_queue_tokens.map_or_else(
+                || 16 * self.max_batch_tokens.map_or_else(|| default_batch_tokens(self.device), |t| t as usize),
+                |t| t as usize,
+            ),
             request_timeout: self.request_timeout,
             max_client_batch_size: self.max_client_batch_size as usize,
             policy: self.batch_policy.into(),
@@ -335,7 +361,10 @@ impl Config {
         LifecycleConfig {
             drain_delay: self.drain_delay,
             shutdown_timeout: self.shutdown_timeout,
-            header_read_timeout: self.header_read_timeout,
+            connections: ConnectionLimits {
+                header_read_timeout: self.header_read_timeout,
+                max_connections: self.max_connections as usize,
+            },
         }
     }
 

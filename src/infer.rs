@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::batching::{Batcher, BatcherConfig, Closed, Overloaded};
+use crate::batching::{Batcher, BatcherConfig, Closed, Overloaded, QueuedInput};
 use crate::load::Loaded;
 use crate::model::{ModelMeta, Task};
 use crate::pipelines::{self, Output, ParamError, Params, PipelineInfo};
@@ -24,6 +24,8 @@ pub struct InferSettings {
     pub auto_truncate: bool,
     /// A request's time budget when its caller sets no deadline.
     pub request_timeout: Duration,
+    /// Largest response a request may ask for, estimated before the model runs.
+    pub max_response_bytes: usize,
     pub batcher: BatcherConfig,
 }
 
@@ -68,11 +70,22 @@ pub enum InferError {
     NoInputs,
     #[error("too many inputs: {count} in one request, the limit is {max}")]
     TooManyInputs { count: usize, max: usize },
+    /// More work than the queue can ever hold: retrying cannot help.
+    #[error(
+        "the request's inputs are {tokens} tokens, more than the queue holds ({max}); send fewer or shorter inputs"
+    )]
+    TooMuchWork { tokens: usize, max: usize },
+    #[error("the response would be about {bytes} bytes, above the limit of {max}; send fewer inputs or ask for pooled or fewer outputs")]
+    ResponseTooLarge { bytes: usize, max: usize },
     /// One input cannot be served; `index` names it when the request had several.
     #[error("{}", match index { Some(i) => format!("inputs[{i}]: {error}"), None => error.to_string() })]
     Input { index: Option<usize>, error: InputError },
+    /// The queue cannot take the request in time; `retry_after` says when it likely can.
     #[error("server is overloaded, retry later")]
-    Overloaded,
+    Overloaded { retry_after: Duration },
+    /// The caller went away (or its deadline passed) before the work was done.
+    #[error("the request was abandoned")]
+    Abandoned,
     /// Shutting down: the batcher is gone.
     #[error("server is not accepting work right now")]
     Unavailable,
@@ -84,8 +97,8 @@ pub enum InferError {
 }
 
 impl From<Overloaded> for InferError {
-    fn from(_: Overloaded) -> Self {
-        Self::Overloaded
+    fn from(e: Overloaded) -> Self {
+        Self::Overloaded { retry_after: e.retry_after }
     }
 }
 
@@ -153,9 +166,18 @@ impl Infer {
         &self.inner.settings
     }
 
-    /// True when no input can be admitted (the edge sheds on it before reading a body).
-    pub fn is_full(&self) -> bool {
-        self.inner.batcher.is_full()
+    /// Refuses at once when no input can be admitted, or when the work already queued would not
+    /// be done by `deadline` at the worker's measured rate (the edge calls it before reading a
+    /// body, [`Infer::run`] again before tokenizing).
+    pub fn shed(&self, deadline: Instant) -> Result<(), InferError> {
+        let batcher = &self.inner.batcher;
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let late = batcher.predicted_wait().is_some_and(|wait| wait > budget);
+        if batcher.is_full() || late {
+            self.inner.metrics.shed.inc();
+            return Err(batcher.overloaded(budget).into());
+        }
+        Ok(())
     }
 
     /// Tokenizes and checks one input exactly as [`Infer::run`] does.
@@ -164,46 +186,82 @@ impl Infer {
     }
 
     /// Runs the configured pipeline on the request's inputs; one output per input, in order.
+    /// Dropping the future (the client left, the timeout fired) abandons the work: tokenization
+    /// and post-processing stop between inputs, queued inputs are skipped by the batcher.
     pub async fn run(&self, request: InferRequest) -> Result<Inferred, InferError> {
         let InferRequest { inputs, mut params, deadline } = request;
         let inner = &self.inner;
         let deadline = deadline.unwrap_or_else(|| Instant::now() + inner.settings.request_timeout);
-        let slots = tracing::debug_span!("validate", inputs = inputs.len() as i64).in_scope(|| {
+        let abandoned = Abandon::default();
+        let mut slots = tracing::debug_span!("validate", inputs = inputs.len() as i64).in_scope(|| {
             check_request(&inputs, &params, inner.info.task, inner.settings.max_client_batch_size)?;
+            let max_queue = inner.settings.batcher.max_queue;
+            if inputs.len() > max_queue {
+                return Err(InferError::TooManyInputs { count: inputs.len(), max: max_queue });
+            }
+            self.check_top_k(&params)?;
             params.truncate = Some(params.truncate.unwrap_or(inner.settings.auto_truncate));
-            // Admission before tokenization: a full queue costs neither the tokenizer nor the model.
-            inner.batcher.admit(inputs.len()).inspect_err(|_| inner.metrics.shed.inc()).map_err(InferError::from)
+            // Admission before tokenization: a full or late queue costs neither tokenizer nor model.
+            self.shed(deadline)?;
+            let budget = deadline.saturating_duration_since(Instant::now());
+            inner.batcher.admit(inputs.len(), budget).map_err(|e| {
+                inner.metrics.shed.inc();
+                InferError::from(e)
+            })
         })?;
 
         let params = Arc::new(params);
         let encoded = {
-            let (service, params) = (self.inner.clone(), params.clone());
+            let (service, params, gone) = (self.inner.clone(), params.clone(), abandoned.flag());
             let many = inputs.len() > 1;
             let started = std::time::Instant::now();
             let span = tracing::debug_span!("tokenize");
             let result = tokio::task::spawn_blocking(move || {
                 let _span = span.entered();
-                inputs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, text)| {
-                        service
-                            .tokenize(text, &params)
-                            .map_err(|error| InferError::Input { index: many.then_some(i), error })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
+                let mut encoded = Vec::with_capacity(inputs.len());
+                for (i, text) in inputs.iter().enumerate() {
+                    if gone.is_set() || Instant::now() >= deadline {
+                        return Err(InferError::Abandoned);
+                    }
+                    let e = service
+                        .tokenize(text, &params)
+                        .map_err(|error| InferError::Input { index: many.then_some(i), error })?;
+                    encoded.push(e);
+                }
+                Ok(encoded)
             })
             .await
             .map_err(|e| InferError::Internal(format!("tokenization task failed: {e}")))?;
             inner.metrics.tokenization_duration.observe(started.elapsed().as_secs_f64());
             result?
         };
-        let tokens = encoded.iter().map(Encoded::len).sum();
+        let costs: Vec<usize> = encoded.iter().map(Encoded::len).collect();
+        let tokens = costs.iter().sum();
+        let max_tokens = inner.settings.batcher.max_queue_tokens;
+        if tokens > max_tokens {
+            return Err(InferError::TooMuchWork { tokens, max: max_tokens });
+        }
+        let bytes: usize = encoded
+            .iter()
+            .map(|e| pipelines::response_bytes(&inner.info, &inner.tokenizer, e, &params, inner.meta.hidden_size))
+            .sum();
+        if bytes > inner.settings.max_response_bytes {
+            return Err(InferError::ResponseTooLarge { bytes, max: inner.settings.max_response_bytes });
+        }
+        let budget = deadline.saturating_duration_since(Instant::now());
+        inner.batcher.reserve_tokens(&mut slots, &costs, budget).map_err(|e| {
+            inner.metrics.shed.inc();
+            InferError::from(e)
+        })?;
 
+        let top_k = (inner.info.task == Task::FillMask).then(|| params.fill_mask_top_k());
         let receivers = encoded
             .iter()
             .zip(slots)
-            .map(|(e, slot)| inner.batcher.submit(slot, e.ids.clone(), e.type_ids.clone(), deadline))
+            .map(|(e, slot)| {
+                let input = QueuedInput { ids: e.ids.clone(), type_ids: e.type_ids.clone(), top_k };
+                inner.batcher.submit(slot, input, deadline)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut raws = Vec::with_capacity(receivers.len());
         let mut stats = BatchStats::default();
@@ -214,22 +272,69 @@ impl Infer {
             raws.push(answer.output);
         }
 
-        let service = self.inner.clone();
+        let (service, gone) = (self.inner.clone(), abandoned.flag());
         let span = tracing::debug_span!("postprocess");
         let outputs = tokio::task::spawn_blocking(move || {
             let _span = span.entered();
-            encoded
-                .iter()
-                .zip(raws)
-                .map(|(e, raw)| {
-                    pipelines::postprocess(&service.info, &service.tokenizer, e, raw, &params)
-                        .map_err(|e| InferError::Internal(e.to_string()))
-                })
-                .collect::<Result<Vec<_>, _>>()
+            let mut outputs = Vec::with_capacity(raws.len());
+            for (e, raw) in encoded.iter().zip(raws) {
+                if gone.is_set() {
+                    return Err(InferError::Abandoned);
+                }
+                let output = pipelines::postprocess(&service.info, &service.tokenizer, e, raw, &params)
+                    .map_err(|e| InferError::Internal(e.to_string()))?;
+                outputs.push(output);
+            }
+            Ok(outputs)
         })
         .await
         .map_err(|e| InferError::Internal(format!("post-processing task failed: {e}")))??;
+        abandoned.disarm();
         Ok(Inferred { outputs, tokens, stats })
+    }
+
+    /// fill-mask's `top_k` cannot exceed the vocabulary (transformers fails on it too).
+    fn check_top_k(&self, params: &Params) -> Result<(), InferError> {
+        let vocab = self.inner.tokenizer.vocab_size();
+        if self.inner.info.task == Task::FillMask && params.fill_mask_top_k() > vocab {
+            let reason = format!("{} is more than the vocabulary's {vocab} tokens", params.fill_mask_top_k());
+            return Err(InferError::Params(ParamError::Invalid { name: "top_k", reason }));
+        }
+        Ok(())
+    }
+}
+
+/// Set when a call's future is dropped before it finished, so its blocking work stops early.
+#[derive(Default)]
+struct Abandon {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    done: bool,
+}
+
+/// The blocking side's view of [`Abandon`].
+struct Gone(Arc<std::sync::atomic::AtomicBool>);
+
+impl Gone {
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Abandon {
+    fn flag(&self) -> Gone {
+        Gone(self.flag.clone())
+    }
+
+    fn disarm(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if !self.done {
+            self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

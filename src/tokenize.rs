@@ -5,7 +5,35 @@
 //! (all-MiniLM-L6-v2 pads every input to 128 tokens), so both are switched off on load and applied
 //! here and in the batcher instead.
 
-use tokenizers::{Decoder, ModelWrapper, Tokenizer, TruncationParams};
+use tokenizers::{Decoder, ModelWrapper, PostProcessor, Tokenizer, TruncationParams};
+
+/// Characters of input read per token of the model's limit. A token covers at least one
+/// character of text that produces tokens; 64 leaves room for long runs of spaces and invisible
+/// characters that produce none. Past `max_len × 64` characters the rest of an input is not
+/// tokenized at all (see docs/reliability.md), which bounds the tokenizer's time and memory per
+/// input whatever the body holds.
+pub const CHARS_PER_TOKEN: usize = 64;
+
+/// The start of a text, up to a character budget.
+#[derive(Debug, PartialEq, Eq)]
+struct Head<'a> {
+    head: &'a str,
+    /// Cut inside a word (no whitespace near the budget).
+    split_word: bool,
+}
+
+/// The first `max_chars` characters of `text`, cut at a whitespace boundary where one is near (so
+/// no word is split), and whether anything is left after it.
+fn head_within(text: &str, max_chars: usize) -> (Head<'_>, bool) {
+    let Some((end, _)) = text.char_indices().nth(max_chars) else {
+        return (Head { head: text, split_word: false }, false);
+    };
+    let window = end.saturating_sub(1024);
+    match text[..end].rfind(char::is_whitespace).filter(|&i| i > 0 && i >= window) {
+        Some(space) => (Head { head: &text[..space], split_word: false }, true),
+        None => (Head { head: &text[..end], split_word: true }, true),
+    }
+}
 
 /// Why an input cannot be served; each maps to a 4xx response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +44,10 @@ pub enum InputError {
     NoTokens,
     #[error("input is {tokens} tokens long, above the limit of {max}; shorten it or set truncate=true")]
     TooLong { tokens: usize, max: usize },
+    #[error("input is {chars} characters long, far above the limit of {max} tokens; shorten it or set truncate=true")]
+    FarTooLong { chars: usize, max: usize },
+    #[error("input has {count} mask tokens, above the limit of {max}")]
+    TooManyMasks { count: usize, max: usize },
     #[error("input has no mask token {mask}; fill-mask needs at least one")]
     NoMaskToken { mask: String },
     #[error("cannot tokenize input: {0}")]
@@ -68,6 +100,8 @@ pub struct TextTokenizer {
     plain: Tokenizer,
     truncating: Tokenizer,
     max_len: usize,
+    /// Special tokens the post-processor adds to one sequence ([CLS] and [SEP]: 2).
+    added_tokens: usize,
     mask: Option<(String, u32)>,
     pad_id: u32,
     unk_id: Option<u32>,
@@ -110,28 +144,59 @@ impl TextTokenizer {
             _ => None,
         }
         .filter(|p| !p.is_empty());
-        Ok(Self { plain, truncating, max_len, mask, pad_id, unk_id, subword_prefix })
+        let added_tokens = plain.get_post_processor().map_or(0, |p| p.added_tokens(false));
+        Ok(Self { plain, truncating, max_len, added_tokens, mask, pad_id, unk_id, subword_prefix })
     }
 
-    /// Tokenizes one input with special tokens. Longer than `max_len`: cut when `truncate`, else an error.
+    /// Tokenizes one input with special tokens. Longer than `max_len`: cut when `truncate`, else an
+    /// error. A long text is read in pieces of [`CHARS_PER_TOKEN`] × `max_len` characters, cut at
+    /// whitespace, only until the limit is reached: the tokenizer never holds more than about
+    /// `max_len` tokens of a text past the first piece, whatever the text's size, and the result is
+    /// the one encoding the whole text would give.
     pub fn encode(&self, text: &str, truncate: bool) -> Result<Encoded, InputError> {
         if text.trim().is_empty() {
             return Err(InputError::Empty);
         }
         let encode =
-            |tok: &Tokenizer| tok.encode_char_offsets(text, true).map_err(|e| InputError::Tokenizer(e.to_string()));
-        let mut encoding = encode(&self.plain)?;
-        if encoding.get_special_tokens_mask().iter().all(|&m| m == 1) {
+            |t: &str| self.plain.encode_char_offsets(t, false).map_err(|e| InputError::Tokenizer(e.to_string()));
+        let piece_chars = self.max_len.saturating_mul(CHARS_PER_TOKEN);
+        let (first, mut more) = head_within(text, piece_chars);
+        let mut raw = encode(first.head)?;
+        let mut counted = raw.len().saturating_sub(usize::from(first.split_word));
+        let mut end = first.head.len();
+        while more && counted + self.added_tokens <= self.max_len {
+            let (piece, rest) = head_within(&text[end..], piece_chars);
+            // A word cut in two counts at least one token twice.
+            counted += encode(piece.head)?.len().saturating_sub(usize::from(piece.split_word));
+            end += piece.head.len();
+            more = rest;
+        }
+        let over = counted + self.added_tokens > self.max_len;
+        if over && !truncate {
+            return Err(if more {
+                InputError::FarTooLong { chars: text.chars().count(), max: self.max_len }
+            } else {
+                InputError::TooLong { tokens: counted + self.added_tokens, max: self.max_len }
+            });
+        }
+        if end > first.head.len() {
+            // Read past the first piece: encode what is needed in one pass — the whole text when
+            // it fits, else up to the piece where the limit was reached (whitespace-cut, so the
+            // tokens up to the limit are the whole text's).
+            raw = encode(if more { &text[..end] } else { text })?;
+        }
+        if raw.get_special_tokens_mask().iter().all(|&m| m == 1) {
             return Err(InputError::NoTokens);
         }
-        let mut truncated = false;
-        if encoding.len() > self.max_len {
-            if !truncate {
-                return Err(InputError::TooLong { tokens: encoding.len(), max: self.max_len });
-            }
-            encoding = encode(&self.truncating)?;
-            truncated = true;
+        let tokens = raw.len() + self.added_tokens;
+        if tokens > self.max_len && !truncate {
+            return Err(InputError::TooLong { tokens, max: self.max_len });
         }
+        // The truncating tokenizer's post-processing cuts to the limit, then adds the special
+        // tokens: what encoding with truncation on does, without a second encode.
+        let encoding =
+            self.truncating.post_process(raw, None, true).map_err(|e| InputError::Tokenizer(e.to_string()))?;
+        let truncated = tokens > self.max_len || more;
         Ok(Encoded {
             text: text.to_string(),
             ids: encoding.get_ids().to_vec(),
@@ -186,5 +251,18 @@ impl TextTokenizer {
             Some(decoder) => decoder.decode(tokens).unwrap_or_default(),
             None => tokens.join(" "),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_is_cut_at_a_word_boundary_within_the_budget() {
+        assert_eq!(head_within("short text", 64), (Head { head: "short text", split_word: false }, false));
+        assert_eq!(head_within("aaa bbb ccc", 9), (Head { head: "aaa bbb", split_word: false }, true));
+        // No whitespace near the cut: cut at the budget, on a character boundary.
+        assert_eq!(head_within("ééééé", 3), (Head { head: "ééé", split_word: true }, true));
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::telemetry::Metrics;
-use crate::worker::{Answer, Job, WorkerError, WorkerHandle};
+use crate::worker::{Answer, Job, Throughput, WorkerError, WorkerHandle};
 
 pub use queue::{BatchPolicy, Dropped, Entry, Limits, Queue};
 
@@ -25,35 +25,51 @@ pub struct BatcherConfig {
     pub limits: Limits,
     /// Most inputs admitted and not yet handed to the worker.
     pub max_queue: usize,
+    /// Most tokens admitted and not yet handed to the worker: the queue's bound on work, not count.
+    pub max_queue_tokens: usize,
 }
 
-/// The queue is full: the request is refused at once (503 + Retry-After).
+/// The request cannot be queued now: refused at once (503) with when to retry.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the queue is full")]
-pub struct Overloaded;
+pub struct Overloaded {
+    pub retry_after: Duration,
+}
 
 /// The batcher is gone (shutting down).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the batcher has stopped")]
 pub struct Closed;
 
-/// One queue slot, held from admission until the input leaves the queue. The slots in use are
-/// `pipeserve_queue_depth`: this type is that gauge's only writer.
+/// One input's place in the queue: a slot of the count bound, and its tokens of the token bound,
+/// held from admission until the input leaves the queue. The slots in use are
+/// `pipeserve_queue_depth` and their tokens `pipeserve_queue_tokens`: this type is those gauges'
+/// only writer.
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
+    tokens: Option<OwnedSemaphorePermit>,
     depth: IntGauge,
+    queued_tokens: IntGauge,
 }
 
 impl Slot {
-    fn new(permit: OwnedSemaphorePermit, depth: &IntGauge) -> Self {
-        depth.inc();
-        Self { _permit: permit, depth: depth.clone() }
+    fn new(permit: OwnedSemaphorePermit, batcher: &Batcher) -> Self {
+        batcher.depth.inc();
+        Self {
+            _permit: permit,
+            tokens: None,
+            depth: batcher.depth.clone(),
+            queued_tokens: batcher.queued_tokens.clone(),
+        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.depth.dec();
+        if let Some(tokens) = &self.tokens {
+            self.queued_tokens.sub(tokens.num_permits() as i64);
+        }
     }
 }
 
@@ -69,10 +85,16 @@ pub struct Queued {
 #[derive(Clone)]
 pub struct Batcher {
     slots: Arc<Semaphore>,
-    max_queue: usize,
+    tokens: Arc<Semaphore>,
+    config: BatcherConfig,
     sender: mpsc::Sender<Entry<Queued>>,
+    throughput: Arc<Throughput>,
     depth: IntGauge,
+    queued_tokens: IntGauge,
 }
+
+/// Longest `Retry-After` advised: past it the estimate says little.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl Batcher {
     /// Starts the batcher task feeding `worker`; it stops once every `Batcher` clone is dropped and
@@ -85,40 +107,80 @@ impl Batcher {
         // Slots bound the queue, so the channel (same capacity) never fills before admission refuses.
         let (sender, receiver) = mpsc::channel(config.max_queue);
         let slots = Arc::new(Semaphore::new(config.max_queue));
-        let depth = metrics.queue_depth.clone();
+        let tokens = Arc::new(Semaphore::new(config.max_queue_tokens));
+        let (depth, queued_tokens) = (metrics.queue_depth.clone(), metrics.queue_tokens.clone());
+        let throughput = worker.throughput();
         let task = tokio::spawn(task::run(receiver, worker, config.limits, metrics));
-        (Self { slots, max_queue: config.max_queue, sender, depth }, task)
+        (Self { slots, tokens, config, sender, throughput, depth, queued_tokens }, task)
     }
 
     /// True when no input can be admitted (checked before any parsing or tokenization).
     pub fn is_full(&self) -> bool {
-        self.slots.available_permits() == 0
+        self.slots.available_permits() == 0 || self.tokens.available_permits() == 0
     }
 
     /// Inputs admitted and not yet handed to the worker.
     pub fn depth(&self) -> usize {
-        self.max_queue - self.slots.available_permits()
+        self.config.max_queue - self.slots.available_permits()
+    }
+
+    /// Tokens admitted and not yet handed to the worker.
+    pub fn queued_tokens(&self) -> usize {
+        self.config.max_queue_tokens - self.tokens.available_permits()
+    }
+
+    pub fn config(&self) -> &BatcherConfig {
+        &self.config
+    }
+
+    /// How long the work ahead of a new input (the batch running now and everything queued)
+    /// should take at the worker's measured rate; `None` until the worker has measured one.
+    pub fn predicted_wait(&self) -> Option<Duration> {
+        let rate = self.throughput.tokens_per_second()?;
+        let ahead = self.queued_tokens() + self.throughput.running_tokens();
+        Some(Duration::from_secs_f64(ahead as f64 / rate))
+    }
+
+    /// A refusal whose `Retry-After` is the time until the queue should have drained enough for a
+    /// request with `budget` of time left to finish within it (at least 1 s).
+    pub fn overloaded(&self, budget: Duration) -> Overloaded {
+        let wait = self.predicted_wait().unwrap_or(Duration::ZERO);
+        let retry_after = wait.saturating_sub(budget).max(Duration::from_secs(1)).min(MAX_RETRY_AFTER);
+        Overloaded { retry_after: Duration::from_secs(retry_after.as_secs_f64().ceil() as u64) }
     }
 
     /// Reserves `n` queue slots, all or none.
-    pub fn admit(&self, n: usize) -> Result<Vec<Slot>, Overloaded> {
+    pub fn admit(&self, n: usize, budget: Duration) -> Result<Vec<Slot>, Overloaded> {
         (0..n)
-            .map(|_| self.slots.clone().try_acquire_owned().map(|p| Slot::new(p, &self.depth)).map_err(|_| Overloaded))
+            .map(|_| {
+                self.slots.clone().try_acquire_owned().map(|p| Slot::new(p, self)).map_err(|_| self.overloaded(budget))
+            })
             .collect()
+    }
+
+    /// Reserves each admitted input's tokens, all or none. The caller has checked that the total
+    /// fits the queue at all.
+    pub fn reserve_tokens(&self, slots: &mut [Slot], tokens: &[usize], budget: Duration) -> Result<(), Overloaded> {
+        let total: usize = tokens.iter().sum();
+        let mut all = u32::try_from(total)
+            .ok()
+            .and_then(|t| self.tokens.clone().try_acquire_many_owned(t).ok())
+            .ok_or_else(|| self.overloaded(budget))?;
+        for (slot, &n) in slots.iter_mut().zip(tokens) {
+            // `split` cannot fail: the reservation holds the total.
+            slot.tokens = all.split(n);
+            self.queued_tokens.add(n as i64);
+        }
+        Ok(())
     }
 
     /// Queues one tokenized input; the receiver yields the model's output for it. The current
     /// span (the request's) travels with the input, so the batch that runs it can link to it.
-    pub fn submit(
-        &self,
-        slot: Slot,
-        ids: Vec<u32>,
-        type_ids: Vec<u32>,
-        expires: Instant,
-    ) -> Result<oneshot::Receiver<Result<Answer, WorkerError>>, Closed> {
+    pub fn submit(&self, slot: Slot, input: QueuedInput, expires: Instant) -> Result<Reply, Closed> {
         let (reply, receiver) = oneshot::channel();
+        let QueuedInput { ids, type_ids, top_k } = input;
         let queue_span = tracing::debug_span!("queue_wait", tokens = ids.len() as i64);
-        let job = Job { ids, type_ids, reply, span: tracing::Span::current(), queue_wait: Duration::ZERO };
+        let job = Job { ids, type_ids, top_k, reply, span: tracing::Span::current(), queue_wait: Duration::ZERO };
         let entry = Entry {
             tokens: job.ids.len(),
             enqueued: Instant::now(),
@@ -129,4 +191,16 @@ impl Batcher {
         self.sender.try_send(entry).map_err(|_| Closed)?;
         Ok(receiver)
     }
+}
+
+/// What the worker will answer for a queued input.
+pub type Reply = oneshot::Receiver<Result<Answer, WorkerError>>;
+
+/// One tokenized input for the queue.
+#[derive(Debug, Clone)]
+pub struct QueuedInput {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// fill-mask: keep only this many candidates per mask on the worker.
+    pub top_k: Option<usize>,
 }

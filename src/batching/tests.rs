@@ -9,10 +9,9 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{BatchPolicy, Batcher, BatcherConfig, Limits};
+use super::{BatchPolicy, Batcher, BatcherConfig, Limits, QueuedInput, Reply};
 use crate::model::{ModelInput, RawOutput};
 use crate::telemetry::Metrics;
 use crate::worker::{self, Answer, BatchModel, WorkerError, WorkerStatus};
@@ -72,19 +71,19 @@ fn rig(max_batch_size: usize, max_batch_tokens: usize, max_wait_ms: u64) -> Rig 
         max_wait: Duration::from_millis(max_wait_ms),
         policy: BatchPolicy::Fifo,
     };
-    let (batcher, task) = Batcher::start(BatcherConfig { limits, max_queue: 64 }, handle, metrics.clone());
+    let config = BatcherConfig { limits, max_queue: 64, max_queue_tokens: 10_000 };
+    let (batcher, task) = Batcher::start(config, handle, metrics.clone());
     Rig { batcher, task, worker, model, metrics }
 }
 
-type Reply = oneshot::Receiver<Result<Answer, WorkerError>>;
-
 /// Queues an input of `tokens` tokens whose first token is `id`, expiring after `ttl`.
 fn submit(batcher: &Batcher, id: u32, tokens: usize, ttl: Duration) -> Reply {
-    let slot = batcher.admit(1).unwrap().pop().unwrap();
+    let mut slots = batcher.admit(1, ttl).unwrap();
+    batcher.reserve_tokens(&mut slots, &[tokens], ttl).unwrap();
     let mut ids = vec![id];
     ids.resize(tokens, 1);
-    let type_ids = vec![0; tokens];
-    batcher.submit(slot, ids, type_ids, Instant::now() + ttl).unwrap()
+    let input = QueuedInput { ids, type_ids: vec![0; tokens], top_k: None };
+    batcher.submit(slots.pop().unwrap(), input, Instant::now() + ttl).unwrap()
 }
 
 const LONG: Duration = Duration::from_secs(3600);

@@ -44,6 +44,9 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// The client went away before its request was read (logged and counted as 499, like nginx).
+    #[error("the client closed the connection")]
+    ClientGone,
     /// The model is still loading.
     #[error("the model is still loading, retry later")]
     Loading,
@@ -68,6 +71,8 @@ pub struct Rejection {
     pub detail: Option<String>,
     /// Close the connection after this response (the request was not read whole).
     pub close: bool,
+    /// For a 503: when to try again.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Rejection {
@@ -86,9 +91,12 @@ impl ApiError {
                 InferError::Params(_) | InferError::NoInputs | InferError::Input { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
-                InferError::TooManyInputs { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                InferError::Overloaded | InferError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                InferError::TooManyInputs { .. } | InferError::TooMuchWork { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                InferError::ResponseTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                InferError::Overloaded { .. } | InferError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 InferError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                // Nobody reads it: the client is gone (nginx's 499).
+                InferError::Abandoned => client_gone(),
                 InferError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -98,6 +106,7 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Loading => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ClientGone => client_gone(),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,7 +118,10 @@ impl ApiError {
             Self::Infer(e) => match e {
                 InferError::Params(_) | InferError::NoInputs | InferError::Input { .. } => "validation",
                 InferError::TooManyInputs { .. } => "too_many_inputs",
-                InferError::Overloaded => "overloaded",
+                InferError::TooMuchWork { .. } => "too_much_work",
+                InferError::ResponseTooLarge { .. } => "response_too_large",
+                InferError::Abandoned => "abandoned",
+                InferError::Overloaded { .. } => "overloaded",
                 InferError::Unavailable => "unavailable",
                 InferError::Timeout => "timeout",
                 InferError::Internal(_) => "internal",
@@ -121,6 +133,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Loading => "loading",
+            Self::ClientGone => "client_gone",
             Self::Internal(_) => "internal",
         }
     }
@@ -141,7 +154,12 @@ impl ApiError {
             (self.to_string(), None)
         };
         let close = matches!(self, Self::PayloadTooLarge { drained: false, .. });
-        Rejection { status, error_type: self.error_type(), message, detail, close }
+        let retry_after = match self {
+            Self::Infer(InferError::Overloaded { retry_after }) => Some(*retry_after),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(std::time::Duration::from_secs(1)),
+            _ => None,
+        };
+        Rejection { status, error_type: self.error_type(), message, detail, close, retry_after }
     }
 }
 
@@ -151,11 +169,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// 499: nginx's status for a request whose client went away; nobody reads it, the log and
+/// `requests_total` do.
+fn client_gone() -> StatusCode {
+    StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// Marks an error response as the last on its connection.
+pub fn close_connection(response: &mut Response) {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Some(rejection) = response.extensions_mut().get_mut::<Rejection>() {
+        rejection.close = true;
+    }
+}
+
 fn rejection_response(rejection: Rejection, error: &ApiError) -> Response {
     let mut response = (rejection.status, Json(rejection.body(None))).into_response();
     let headers = response.headers_mut();
-    if rejection.status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(after) = rejection.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
     }
     if matches!(error, ApiError::Unauthorized(_)) {
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -180,8 +212,11 @@ mod tests {
             (r.status, r.error_type, r.message.as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, "validation", "inputs[2]: input text is empty")
         );
-        let r = ApiError::from(InferError::Overloaded).rejection();
+        let r = ApiError::from(InferError::Overloaded { retry_after: std::time::Duration::from_secs(7) }).rejection();
         assert_eq!((r.status, r.error_type, r.close), (StatusCode::SERVICE_UNAVAILABLE, "overloaded", false));
+        let response =
+            ApiError::from(InferError::Overloaded { retry_after: std::time::Duration::from_secs(7) }).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7", "Retry-After from the queue's estimate");
         let r = ApiError::PayloadTooLarge { limit: 10, drained: false }.rejection();
         assert_eq!((r.status, r.close), (StatusCode::PAYLOAD_TOO_LARGE, true));
         assert!(!ApiError::PayloadTooLarge { limit: 10, drained: true }.rejection().close);

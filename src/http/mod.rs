@@ -34,13 +34,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 ///    5xx details go to the log only;
 /// 7. request metrics (route template × status, duration);
 /// 8. panic → 500;
+/// 9. HTTP/1.1 hygiene: no `Host` → 400;
 ///
 /// and on the inference routes only (health and metrics stay reachable under overload and
 /// without a key):
-/// 9. API key → 401, when `--api-key` is set (before shedding, so strangers never see our load);
-/// 10. load shedding → 503 at once when the queue is full (or the model still loads);
-/// 11. timeout → 504, its deadline handed to the handler so the queue expires inputs at the same instant;
-/// 12. the body read whole: over the limit → 413 (after draining it, so the client sees the 413),
+/// 10. API key → 401, when `--api-key` is set (before shedding, so strangers never see our load);
+/// 11. load shedding → 503 at once when the queue is full (or the model still loads);
+/// 12. timeout → 504, its deadline handed to the handler so the queue expires inputs at the same instant;
+/// 13. the body read whole: over the limit → 413 (after draining it, so the client sees the 413),
 ///     not all there within the body read timeout → 408.
 pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
     // Every route exists from the start; the embedding routes answer 404 for other tasks, and
@@ -94,6 +95,7 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
                 .layer(axum::middleware::from_fn(layers::access_log::layer))
                 .layer(axum::middleware::from_fn(layers::error_body::layer))
                 .layer(from_fn_with_state(metrics, layers::request_metrics::layer))
-                .layer(CatchPanicLayer::custom(layers::panic::respond)),
+                .layer(CatchPanicLayer::custom(layers::panic::respond))
+                .layer(axum::middleware::from_fn(layers::hygiene::layer)),
         )
 }

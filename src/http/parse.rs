@@ -15,6 +15,18 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
         if essence != "application/json" && !essence.ends_with("+json") {
             return Err(ApiError::UnsupportedMediaType(value.chars().take(100).collect()));
         }
+        // JSON is UTF-8 (RFC 8259); a body declared in another charset would be misread.
+        let charset = value
+            .split(';')
+            .skip(1)
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"));
+        if let Some((_, charset)) = charset {
+            let charset = charset.trim().trim_matches('"');
+            if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
+                return Err(ApiError::UnsupportedMediaType(value.chars().take(100).collect()));
+            }
+        }
     }
     if body.is_empty() {
         return Err(ApiError::BadRequest("request body is empty: expected a JSON object".into()));

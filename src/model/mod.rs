@@ -57,6 +57,50 @@ pub enum RawOutput {
     TokenLogits(Matrix),
     /// Vocabulary logits at each mask position, in order (masks × vocab).
     MaskLogits(Matrix),
+    /// The most likely tokens at each mask position, in order: `(token id, probability)`, most
+    /// likely first (what [`RawOutput::keep_top_k`] makes of `MaskLogits`).
+    MaskTopK(Vec<Vec<(u32, f32)>>),
+}
+
+impl RawOutput {
+    /// Reduces mask logits to the `k` most likely tokens per mask (softmax over the whole
+    /// vocabulary first); other outputs are returned unchanged.
+    pub fn keep_top_k(self, k: usize) -> Self {
+        match self {
+            Self::MaskLogits(logits) => Self::MaskTopK(
+                logits
+                    .iter_rows()
+                    .map(|row| {
+                        let probs = softmax(row);
+                        top_indices(&probs, k).into_iter().map(|i| (i as u32, probs[i])).collect()
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+/// Softmax in f32, shifted by the max as numpy and torch do.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+/// Indices of the `k` largest values, largest first (the lower index first on ties).
+pub fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    let k = k.min(values.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let by_value_desc = |a: &usize, b: &usize| values[*b].total_cmp(&values[*a]).then(a.cmp(b));
+    idx.select_nth_unstable_by(k - 1, by_value_desc);
+    idx.truncate(k);
+    idx.sort_by(by_value_desc);
+    idx
 }
 
 /// What was learned about the checkpoint while loading it.
@@ -67,6 +111,8 @@ pub struct ModelMeta {
     pub labels: Vec<String>,
     pub problem_type: Option<String>,
     pub max_positions: usize,
+    /// Width of the hidden states (what one token's feature-extraction output holds).
+    pub hidden_size: usize,
     pub device: DeviceSpec,
     pub dtype: DTypeSpec,
 }
@@ -104,6 +150,10 @@ impl Model {
             labels,
             problem_type: config.problem_type.clone(),
             max_positions: network.max_positions,
+            hidden_size: ["hidden_size", "dim", "d_model"]
+                .iter()
+                .find_map(|k| raw.get(*k).and_then(serde_json::Value::as_u64))
+                .unwrap_or(768) as usize,
             device: device_spec,
             dtype: dtype_spec,
         };
@@ -219,5 +269,29 @@ fn resolve_task(explicit: Option<Task>, config: &HfConfig) -> Result<Task, LoadE
             Some(arch) => Err(LoadError::UnknownArchitecture(arch.clone())),
             None => Err(LoadError::NoTask),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_indices_are_sorted_and_capped() {
+        assert_eq!(top_indices(&[0.1, 0.5, 0.2, 0.9], 2), vec![3, 1]);
+        assert_eq!(top_indices(&[0.1, 0.5], 5), vec![1, 0]);
+    }
+
+    #[test]
+    fn mask_logits_leave_the_worker_as_k_probabilities_per_mask() {
+        let logits = Matrix { rows: 2, cols: 3, data: vec![1.0, 3.0, 2.0, 0.0, 0.0, 5.0] };
+        let RawOutput::MaskTopK(best) = RawOutput::MaskLogits(logits).keep_top_k(2) else { panic!("not reduced") };
+        assert_eq!(
+            best.iter().map(|m| m.iter().map(|c| c.0).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            [[1, 2], [2, 0]]
+        );
+        let p = softmax(&[1.0, 3.0, 2.0]);
+        assert_eq!(best[0][0].1, p[1], "probabilities over the whole row");
+        assert!(matches!(RawOutput::Logits(vec![1.0]).keep_top_k(1), RawOutput::Logits(_)));
     }
 }

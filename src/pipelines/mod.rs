@@ -9,6 +9,7 @@ pub mod token_classification;
 
 use serde::Serialize;
 
+pub use crate::model::softmax;
 use crate::model::{RawOutput, Task};
 use crate::tokenize::{Encoded, InputError, TextTokenizer};
 
@@ -44,16 +45,53 @@ pub enum Output {
     Entities(Vec<token_classification::Entity>),
 }
 
-/// Checks a tokenized input against what the task needs (fill-mask needs a mask token).
+/// Most mask tokens in one fill-mask input: each costs a vocabulary-wide row of logits on the
+/// worker and `top_k` candidates, each with the whole sentence, in the response.
+pub const MAX_MASKS: usize = 32;
+
+/// Checks a tokenized input against what the task needs (fill-mask: a mask token, and at most
+/// [`MAX_MASKS`]).
 pub fn check_input(task: Task, encoded: &Encoded, tokenizer: &TextTokenizer) -> Result<(), InputError> {
     if task == Task::FillMask {
         let (mask, mask_id) =
             tokenizer.mask().ok_or_else(|| InputError::NoMaskToken { mask: "(the tokenizer has none)".into() })?;
-        if !encoded.ids.contains(&mask_id) {
+        let masks = encoded.ids.iter().filter(|&&id| id == mask_id).count();
+        if masks == 0 {
             return Err(InputError::NoMaskToken { mask: mask.to_string() });
+        }
+        if masks > MAX_MASKS {
+            return Err(InputError::TooManyMasks { count: masks, max: MAX_MASKS });
         }
     }
     Ok(())
+}
+
+/// Bytes a JSON number takes in a response, on average (`-0.012345678,`).
+const BYTES_PER_NUMBER: usize = 12;
+
+/// An upper estimate of the JSON bytes of one input's output, known before the model runs: the
+/// per-token outputs (feature-extraction without pooling, fill-mask with its sentences) are the
+/// ones that grow with the input.
+pub fn response_bytes(
+    info: &PipelineInfo,
+    tokenizer: &TextTokenizer,
+    encoded: &Encoded,
+    params: &Params,
+    hidden_size: usize,
+) -> usize {
+    match info.task {
+        Task::FeatureExtraction if params.pooling.unwrap_or(Pooling::None) == Pooling::None => {
+            encoded.len() * hidden_size * BYTES_PER_NUMBER
+        }
+        Task::FeatureExtraction => hidden_size * BYTES_PER_NUMBER,
+        Task::FillMask => {
+            let mask_id = tokenizer.mask().map(|(_, id)| id);
+            let masks = encoded.ids.iter().filter(|&&id| Some(id) == mask_id).count();
+            masks * params.fill_mask_top_k() * (encoded.text.len().min(encoded.len() * 16) + 96)
+        }
+        Task::TextClassification => info.labels.len().max(1) * 64,
+        Task::TokenClassification => encoded.len() * (encoded.text.len().min(64) + 96),
+    }
 }
 
 /// Error for a raw output that does not fit the task (a bug, never the client's fault).
@@ -70,8 +108,8 @@ pub fn postprocess(
     params: &Params,
 ) -> Result<Output, OutputMismatch> {
     match (info.task, raw) {
-        (Task::FillMask, RawOutput::MaskLogits(logits)) => {
-            Ok(fill_mask::postprocess(tokenizer, encoded, &logits, params.fill_mask_top_k()))
+        (Task::FillMask, RawOutput::MaskTopK(candidates)) => {
+            Ok(fill_mask::postprocess(tokenizer, encoded, &candidates))
         }
         (Task::FeatureExtraction, RawOutput::Hidden(hidden)) => {
             Ok(feature_extraction::postprocess(&hidden, params, &info.pooling))
@@ -86,15 +124,8 @@ pub fn postprocess(
         (_, RawOutput::Logits(_)) => Err(OutputMismatch("logits")),
         (_, RawOutput::TokenLogits(_)) => Err(OutputMismatch("token logits")),
         (_, RawOutput::MaskLogits(_)) => Err(OutputMismatch("mask logits")),
+        (_, RawOutput::MaskTopK(_)) => Err(OutputMismatch("mask candidates")),
     }
-}
-
-/// Softmax in f32, shifted by the max as numpy and torch do.
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
 }
 
 /// Index and value of the largest element (first one on ties, as numpy's argmax).

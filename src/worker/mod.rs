@@ -6,7 +6,7 @@
 //! batcher and worker tests a fake that records, blocks or panics.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,6 +42,9 @@ pub enum WorkerError {
 pub struct Job {
     pub ids: Vec<u32>,
     pub type_ids: Vec<u32>,
+    /// fill-mask: keep only this many candidates per mask (probabilities), so a vocabulary-wide
+    /// row per mask never leaves the worker.
+    pub top_k: Option<usize>,
     pub reply: oneshot::Sender<Result<Answer, WorkerError>>,
     /// The request's span: the batch span links to it.
     pub span: tracing::Span,
@@ -75,6 +78,44 @@ pub struct Batch {
 pub struct WorkerHandle {
     sender: mpsc::Sender<Batch>,
     idle: Arc<Notify>,
+    throughput: Arc<Throughput>,
+}
+
+/// The worker's measured rate in real (unpadded) tokens per second of model step, a moving
+/// average over batches, for admission to predict how long queued work will take.
+#[derive(Debug, Default)]
+pub struct Throughput {
+    /// f64 bits; 0 until the first batch.
+    bits: AtomicU64,
+    /// Tokens of the batch running now (0 while idle): work ahead of anything queued.
+    running: AtomicUsize,
+}
+
+impl Throughput {
+    /// Weight of the newest batch in the average.
+    const ALPHA: f64 = 0.2;
+
+    pub fn tokens_per_second(&self) -> Option<f64> {
+        Some(f64::from_bits(self.bits.load(Ordering::Relaxed))).filter(|r| *r > 0.0)
+    }
+
+    /// Tokens of the batch on the model now.
+    pub fn running_tokens(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Folds in one batch of `tokens` that took `seconds`.
+    pub fn record(&self, tokens: usize, seconds: f64) {
+        if tokens == 0 || seconds <= 0.0 {
+            return;
+        }
+        let sample = tokens as f64 / seconds;
+        let rate = match self.tokens_per_second() {
+            Some(old) => old + Self::ALPHA * (sample - old),
+            None => sample,
+        };
+        self.bits.store(rate.to_bits(), Ordering::Relaxed);
+    }
 }
 
 /// Liveness of the worker thread, shared with the health routes.
@@ -89,19 +130,25 @@ pub fn spawn<M: BatchModel>(model: M, metrics: Arc<Metrics>) -> std::io::Result<
     let (sender, receiver) = mpsc::channel::<Batch>(1);
     let idle = Arc::new(Notify::new());
     let alive = Arc::new(AtomicBool::new(true));
+    let throughput = Arc::new(Throughput::default());
     let thread = std::thread::Builder::new().name("pipeserve-worker".into()).spawn({
-        let (idle, alive) = (idle.clone(), alive.clone());
-        move || run(&model, receiver, &idle, &alive, &metrics)
+        let (idle, alive, throughput) = (idle.clone(), alive.clone(), throughput.clone());
+        move || run(&model, receiver, &idle, &alive, &metrics, &throughput)
     })?;
     idle.notify_one();
     let status = WorkerStatus { alive, thread: Mutex::new(Some(thread)) };
-    Ok((WorkerHandle { sender, idle }, Arc::new(status)))
+    Ok((WorkerHandle { sender, idle, throughput }, Arc::new(status)))
 }
 
 impl WorkerHandle {
     /// Waits until the worker can take a batch.
     pub async fn until_idle(&self) {
         self.idle.notified().await
+    }
+
+    /// The worker's measured rate.
+    pub fn throughput(&self) -> Arc<Throughput> {
+        self.throughput.clone()
     }
 
     /// Hands a batch over; gives it back only when the worker thread is gone.
@@ -140,17 +187,18 @@ fn run(
     idle: &Notify,
     alive: &AtomicBool,
     metrics: &Metrics,
+    throughput: &Throughput,
 ) {
     let _guard = AliveGuard(alive, metrics);
     metrics.worker_alive.set(1);
     while let Some(batch) = receiver.blocking_recv() {
-        run_batch(model, batch, metrics);
+        run_batch(model, batch, metrics, throughput);
         idle.notify_one();
     }
     tracing::info!("worker stopped");
 }
 
-fn run_batch(model: &dyn BatchModel, batch: Batch, metrics: &Metrics) {
+fn run_batch(model: &dyn BatchModel, batch: Batch, metrics: &Metrics, throughput: &Throughput) {
     // Last check before compute: a client may have left while the batch was handed over.
     let (jobs, gone): (Vec<Job>, Vec<Job>) = batch.jobs.into_iter().partition(|j| !j.is_cancelled());
     metrics.cancelled.inc_by(gone.len() as u64);
@@ -175,12 +223,19 @@ fn run_batch(model: &dyn BatchModel, batch: Batch, metrics: &Metrics) {
     );
     traces::link_all(&span, jobs.iter().map(|j| &j.span));
     let _batch = span.enter();
+    throughput.running.store(real, Ordering::Relaxed);
     let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let _forward = tracing::debug_span!("model.forward").entered();
         model.forward(&inputs)
     }));
-    metrics.inference_duration.observe(started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    throughput.running.store(0, Ordering::Relaxed);
+    metrics.inference_duration.observe(seconds);
+    if matches!(result, Ok(Ok(_))) {
+        throughput.record(real, seconds);
+        metrics.throughput.set(throughput.tokens_per_second().unwrap_or(0.0) as i64);
+    }
     drop(inputs);
     let outcome: Result<Vec<RawOutput>, WorkerError> = match result {
         Ok(Ok(outputs)) if outputs.len() == jobs.len() => Ok(outputs),
@@ -200,6 +255,10 @@ fn run_batch(model: &dyn BatchModel, batch: Batch, metrics: &Metrics) {
     match outcome {
         Ok(outputs) => {
             for (job, output) in jobs.into_iter().zip(outputs) {
+                let output = match job.top_k {
+                    Some(k) => output.keep_top_k(k),
+                    None => output,
+                };
                 // A receiver gone by now just drops the answer.
                 let _ = job.reply.send(Ok(Answer { output, queue_wait: job.queue_wait, batch_size }));
             }

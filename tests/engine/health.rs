@@ -31,6 +31,7 @@ async fn liveness_fails_once_the_worker_thread_is_gone() {
     let job = Job {
         ids: encoded.ids.clone(),
         type_ids: encoded.type_ids.clone(),
+        top_k: None,
         reply,
         span: tracing::Span::none(),
         queue_wait: std::time::Duration::ZERO,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use subtle::ConstantTimeEq;
 
 use crate::http::error::ApiError;
@@ -20,11 +20,13 @@ pub async fn layer(State(key): State<Option<ApiKey>>, request: Request, next: Ne
     let Some(key) = key else {
         return next.run(request).await;
     };
-    match presented(request.headers()) {
-        Some(given) if bool::from(given.ct_eq(&key.0)) => next.run(request).await,
-        Some(_) => ApiError::Unauthorized("invalid API key").into_response(),
-        None => ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`").into_response(),
-    }
+    let refusal = match presented(request.headers()) {
+        Some(given) if bool::from(given.ct_eq(&key.0)) => return next.run(request).await,
+        Some(_) => ApiError::Unauthorized("invalid API key"),
+        None => ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`"),
+    };
+    // The body is read (or the connection closed) so the client's next request is not misread.
+    super::body::refuse(request, refusal).await
 }
 
 /// The key the client sent, if any. (`ct_eq` on slices of different lengths is false without

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use tokio::time::{timeout_at, Instant};
 
-use crate::http::error::ApiError;
+use crate::http::error::{close_connection, ApiError};
 
 /// Most bytes of an oversized body read and thrown away so that its client sees the 413; a
 /// declared length above it is refused at once and the connection closed.
@@ -48,6 +48,7 @@ pub async fn layer(State(policy): State<BodyPolicy>, request: Request, next: Nex
             ApiError::PayloadTooLarge { limit: policy.limit, drained }.into_response()
         }
         Err(Failure::Broken) => ApiError::BadRequest("the request body could not be read".into()).into_response(),
+        Err(Failure::Gone) => ApiError::ClientGone.into_response(),
         Err(Failure::Late) => ApiError::BodyTimeout(policy.read_timeout).into_response(),
     }
 }
@@ -58,6 +59,8 @@ enum Failure {
         drained: bool,
     },
     Broken,
+    /// The client closed the connection before its body was complete.
+    Gone,
     Late,
 }
 
@@ -72,6 +75,7 @@ async fn read(mut body: Body, declared: Option<usize>, limit: usize, deadline: I
             Ok(None) => return Ok(kept.into()),
             Ok(Some(Ok(frame))) => frame,
             Ok(Some(Err(_))) | Err(_) if over => return Err(Failure::TooLarge { drained: false }),
+            Ok(Some(Err(e))) if client_left(&e) => return Err(Failure::Gone),
             Ok(Some(Err(_))) => return Err(Failure::Broken),
             Err(_) => return Err(Failure::Late),
         };
@@ -86,6 +90,50 @@ async fn read(mut body: Body, declared: Option<usize>, limit: usize, deadline: I
             kept = Vec::new();
         }
     }
+}
+
+/// True when a body error means the client went away (not that it sent something malformed).
+fn client_left(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|e| e.downcast_ref::<hyper::Error>())
+        .is_some_and(|e| e.is_incomplete_message() || e.is_closed())
+}
+
+/// Largest body read and thrown away so that a refused request (401, 503) leaves its connection
+/// usable for the client's next request.
+const DISCARD_LIMIT: usize = 64 * 1024;
+/// Longest time spent reading a refused request's body.
+const DISCARD_TIME: Duration = Duration::from_secs(1);
+
+/// Answers `request` with `refusal` without running it. A small body is read to its end first,
+/// so a keep-alive client's connection stays in step; a larger or slow one closes the connection
+/// instead (`connection: close`), never leaving the client writing into a reset.
+pub async fn refuse(request: Request, refusal: ApiError) -> Response {
+    let (parts, mut body) = request.into_parts();
+    let drained = match content_length(&parts.headers) {
+        Some(n) if n > DISCARD_LIMIT => false,
+        _ => {
+            let deadline = Instant::now() + DISCARD_TIME;
+            let mut seen = 0usize;
+            loop {
+                match timeout_at(deadline, body.frame()).await {
+                    Ok(None) => break true,
+                    Ok(Some(Ok(frame))) => {
+                        seen += frame.data_ref().map_or(0, |d| d.len());
+                        if seen > DISCARD_LIMIT {
+                            break false;
+                        }
+                    }
+                    Ok(Some(Err(_))) | Err(_) => break false,
+                }
+            }
+        }
+    };
+    let mut response = refusal.into_response();
+    if !drained {
+        close_connection(&mut response);
+    }
+    response
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {

@@ -4,6 +4,7 @@ pub mod access_log;
 pub mod auth;
 pub mod body;
 pub mod error_body;
+pub mod hygiene;
 pub mod panic;
 pub mod request_metrics;
 pub mod shed;

@@ -1,24 +1,29 @@
-//! Load shedding: when the queue has no free slot, answer 503 + `Retry-After` at once — before the
-//! body is read, before the tokenizer or the model is touched. While the model loads, every
-//! inference request gets its 503 here too.
+//! Load shedding: when the queue has no room, or the work already queued would outlast the request's
+//! deadline at the worker's measured rate, answer 503 + `Retry-After` (from that estimate) at once —
+//! before the body is read, before the tokenizer or the model is touched. While the model loads,
+//! every inference request gets its 503 here too.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
+use tokio::time::Instant;
+
+use super::body;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::infer::InferError;
 
 pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    match state.infer() {
-        Err(e) => e.into_response(),
-        Ok(infer) if infer.is_full() => {
-            state.metrics.shed.inc();
-            ApiError::Infer(InferError::Overloaded).into_response()
-        }
-        Ok(_) => next.run(request).await,
+    let infer = match state.infer() {
+        Ok(infer) => infer,
+        Err(e) => return body::refuse(request, e).await,
+    };
+    // The deadline the timeout layer will set: a request the queue cannot serve by then is refused
+    // now, while refusing costs nothing.
+    match infer.shed(Instant::now() + state.batching.request_timeout) {
+        Ok(()) => next.run(request).await,
+        Err(e) => body::refuse(request, ApiError::Infer(e)).await,
     }
 }
