@@ -8,6 +8,7 @@ mod bad_input_battery;
 mod batching;
 mod drain;
 mod faults;
+mod hardening;
 mod loading;
 mod logs;
 mod routes;
