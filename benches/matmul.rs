@@ -50,7 +50,7 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
 /// `c = a · bᵀ` with the `gemm` crate (candle's default CPU matmul) on its own rayon pool of
 /// `threads`, so it is measured the same way in a `mkl` build (whose global pool is 1 thread).
 #[allow(unsafe_code)] // the gemm crate has only an unsafe API; the strides describe the slices.
-fn gemm_crate(pool: &rayon::ThreadPool, threads: usize, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+fn gemm_crate(pool: &rayon::ThreadPool, threads: usize, (m, n, k): (usize, usize, usize), a: &[f32], b: &[f32], c: &mut [f32]) {
     assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
     pool.install(|| {
         // SAFETY: a is m × k (row stride k), bᵀ is k × n read from b (n × k) with column stride k,
@@ -108,7 +108,7 @@ fn main() {
         .map(|&(m, k, n)| {
             let (a, b) = (values(m * k, 1), values(n * k, 2));
             let mut c = vec![0f32; m * n];
-            rate(m, k, n, seconds, || gemm_crate(&pool, threads, m, n, k, &a, &b, &mut c))
+            rate(m, k, n, seconds, || gemm_crate(&pool, threads, (m, n, k), &a, &b, &mut c))
         })
         .collect();
     row("gemm crate 0.19 (candle's default), f32".into(), cells, true);
@@ -118,7 +118,7 @@ fn main() {
             .map(|&(m, k, n)| {
                 let (a, b) = (values(m * k, 1), values(n * k, 2));
                 let mut c = vec![0f32; m * n];
-                rate(m, k, n, seconds, || gemm::sgemm(backend, m, n, k, &a, &b, 0.0, &mut c))
+                rate(m, k, n, seconds, || gemm::sgemm(backend, (m, n, k), &a, &b, 0.0, &mut c))
             })
             .collect();
         row(format!("{backend} sgemm, f32"), cells, true);
@@ -131,7 +131,7 @@ fn main() {
                 let a: Vec<u8> = values(m * k, 3).iter().map(|v| (v * 127.0 + 128.0) as u8).collect();
                 let b: Vec<i8> = values(n * k, 4).iter().map(|v| (v * 127.0) as i8).collect();
                 let mut c = vec![0i32; m * n];
-                rate(m, k, n, seconds, || gemm::gemm_u8s8s32(backend, m, n, k, &a, &b, &mut c))
+                rate(m, k, n, seconds, || gemm::gemm_u8s8s32(backend, (m, n, k), &a, &b, &mut c))
             })
             .collect();
         row(format!("{backend} u8×s8→s32 GEMM alone"), cells, false);

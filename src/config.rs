@@ -8,7 +8,8 @@ use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
 use crate::engine::EngineConfig;
-use crate::model::{DTypeSpec, DeviceSpec, Task};
+use crate::model::gemm::{GemmChoice, Quantize};
+use crate::model::{DTypeSpec, DeviceSpec, ModelOptions, Task};
 
 /// How the batcher picks the inputs of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
@@ -146,6 +147,17 @@ pub struct Config {
     /// Test-only fault injection: a batch holding this token id panics inside the model step.
     #[arg(long, env = "PIPESERVE_TEST_PANIC_TOKEN", hide = true)]
     pub test_panic_token: Option<u32>,
+
+    /// GEMM library of the encoder's linear layers on CPU: `auto` (the fastest this build has for
+    /// this CPU's vendor and ISA, docs/benchmarks.md), `candle`, `mkl`, `openblas` or `dnnl` (each
+    /// native one needs its cargo feature).
+    #[arg(long, env = "PIPESERVE_GEMM", default_value = "auto")]
+    pub gemm: GemmChoice,
+
+    /// `int8`: the encoder's linear layers in int8 (per-channel weight scales, per-row dynamic
+    /// activation scales; CPU, f32, BERT/DistilBERT; needs the `dnnl` or `mkl` build). `none`: off.
+    #[arg(long, env = "PIPESERVE_QUANTIZE", default_value = "none")]
+    pub quantize: Quantize,
 }
 
 /// How traces reach the OTLP collector.
@@ -250,6 +262,11 @@ impl Config {
             dtype: self.dtype,
             max_input_tokens: self.max_input_tokens,
         }
+    }
+
+    /// Everything model loading needs from the flags (`Model::load_with_options`).
+    pub fn model_options(&self) -> ModelOptions {
+        ModelOptions { device: self.device, dtype: self.dtype, gemm: self.gemm, quantize: self.quantize }
     }
 
     pub fn batching(&self) -> BatchingConfig {

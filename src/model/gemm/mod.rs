@@ -248,9 +248,9 @@ impl LinearOptions {
     }
 }
 
-/// `c = a · bᵀ + beta · c` (row-major; `a`: m × k, `b`: n × k, `c`: m × n) on a native backend.
-/// `Backend::Candle` is not callable here (it works on tensors): use candle's `matmul`.
-pub fn sgemm(backend: Backend, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+/// `c = a · bᵀ + beta · c` (row-major; `(m, n, k)`: `a` is m × k, `b` n × k, `c` m × n) on a
+/// native backend. `Backend::Candle` is not callable here (it works on tensors): use candle's `matmul`.
+pub fn sgemm(backend: Backend, (m, n, k): (usize, usize, usize), a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
     let _ = (m, n, k, a, b, beta, &c);
     match backend {
         #[cfg(feature = "mkl")]
@@ -264,7 +264,7 @@ pub fn sgemm(backend: Backend, m: usize, n: usize, k: usize, a: &[f32], b: &[f32
 }
 
 /// `c = a · bᵀ` in integers (`a`: u8, m × k; `b`: i8, n × k; `c`: i32, m × n) on a native backend.
-pub fn gemm_u8s8s32(backend: Backend, m: usize, n: usize, k: usize, a: &[u8], b: &[i8], c: &mut [i32]) {
+pub fn gemm_u8s8s32(backend: Backend, (m, n, k): (usize, usize, usize), a: &[u8], b: &[i8], c: &mut [i32]) {
     let _ = (m, n, k, a, b, &c);
     match backend {
         #[cfg(feature = "mkl")]
@@ -378,7 +378,7 @@ impl CustomOp1 for NativeF32 {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, m, shape) = rows(storage, layout, self.k, self.n)?;
         let (mut y, beta) = bias_rows(self.bias.as_deref(), m, self.n);
-        sgemm(self.backend, m, self.n, self.k, x, &self.weight, beta, &mut y);
+        sgemm(self.backend, (m, self.n, self.k), x, &self.weight, beta, &mut y);
         Ok((CpuStorage::F32(y), shape))
     }
 }
@@ -393,7 +393,7 @@ impl CustomOp1 for Int8Dense {
         let (x, m, shape) = rows(storage, layout, w.k, w.n)?;
         let q = quantize_rows(x, m, w.k);
         let mut acc = vec![0i32; m * w.n];
-        gemm_u8s8s32(self.backend, m, w.n, w.k, &q.values, &w.values, &mut acc);
+        gemm_u8s8s32(self.backend, (m, w.n, w.k), &q.values, &w.values, &mut acc);
         let y = w.dequantize(&acc, &q, self.bias.as_deref());
         Ok((CpuStorage::F32(y), shape))
     }
