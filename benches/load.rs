@@ -215,6 +215,7 @@ fn main() {
             device: Default::default(),
             dtype: Default::default(),
             max_input_tokens: None,
+            ..LoadConfig::default()
         })
         .unwrap_or_else(|e| panic!("{e} (run python3 scripts/fetch_models.py)"));
         println!("in-process references (same cores, no HTTP):\n");

@@ -48,6 +48,7 @@ fn main() {
             device,
             dtype,
             max_input_tokens: None,
+            ..LoadConfig::default()
         })
         .unwrap_or_else(|e| panic!("{e} (run python3 scripts/fetch_models.py)"))
     };

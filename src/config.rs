@@ -12,6 +12,7 @@ use crate::infer::InferSettings;
 use crate::lifecycle::ConnectionLimits;
 use crate::load::LoadConfig;
 use crate::model::files::HubOptions;
+use crate::model::gemm::{GemmChoice, Quantize};
 use crate::model::{DTypeSpec, DeviceSpec, Task};
 
 /// How the batcher picks the inputs of a batch (`--batch-policy`).
@@ -190,6 +191,17 @@ pub struct Config {
     /// resource attributes come from `OTEL_RESOURCE_ATTRIBUTES`.
     #[arg(long, env = "PIPESERVE_SERVICE_NAME")]
     pub service_name: Option<String>,
+
+    /// GEMM library of the encoder's linear layers on CPU: `auto` (the fastest this build has for
+    /// this CPU's vendor and ISA, docs/benchmarks.md), `candle`, `mkl`, `openblas` or `dnnl` (each
+    /// native one needs its cargo feature).
+    #[arg(long, env = "PIPESERVE_GEMM", default_value = "auto")]
+    pub gemm: GemmChoice,
+
+    /// `int8`: the encoder's linear layers in int8 (per-channel weight scales, per-row dynamic
+    /// activation scales; CPU, f32, BERT/DistilBERT; needs the `dnnl` or `mkl` build). `none`: off.
+    #[arg(long, env = "PIPESERVE_QUANTIZE", default_value = "none")]
+    pub quantize: Quantize,
 }
 
 /// How traces reach the OTLP collector.
@@ -308,6 +320,8 @@ impl Config {
             task: self.task,
             device: self.device,
             dtype: self.dtype,
+            gemm: self.gemm,
+            quantize: self.quantize,
             max_input_tokens: self.max_input_tokens,
         }
     }

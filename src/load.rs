@@ -12,12 +12,13 @@ use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::model::files::{self, read_json, HubOptions, ModelFiles, TokenizerFile};
-use crate::model::{DTypeSpec, DeviceSpec, LoadError, Model, ModelMeta, Task};
+use crate::model::gemm::{GemmChoice, Quantize};
+use crate::model::{DTypeSpec, DeviceSpec, LoadError, Model, ModelMeta, ModelOptions, Task};
 use crate::pipelines::{ModuleEntry, PipelineInfo, PoolingConfig, PoolingDefaults};
 use crate::tokenize::{TextTokenizer, TokenizerSettings};
 
 /// What to load and where.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadConfig {
     /// A local folder in the Hugging Face layout, or a hub id (fetched when the `hub` feature is on).
     pub model: String,
@@ -27,6 +28,10 @@ pub struct LoadConfig {
     pub task: Option<Task>,
     pub device: DeviceSpec,
     pub dtype: DTypeSpec,
+    /// The GEMM library of the encoder's linear layers on CPU (`--gemm`).
+    pub gemm: GemmChoice,
+    /// int8 linear layers (`--quantize`).
+    pub quantize: Quantize,
     /// A lower input limit than the model's own, in tokens.
     pub max_input_tokens: Option<usize>,
 }
@@ -48,7 +53,9 @@ pub fn fetch(config: &LoadConfig) -> Result<std::path::PathBuf, LoadError> {
 pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
     let dir = fetch(config)?;
     let files = ModelFiles::locate(&dir)?;
-    let (mut model, meta) = Model::load(&files, config.task, config.device, config.dtype)?;
+    let options =
+        ModelOptions { device: config.device, dtype: config.dtype, gemm: config.gemm, quantize: config.quantize };
+    let (mut model, meta) = Model::load_with_options(&files, config.task, &options)?;
     let max_positions = config.max_input_tokens.map_or(meta.max_positions, |m| m.min(meta.max_positions));
     let settings: TokenizerSettings = match &files.tokenizer_config {
         Some(path) => read_json(path)?,

@@ -34,4 +34,6 @@ pub enum LoadError {
     Device { device: String, reason: String },
     #[error("cannot fetch {model} from the Hugging Face hub: {reason}")]
     Hub { model: String, reason: String },
+    #[error("unsupported model options: {0}")]
+    Options(String),
 }

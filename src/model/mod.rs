@@ -5,6 +5,7 @@ mod arch;
 pub mod device;
 mod error;
 pub mod files;
+pub mod gemm;
 pub mod hf_config;
 pub mod task;
 mod weights;
@@ -19,6 +20,7 @@ pub use task::Task;
 
 use arch::{Head, Network, PaddedBatch};
 use files::ModelFiles;
+use gemm::{GemmChoice, LinearOptions, Quantize};
 use weights::Weights;
 
 /// One tokenized input as the model sees it.
@@ -117,6 +119,17 @@ pub struct ModelMeta {
     pub dtype: DTypeSpec,
 }
 
+/// How to load a model: where it runs and how its math is done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelOptions {
+    pub device: DeviceSpec,
+    pub dtype: DTypeSpec,
+    /// The GEMM library of the encoder's linear layers (`--gemm`).
+    pub gemm: GemmChoice,
+    /// int8 linear layers (`--quantize`).
+    pub quantize: Quantize,
+}
+
 /// A loaded model on its device. Owned by the worker thread.
 pub struct Model {
     network: Network,
@@ -133,13 +146,32 @@ impl Model {
         device_spec: DeviceSpec,
         dtype_spec: DTypeSpec,
     ) -> Result<(Self, ModelMeta), LoadError> {
+        let options = ModelOptions { device: device_spec, dtype: dtype_spec, ..ModelOptions::default() };
+        Self::load_with_options(files, task, &options)
+    }
+
+    /// Loads the checkpoint in `files` for `task` with every option.
+    pub fn load_with_options(
+        files: &ModelFiles,
+        task: Option<Task>,
+        options: &ModelOptions,
+    ) -> Result<(Self, ModelMeta), LoadError> {
+        let ModelOptions { device: device_spec, dtype: dtype_spec, gemm, quantize } = *options;
+        let linear = if device_spec == DeviceSpec::Cpu {
+            LinearOptions::resolve(gemm, quantize).map_err(LoadError::Options)?
+        } else if quantize == Quantize::Int8 {
+            return Err(LoadError::Options("--quantize int8 runs on the CPU only".into()));
+        } else {
+            LinearOptions::default()
+        };
+        tracing::info!(gemm = %linear.backend, quantize = %linear.quantize, "linear layers");
         let raw: serde_json::Value = files::read_json(&files.config)?;
         let config: HfConfig = serde_json::from_value(raw.clone())
             .map_err(|e| LoadError::BadConfig { path: files.config.clone(), reason: e.to_string() })?;
         let task = resolve_task(task, &config)?;
         let device = device_spec.open()?;
         let weights = Weights::read(&files.weights)?;
-        let network = arch::load(&config, &raw, weights, task, DType::from(dtype_spec), &device)?;
+        let network = arch::load(&config, &raw, weights, task, DType::from(dtype_spec), &device, &linear)?;
         let labels = match &network.head {
             Head::Sequence(_) | Head::Token(_) => config.labels(network.head.outputs()),
             _ => Vec::new(),

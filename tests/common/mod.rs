@@ -56,6 +56,7 @@ pub fn load_config(name: &str) -> LoadConfig {
         device: DeviceSpec::Cpu,
         dtype: DTypeSpec::F32,
         max_input_tokens: None,
+        ..LoadConfig::default()
     }
 }
 

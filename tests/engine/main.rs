@@ -10,4 +10,5 @@ mod batch_invariance;
 mod golden;
 mod gpu;
 mod health;
+mod int8;
 mod parse_properties;

@@ -7,6 +7,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
 
+use super::super::gemm::{Dense, LinearOptions};
 use super::{attention_bias, Act, Encoder, LoadFailure, Loaded, PaddedBatch};
 
 fn default_type_vocab() -> usize {
@@ -38,7 +39,12 @@ pub struct Config {
 }
 
 /// Loads BERT or DistilBERT (`model_type`) from `vb` at the base model's prefix.
-pub fn load(vb: VarBuilder, raw: &serde_json::Value, model_type: &str) -> std::result::Result<Loaded, LoadFailure> {
+pub fn load(
+    vb: VarBuilder,
+    raw: &serde_json::Value,
+    model_type: &str,
+    linear: &LinearOptions,
+) -> std::result::Result<Loaded, LoadFailure> {
     let config = |e: serde_json::Error| LoadFailure::Config(e.to_string());
     let (cfg, layout) = if model_type == "distilbert" {
         let c: DistilBertConfig = serde_json::from_value(raw.clone()).map_err(config)?;
@@ -47,7 +53,7 @@ pub fn load(vb: VarBuilder, raw: &serde_json::Value, model_type: &str) -> std::r
         (serde_json::from_value::<Config>(raw.clone()).map_err(config)?, &BERT)
     };
     let act = Act::parse(&cfg.hidden_act).map_err(LoadFailure::Config)?;
-    let encoder = Bert::load(vb, &cfg, layout).map_err(LoadFailure::Load)?;
+    let encoder = Bert::load(vb, &cfg, layout, linear).map_err(LoadFailure::Load)?;
     Ok(Loaded { encoder: Box::new(encoder), max_positions: cfg.max_position_embeddings, act, eps: cfg.layer_norm_eps })
 }
 
@@ -147,11 +153,12 @@ struct Layer {
     /// Query, key and value projections fused into one `hidden → 3 × hidden` matmul, with the
     /// attention scale 1/√head_dim folded into the query rows at load time (one GEMM instead of
     /// three, and no scaling pass over the `seq × seq` scores).
-    qkv: Linear,
-    attention_out: Linear,
+    /// The four linear layers run on the GEMM and precision of [`LinearOptions`].
+    qkv: Dense,
+    attention_out: Dense,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: LayerNorm,
 }
 
@@ -165,7 +172,7 @@ pub struct Bert {
 }
 
 impl Bert {
-    pub fn load(vb: VarBuilder, cfg: &Config, names: &Layout) -> Result<Self> {
+    pub fn load(vb: VarBuilder, cfg: &Config, names: &Layout, options: &LinearOptions) -> Result<Self> {
         if cfg.position_embedding_type != "absolute" {
             candle_core::bail!("position_embedding_type {:?} is not supported", cfg.position_embedding_type);
         }
@@ -193,12 +200,13 @@ impl Bert {
                 let bias = |x: &Linear| x.bias().cloned().ok_or_else(|| candle_core::Error::msg("missing bias"));
                 let weight = Tensor::cat(&[(q.weight() * scale)?, k.weight().clone(), v.weight().clone()], 0)?;
                 let qkv_bias = Tensor::cat(&[(bias(&q)? * scale)?, bias(&k)?, bias(&v)?], 0)?;
+                let dense = |l: Linear| Dense::new(l, options);
                 Ok(Layer {
-                    qkv: Linear::new(weight, Some(qkv_bias)),
-                    attention_out: linear(h, h, l.pp(names.attention_out))?,
+                    qkv: dense(Linear::new(weight, Some(qkv_bias)))?,
+                    attention_out: dense(linear(h, h, l.pp(names.attention_out))?)?,
                     attention_norm: layer_norm(h, eps, l.pp(names.attention_norm))?,
-                    intermediate: linear(h, cfg.intermediate_size, l.pp(names.intermediate))?,
-                    output: linear(cfg.intermediate_size, h, l.pp(names.output))?,
+                    intermediate: dense(linear(h, cfg.intermediate_size, l.pp(names.intermediate))?)?,
+                    output: dense(linear(cfg.intermediate_size, h, l.pp(names.output))?)?,
                     output_norm: layer_norm(h, eps, l.pp(names.output_norm))?,
                 })
             })

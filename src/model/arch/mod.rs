@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 
 pub use heads::{Head, HeadContext, SequencePooling};
 
+use super::gemm::{Backend, LinearOptions, Quantize};
 use super::hf_config::HfConfig;
 use super::task::Task;
 use super::weights::Weights;
@@ -102,8 +103,22 @@ pub fn load(
     task: Task,
     dtype: DType,
     device: &Device,
+    linear: &LinearOptions,
 ) -> std::result::Result<Network, LoadError> {
     let model_type = config.model_type();
+    let ours = matches!(model_type.as_str(), "bert" | "distilbert");
+    if !ours && linear.quantize == Quantize::Int8 {
+        // candle-transformers' encoders hold candle-nn's Linear, which has no int8 form.
+        return Err(LoadError::Options(format!(
+            "--quantize int8 supports bert and distilbert models, not {model_type}"
+        )));
+    }
+    if linear.quantize == Quantize::Int8 && (dtype != DType::F32 || !device.is_cpu()) {
+        return Err(LoadError::Options("--quantize int8 runs on the CPU with --dtype f32".into()));
+    }
+    if !ours && linear.backend != Backend::Candle {
+        tracing::debug!(%model_type, "this encoder runs on candle's matmul, not {}", linear.backend);
+    }
     let names = heads::HeadNames::for_model_type(&model_type)
         .ok_or_else(|| LoadError::UnknownArchitecture(model_type.clone()))?;
     let prefix = names.base_prefix(&weights);
@@ -120,7 +135,7 @@ pub fn load(
         LoadFailure::Load(e) => mismatch(e),
     };
     let loaded = match model_type.as_str() {
-        "bert" | "distilbert" => bert::load(base, raw_config, &model_type),
+        "bert" | "distilbert" => bert::load(base, raw_config, &model_type, linear),
         "deberta-v2" => deberta::load(base, raw_config),
         // candle's ModernBERT adds its `model.` prefix itself.
         "modernbert" => modernbert::load(vb.clone(), raw_config),

@@ -1,0 +1,32 @@
+//! Links the native GEMM libraries of the `openblas` and `dnnl` features (the `mkl` feature is
+//! linked by candle's intel-mkl-src). Both come from Debian packages that
+//! `scripts/native-gemm.sh` installs; a missing library fails here with that hint.
+
+use std::path::Path;
+
+const LIBDIR: &str = "/usr/lib/x86_64-linux-gnu";
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=PIPESERVE_NATIVE_LIBDIR");
+    let libdir = std::env::var("PIPESERVE_NATIVE_LIBDIR").unwrap_or_else(|_| LIBDIR.into());
+    if std::env::var_os("CARGO_FEATURE_OPENBLAS").is_some() {
+        // The pthread build of OpenBLAS 0.3.21 (DYNAMIC_ARCH), statically: the binary needs nothing.
+        let dir = format!("{libdir}/openblas-pthread");
+        require(&format!("{dir}/libopenblas.a"), "libopenblas-dev");
+        println!("cargo:rustc-link-search=native={dir}");
+        println!("cargo:rustc-link-lib=static=openblas");
+        println!("cargo:rustc-link-lib=dylib=pthread");
+    }
+    if std::env::var_os("CARGO_FEATURE_DNNL").is_some() {
+        // Debian ships oneDNN shared only (OpenMP build): the image needs libdnnl2 and libgomp1.
+        require(&format!("{libdir}/libdnnl.so"), "libdnnl-dev");
+        println!("cargo:rustc-link-search=native={libdir}");
+    }
+}
+
+fn require(path: &str, package: &str) {
+    if !Path::new(path).exists() {
+        panic!("{path} is missing: run scripts/native-gemm.sh (installs {package})");
+    }
+}

@@ -1,0 +1,118 @@
+//! int8 quantization for a native integer GEMM: weights symmetric per output channel (i8),
+//! activations asymmetric per row (u8 with a zero point), i32 accumulation.
+//!
+//! With `x ≈ sx · (qx − zx)` per row and `w ≈ sw · qw` per output channel,
+//! `y = x · wᵀ ≈ sx · sw · (qx · qwᵀ − zx · Σₖ qw) `; the integer GEMM computes `qx · qwᵀ` and the
+//! column sums `Σₖ qw` are computed once at load.
+
+/// A weight matrix (`n × k`, out × in) quantized per output channel.
+pub struct QuantizedWeight {
+    pub values: Vec<i8>,
+    /// One scale per output channel.
+    pub scales: Vec<f32>,
+    /// `Σₖ values[j][k]` per output channel, for the activations' zero point.
+    pub colsum: Vec<i32>,
+    pub n: usize,
+    pub k: usize,
+}
+
+/// Activations (`m × k`) quantized per row.
+pub struct QuantizedRows {
+    pub values: Vec<u8>,
+    pub scales: Vec<f32>,
+    pub zero: Vec<i32>,
+}
+
+impl QuantizedWeight {
+    /// Quantizes `w` (`n × k`) to `[-max_q, max_q]` per row.
+    pub fn new(w: &[f32], n: usize, k: usize, max_q: i8) -> Self {
+        assert_eq!(w.len(), n * k);
+        let max_q = f32::from(max_q.max(1));
+        let mut values = Vec::with_capacity(n * k);
+        let mut scales = Vec::with_capacity(n);
+        let mut colsum = Vec::with_capacity(n);
+        for row in w.chunks_exact(k) {
+            let amax = row.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let scale = if amax > 0.0 { amax / max_q } else { 1.0 };
+            let inv = 1.0 / scale;
+            let start = values.len();
+            values.extend(row.iter().map(|v| (v * inv).round().clamp(-max_q, max_q) as i8));
+            colsum.push(values[start..].iter().map(|&q| i32::from(q)).sum());
+            scales.push(scale);
+        }
+        Self { values, scales, colsum, n, k }
+    }
+
+    /// `y[i][j] = sx[i] · sw[j] · (acc[i][j] − zx[i] · colsum[j]) + bias[j]`, as f32 (`m × n`).
+    pub fn dequantize(&self, acc: &[i32], rows: &QuantizedRows, bias: Option<&[f32]>) -> Vec<f32> {
+        let n = self.n;
+        let mut y = vec![0f32; acc.len()];
+        for (i, (out, acc)) in y.chunks_exact_mut(n).zip(acc.chunks_exact(n)).enumerate() {
+            let (sx, zx) = (rows.scales[i], rows.zero[i]);
+            for j in 0..n {
+                let corrected = acc[j] - zx * self.colsum[j];
+                out[j] = sx * self.scales[j] * corrected as f32 + bias.map_or(0.0, |b| b[j]);
+            }
+        }
+        y
+    }
+}
+
+/// Quantizes `x` (`m × k`) to u8 per row, over the row's range widened to include 0.
+pub fn quantize_rows(x: &[f32], m: usize, k: usize) -> QuantizedRows {
+    assert_eq!(x.len(), m * k);
+    let mut values = vec![0u8; m * k];
+    let mut scales = Vec::with_capacity(m);
+    let mut zero = Vec::with_capacity(m);
+    for (row, out) in x.chunks_exact(k).zip(values.chunks_exact_mut(k)) {
+        let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+        let inv = 1.0 / scale;
+        let z = (-lo * inv).round().clamp(0.0, 255.0);
+        // v · inv + z lies in [0, 255] up to rounding; + 0.5 then a saturating cast rounds half up.
+        for (q, &v) in out.iter_mut().zip(row) {
+            *q = (v * inv + z + 0.5) as u8;
+        }
+        scales.push(scale);
+        zero.push(z as i32);
+    }
+    QuantizedRows { values, scales, zero }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The integer GEMM as a plain loop, then dequantized: close to the f32 product.
+    #[test]
+    fn quantized_product_is_close_to_f32() {
+        let (m, n, k) = (5, 7, 64);
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 / 50.0 - 0.7) * 1.5).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i * 53 % 97) as f32 / 97.0 - 0.5).collect();
+        let qw = QuantizedWeight::new(&w, n, k, 127);
+        let qx = quantize_rows(&x, m, k);
+        let mut acc = vec![0i32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                acc[i * n + j] =
+                    (0..k).map(|p| i32::from(qx.values[i * k + p]) * i32::from(qw.values[j * k + p])).sum();
+            }
+        }
+        let bias: Vec<f32> = (0..n).map(|j| j as f32).collect();
+        let y = qw.dequantize(&acc, &qx, Some(&bias));
+        for i in 0..m {
+            for j in 0..n {
+                let exact: f32 = (0..k).map(|p| x[i * k + p] * w[j * k + p]).sum::<f32>() + bias[j];
+                assert!((y[i * n + j] - exact).abs() < 0.05, "{i},{j}: {} vs {exact}", y[i * n + j]);
+            }
+        }
+    }
+
+    #[test]
+    fn constant_and_zero_rows_do_not_divide_by_zero() {
+        let q = quantize_rows(&[0.0; 8], 2, 4);
+        assert!(q.values.iter().all(|&v| v == 0) && q.scales.iter().all(|s| s.is_finite()));
+        let w = QuantizedWeight::new(&[0.0; 4], 1, 4, 127);
+        assert_eq!(w.colsum, vec![0]);
+    }
+}
