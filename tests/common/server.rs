@@ -138,6 +138,16 @@ impl Server {
     }
 }
 
+/// A memory figure of a process in KiB from /proc/<pid>/status: `VmRSS` (now) or `VmHWM` (peak).
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The value of a series in Prometheus text format, 0 when absent.
 pub fn metric_value(text: &str, series: &str) -> f64 {
     text.lines()

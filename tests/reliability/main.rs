@@ -36,14 +36,9 @@ fn knob(name: &str, ci: u64, full_value: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(if full() { full_value } else { ci })
 }
 
-/// Resident memory of a process in KiB, from /proc/<pid>/status.
+/// Resident memory of a process in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    common::server::memory_kib(pid, "VmRSS")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
