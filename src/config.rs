@@ -147,6 +147,12 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     pub body_limit: usize,
 
+    /// Most bytes of request bodies held at once across all connections (a body holds its bytes
+    /// from arrival until its request is answered); past it, requests get 503 and their connection
+    /// closes. Default 256 MiB: 128 bodies at the default body limit.
+    #[arg(long, env = "PIPESERVE_MAX_BUFFERED_BODY_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_buffered_body_bytes: usize,
+
     /// Require `Authorization: Bearer <key>` (or `x-api-key: <key>`) on the inference routes;
     /// health, metrics and info stay open. Unset: no authentication.
     #[arg(long, env = "PIPESERVE_API_KEY", hide_env_values = true)]
@@ -163,6 +169,11 @@ pub struct Config {
     /// counted in `pipeserve_connections_rejected_total`). Keep it below the file descriptor limit.
     #[arg(long, env = "PIPESERVE_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+
+    /// Longest a response write may stay blocked on a client that does not read; the connection is
+    /// closed after it.
+    #[arg(long, env = "PIPESERVE_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
 
     /// Most time a client may take to send the request body, counted from its headers (408 after it).
     #[arg(long, env = "PIPESERVE_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -249,6 +260,7 @@ impl std::str::FromStr for ApiKey {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub body_limit: usize,
+    pub max_buffered_body_bytes: usize,
     pub body_read_timeout: Duration,
     pub api_key: Option<ApiKey>,
 }
@@ -378,6 +390,7 @@ impl Config {
             connections: ConnectionLimits {
                 header_read_timeout: self.header_read_timeout,
                 max_connections: self.max_connections as usize,
+                write_timeout: self.write_timeout,
             },
         }
     }
@@ -385,6 +398,7 @@ impl Config {
     pub fn http(&self) -> HttpConfig {
         HttpConfig {
             body_limit: self.body_limit,
+            max_buffered_body_bytes: self.max_buffered_body_bytes,
             body_read_timeout: self.body_read_timeout,
             api_key: self.api_key.clone(),
         }

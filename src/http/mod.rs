@@ -61,7 +61,11 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
                 .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
                 .layer(DefaultBodyLimit::disable())
                 .layer(from_fn_with_state(
-                    layers::body::BodyPolicy { limit: config.body_limit, read_timeout: config.body_read_timeout },
+                    layers::body::BodyPolicy {
+                        limit: config.body_limit,
+                        read_timeout: config.body_read_timeout,
+                        buffered: Arc::new(tokio::sync::Semaphore::new(config.max_buffered_body_bytes)),
+                    },
                     layers::body::layer,
                 )),
         );

@@ -4,6 +4,8 @@
 //! - at most `max_connections` open: the excess is closed at once and counted, instead of queueing
 //!   in the kernel until the process runs out of file descriptors;
 //! - accept errors logged at most once a second, with the number left out;
+//! - a response write blocked for longer than the write timeout (a client that stopped reading)
+//!   fails and closes its connection;
 //! - on drain: connections with no request in flight (idle keep-alive, or still sending their
 //!   headers) close at once; the others finish the request they are on, then close.
 //!
@@ -25,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use super::write_timeout::WriteTimeout;
 use crate::telemetry::Metrics;
 
 /// What the accept loop enforces.
@@ -32,6 +35,8 @@ use crate::telemetry::Metrics;
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// Longest a response write may stay blocked on a client that does not read.
+    pub write_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `drain` completes, then stops accepting and returns once
@@ -81,7 +86,8 @@ pub async fn serve(
                 }
             })
         };
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let io = TokioIo::new(WriteTimeout::new(stream, limits.write_timeout));
+        let connection = http.serve_connection(io, service);
         let mut drain_seen = drain_seen.clone();
         let open = metrics.connections.clone();
         open.inc();

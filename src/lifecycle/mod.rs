@@ -7,6 +7,7 @@
 
 mod connections;
 pub mod health;
+mod write_timeout;
 
 use std::sync::Arc;
 use std::time::Duration;

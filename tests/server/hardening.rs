@@ -289,3 +289,32 @@ fn http11_without_host_and_json_in_another_charset_are_refused() {
     let utf16 = format!("POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json; charset=utf-16\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     assert!(exchange(&utf16).starts_with("HTTP/1.1 415"));
 }
+
+#[test]
+fn bodies_buffered_across_connections_share_one_budget() {
+    let server = Server::start("tiny-bert-sentiment", &["--max-buffered-body-bytes", "100000"]);
+    // A client holds 80 kB of a 90 kB body and stalls.
+    let mut staller = TcpStream::connect(addr(&server)).unwrap();
+    let head = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 90000\r\n\r\n";
+    staller.write_all(head.as_bytes()).unwrap();
+    staller.write_all(&[b' '; 80_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let exchange = |body: String| {
+        let mut s = TcpStream::connect(addr(&server)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let request = format!(
+            "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = vec![0u8; 4096];
+        let n = s.read(&mut out).unwrap_or(0);
+        String::from_utf8_lossy(&out[..n]).to_string()
+    };
+    // A small body fits in what is left; a 50 kB one does not: 503, and the connection closes.
+    assert!(exchange(r#"{"inputs": "small"}"#.to_string()).starts_with("HTTP/1.1 200"));
+    let big = format!(r#"{{"inputs": "{}"}}"#, "word ".repeat(10_000));
+    let answer = exchange(big);
+    assert!(answer.starts_with("HTTP/1.1 503") && answer.contains("connection: close"), "{answer}");
+    drop(staller);
+}

@@ -22,16 +22,24 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use tokio::time::{timeout_at, Instant};
 
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::http::error::{close_connection, ApiError};
+use crate::infer::InferError;
 
 /// Most bytes of an oversized body read and thrown away so that its client sees the 413; a
 /// declared length above it is refused at once and the connection closed.
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BodyPolicy {
     pub limit: usize,
     pub read_timeout: Duration,
+    /// Bytes of request bodies held at once across all connections: a body holds its bytes from
+    /// arrival until its request is answered. Past it: 503 and the connection closes.
+    pub buffered: Arc<Semaphore>,
 }
 
 pub async fn layer(State(policy): State<BodyPolicy>, request: Request, next: Next) -> Response {
@@ -42,8 +50,14 @@ pub async fn layer(State(policy): State<BodyPolicy>, request: Request, next: Nex
         return ApiError::PayloadTooLarge { limit: policy.limit, drained: false }.into_response();
     }
     let deadline = Instant::now() + policy.read_timeout;
-    match read(body, declared, policy.limit, deadline).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+    match read(body, declared, &policy, deadline).await {
+        Ok((bytes, _held)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Err(Failure::Busy) => {
+            let mut response =
+                ApiError::Infer(InferError::Overloaded { retry_after: Duration::from_secs(1) }).into_response();
+            close_connection(&mut response);
+            response
+        }
         Err(Failure::TooLarge { drained }) => {
             ApiError::PayloadTooLarge { limit: policy.limit, drained }.into_response()
         }
@@ -62,17 +76,27 @@ enum Failure {
     /// The client closed the connection before its body was complete.
     Gone,
     Late,
+    /// Bodies already buffered across connections hold the whole budget.
+    Busy,
 }
 
-/// Reads the body frame by frame: kept while under `limit`, counted and dropped past it.
-async fn read(mut body: Body, declared: Option<usize>, limit: usize, deadline: Instant) -> Result<Bytes, Failure> {
+/// Reads the body frame by frame: kept (and its bytes taken from the shared budget) while under
+/// the limit, counted and dropped past it.
+async fn read(
+    mut body: Body,
+    declared: Option<usize>,
+    policy: &BodyPolicy,
+    deadline: Instant,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Failure> {
+    let limit = policy.limit;
     let mut kept = Vec::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
     let mut seen = 0usize;
     loop {
         let over = seen > limit || declared.is_some_and(|n| n > limit);
         let frame = match timeout_at(deadline, body.frame()).await {
             Ok(None) if over => return Err(Failure::TooLarge { drained: true }),
-            Ok(None) => return Ok(kept.into()),
+            Ok(None) => return Ok((kept.into(), held)),
             Ok(Some(Ok(frame))) => frame,
             Ok(Some(Err(_))) | Err(_) if over => return Err(Failure::TooLarge { drained: false }),
             Ok(Some(Err(e))) if client_left(&e) => return Err(Failure::Gone),
@@ -85,9 +109,18 @@ async fn read(mut body: Body, declared: Option<usize>, limit: usize, deadline: I
             return Err(Failure::TooLarge { drained: false });
         }
         if seen <= limit {
+            let permit = u32::try_from(data.len())
+                .ok()
+                .and_then(|n| policy.buffered.clone().try_acquire_many_owned(n).ok())
+                .ok_or(Failure::Busy)?;
+            match &mut held {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
             kept.extend_from_slice(&data);
         } else {
             kept = Vec::new();
+            held = None;
         }
     }
 }
