@@ -36,6 +36,10 @@ pub struct ModelFiles {
     pub pooling: Option<PathBuf>,
     /// sentence-transformers `modules.json`, when present (tells whether embeddings are normalized).
     pub modules: Option<PathBuf>,
+    /// sentence-transformers `sentence_bert_config.json`, when present (`max_seq_length`).
+    pub sentence_bert_config: Option<PathBuf>,
+    /// sentence-transformers `config_sentence_transformers.json`, when present (`prompts`).
+    pub sentence_transformers_config: Option<PathBuf>,
 }
 
 impl ModelFiles {
@@ -70,6 +74,8 @@ impl ModelFiles {
             weights,
             pooling: file("1_Pooling/config.json"),
             modules: file("modules.json"),
+            sentence_bert_config: file("sentence_bert_config.json"),
+            sentence_transformers_config: file("config_sentence_transformers.json"),
         })
     }
 }
