@@ -143,6 +143,10 @@ pub fn resolve(model: &str, hub: &HubOptions) -> Result<PathBuf, LoadError> {
     fetch_from_hub(model, hub)
 }
 
+/// Fetches one file of a hub repository into the cache and returns its path.
+#[cfg(feature = "hub")]
+type FetchFile = Box<dyn Fn(&str) -> Result<PathBuf, String>>;
+
 #[cfg(feature = "hub")]
 fn fetch_from_hub(model: &str, hub: &HubOptions) -> Result<PathBuf, LoadError> {
     let hub_err = |reason: String| LoadError::Hub { model: model.to_string(), reason };
@@ -150,7 +154,7 @@ fn fetch_from_hub(model: &str, hub: &HubOptions) -> Result<PathBuf, LoadError> {
     let repo_id = hf_hub::Repo::with_revision(model.to_string(), hf_hub::RepoType::Model, revision);
     // The cache (`HF_HOME`) and endpoint (`HF_ENDPOINT`) come from hf-hub's own variables; the
     // token from the configuration (`HF_TOKEN`), which hf-hub 0.4 would only read from a file.
-    let get: Box<dyn Fn(&str) -> Result<PathBuf, String>> = if hub.offline {
+    let get: FetchFile = if hub.offline {
         // No network at all: the cache (filled by `--download-only`) or nothing.
         let cache = hf_hub::Cache::from_env().repo(repo_id);
         Box::new(move |file| cache.get(file).ok_or_else(|| format!("{file} is not in the hub cache (offline mode)")))
