@@ -541,6 +541,7 @@ LONG_TEXT = " ".join(
     f"sequence is padded to the longest one while the attention mask keeps padding out of pooling."
     for i in range(1, 13)
 )
+PROMPTS = {"query": "query: ", "passage": "passage: "}
 CLIENT_TEXTS = ["Hello world.", "A man is eating food.", "Naïve café in Zürich: \"fine\", isn't it?"]
 
 
@@ -574,8 +575,15 @@ def record_clients() -> Path:
                                "start": b0, "stop": b1})
         cases.append({"inputs": text, "tokens_untruncated": len(enc["input_ids"]),
                       "embedding": plain(full), "embedding_128": plain(cut), "tokens": tokens})
+    # Prompts as config_sentence_transformers.json gives them (tests/server/routes.rs writes the same
+    # file next to the model): encode(prompt_name=...) and the default prompt.
+    prompted = SentenceTransformer(str(path), device="cpu", prompts=PROMPTS, default_prompt_name="query")
+    prompt_cases = [{"inputs": t, "prompt_name": name,
+                     "embedding": plain(prompted.encode(t, prompt_name=name, normalize_embeddings=True))}
+                    for t in CLIENT_TEXTS[:2] for name in ("query", "passage")]
     return write_fixture("minilm-clients", "all-MiniLM-L6-v2", "sentence-embeddings", cases,
-                         max_seq_length=model.max_seq_length)
+                         max_seq_length=model.max_seq_length, prompts=PROMPTS, default_prompt_name="query",
+                         prompt_cases=prompt_cases)
 
 
 def record_pairs() -> Path:

@@ -270,3 +270,46 @@ async fn classification_servers() {
         assert!(e.get("entity_group").is_some() && e.get("start").is_some(), "{e}");
     }
 }
+
+/// `prompts` / `default_prompt_name` of `config_sentence_transformers.json`: `prompt_name` on the
+/// embedding routes gives sentence-transformers' `encode(prompt_name=...)` vector, and a request
+/// naming none gets the default prompt. The folder is all-MiniLM-L6-v2 with that file added.
+#[tokio::test]
+async fn sentence_transformers_prompts() {
+    let fx: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("tests/fixtures/golden/minilm-clients.json")).unwrap(),
+    )
+    .unwrap();
+    let source = common::model_dir("all-MiniLM-L6-v2");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "config_sentence_transformers.json" {
+            std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let config = json!({"prompts": fx["prompts"], "default_prompt_name": fx["default_prompt_name"]});
+    std::fs::write(dir.path().join("config_sentence_transformers.json"), config.to_string()).unwrap();
+    let server = Server::launch(&dir.path().to_string_lossy(), &[], &[], "ready");
+
+    let cosine = |a: &Value, b: &Value| {
+        let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| x.as_f64().unwrap() * y.as_f64().unwrap()).sum();
+        let norm = |v: &Vec<Value>| v.iter().map(|x| x.as_f64().unwrap().powi(2)).sum::<f64>().sqrt();
+        dot / (norm(a) * norm(b))
+    };
+    for case in fx["prompt_cases"].as_array().unwrap() {
+        let body = json!({"inputs": case["inputs"], "prompt_name": case["prompt_name"]});
+        let (s, _, v) = post_json(&server, "/embed", body).await;
+        assert_eq!(s, 200, "{v}");
+        let c = cosine(&v[0], &case["embedding"]);
+        assert!(c >= 0.9999, "{case}: cosine {c}");
+        if case["prompt_name"] == fx["default_prompt_name"] {
+            let (_, _, v) = post_json(&server, "/v1/embeddings", json!({"input": case["inputs"]})).await;
+            let c = cosine(&v["data"][0]["embedding"], &case["embedding"]);
+            assert!(c >= 0.9999, "default prompt on /v1/embeddings: cosine {c}");
+        }
+    }
+    let info: Value = Client::new().get(server.url("/info")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["prompts"], fx["prompts"]);
+}
