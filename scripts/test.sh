@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/fetch_models.py
-# The OTLP receiver for tests/tracing.rs lives in a repo-local venv, reinstalled only when its
+# The OTLP receiver (tests/server/traces.rs) and the real client libraries (tests/server/clients.rs:
+# OpenAI SDK, huggingface_hub, LangChain) live in a repo-local venv, reinstalled only when their
 # pinned requirements change; --no-cache-dir keeps pip from writing outside the repo.
 if ! cmp -s scripts/requirements-test.txt .venv/requirements-test.txt; then
   python3 -m venv .venv

@@ -104,7 +104,8 @@ const WARM_UP_BUDGET: Duration = Duration::from_secs(600);
 pub async fn warm_up(infer: &Infer) -> Result<(), InferError> {
     let inputs = infer::warm_up_inputs(infer.info().task, infer.tokenizer());
     let deadline = tokio::time::Instant::now() + WARM_UP_BUDGET.max(infer.settings().request_timeout);
-    let request = InferRequest { inputs, params: Params::default(), deadline: Some(deadline) };
+    let request = InferRequest::new(inputs, Params::default());
+    let request = InferRequest { deadline: Some(deadline), ..request };
     infer.run(request).await.map(|_| ())
 }
 

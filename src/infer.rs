@@ -29,10 +29,28 @@ pub struct InferSettings {
     pub batcher: BatcherConfig,
 }
 
-/// One call: texts for the configured pipeline, with their parameters and deadline.
+/// One input of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A text, tokenized with special tokens.
+    Text(String),
+    /// Token ids of the model's own vocabulary, used as given (OpenAI's and TEI's id inputs).
+    Ids(Vec<u32>),
+    /// A text pair (`text`, `text_pair`) for a sequence-classification model: cross-encoders,
+    /// NLI (zero-shot classification).
+    Pair(String, String),
+}
+
+impl From<String> for Input {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
+/// One call: inputs for the configured pipeline, with their parameters and deadline.
 #[derive(Debug, Clone)]
 pub struct InferRequest {
-    pub inputs: Vec<String>,
+    pub inputs: Vec<Input>,
     pub params: Params,
     /// When the caller stops waiting; `None`: now + the request timeout. Inputs still queued then
     /// are dropped before they reach the model.
@@ -41,7 +59,7 @@ pub struct InferRequest {
 
 impl InferRequest {
     pub fn new(inputs: Vec<String>, params: Params) -> Self {
-        Self { inputs, params, deadline: None }
+        Self { inputs: inputs.into_iter().map(Input::from).collect(), params, deadline: None }
     }
 }
 
@@ -219,14 +237,19 @@ impl Infer {
             let result = tokio::task::spawn_blocking(move || {
                 let _span = span.entered();
                 let mut encoded = Vec::with_capacity(inputs.len());
-                for (i, text) in inputs.iter().enumerate() {
+                for (i, input) in inputs.iter().enumerate() {
                     if gone.is_set() || Instant::now() >= deadline {
                         return Err(InferError::Abandoned);
                     }
-                    let e = service
-                        .tokenize(text, &params)
-                        .map_err(|error| InferError::Input { index: many.then_some(i), error })?;
-                    encoded.push(e);
+                    let e = match input {
+                        Input::Text(text) => service.tokenize(text, &params),
+                        Input::Ids(ids) => service.tokenizer.encode_ids(ids, params.truncate.unwrap_or(false)),
+                        Input::Pair(text, pair) if service.info.task == Task::TextClassification => {
+                            service.tokenizer.encode_pair(text, pair, params.truncate.unwrap_or(false))
+                        }
+                        Input::Pair(..) => Err(InputError::PairNotForTask),
+                    };
+                    encoded.push(e.map_err(|error| InferError::Input { index: many.then_some(i), error })?);
                 }
                 Ok(encoded)
             })
@@ -348,7 +371,7 @@ impl Inner {
 
 /// The checks that need no tokenizer: parameters fit the task, at least one input, not too many.
 /// Pure, so the fuzz target and the property tests drive it directly.
-pub fn check_request(inputs: &[String], params: &Params, task: Task, max_inputs: usize) -> Result<(), InferError> {
+pub fn check_request<T>(inputs: &[T], params: &Params, task: Task, max_inputs: usize) -> Result<(), InferError> {
     params.validate(task)?;
     if inputs.is_empty() {
         return Err(InferError::NoInputs);

@@ -14,7 +14,9 @@ use tokenizers::{AddedToken, Tokenizer};
 use crate::model::files::{self, read_json, HubOptions, ModelFiles, TokenizerFile};
 use crate::model::gemm::{GemmChoice, Quantize};
 use crate::model::{DTypeSpec, DeviceSpec, LoadError, Model, ModelMeta, ModelOptions, Task};
-use crate::pipelines::{ModuleEntry, PipelineInfo, PoolingConfig, PoolingDefaults};
+use crate::pipelines::{
+    ModuleEntry, PipelineInfo, PoolingConfig, PoolingDefaults, SentenceBertConfig, SentenceTransformersConfig,
+};
 use crate::tokenize::{TextTokenizer, TokenizerSettings};
 
 /// What to load and where.
@@ -56,7 +58,16 @@ pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
     let options =
         ModelOptions { device: config.device, dtype: config.dtype, gemm: config.gemm, quantize: config.quantize };
     let (mut model, meta) = Model::load_with_options(&files, config.task, &options)?;
-    let max_positions = config.max_input_tokens.map_or(meta.max_positions, |m| m.min(meta.max_positions));
+    // sentence-transformers cuts every input at `max_seq_length` (all-MiniLM-L6-v2: 256, below the
+    // model's 512 positions); serving more would answer with a vector it never produces.
+    let sentence_bert: SentenceBertConfig =
+        files.sentence_bert_config.as_deref().map(read_json).transpose()?.unwrap_or_default();
+    let max_positions =
+        [Some(meta.max_positions), sentence_bert.max_seq_length.filter(|&m| m > 0), config.max_input_tokens]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(meta.max_positions);
     let settings: TokenizerSettings = match &files.tokenizer_config {
         Some(path) => read_json(path)?,
         None => TokenizerSettings::default(),
@@ -78,8 +89,16 @@ pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
     let modules: Option<Vec<ModuleEntry>> = files.modules.as_deref().map(read_json).transpose()?;
     let pooling = PoolingDefaults::from_configs(pooling_config.as_ref(), modules.as_deref())
         .map_err(|e| LoadError::BadConfig { path: files.pooling.clone().unwrap_or_default(), reason: e.to_string() })?;
-    let info =
-        PipelineInfo { task: meta.task, labels: meta.labels.clone(), problem_type: meta.problem_type.clone(), pooling };
+    let st_config: SentenceTransformersConfig =
+        files.sentence_transformers_config.as_deref().map(read_json).transpose()?.unwrap_or_default();
+    let info = PipelineInfo {
+        task: meta.task,
+        labels: meta.labels.clone(),
+        problem_type: meta.problem_type.clone(),
+        pooling,
+        prompts: st_config.into(),
+        sentence_transformers: files.modules.is_some() || files.pooling.is_some(),
+    };
     Ok(Loaded { model, tokenizer, info, meta })
 }
 

@@ -52,6 +52,8 @@ pub enum InputError {
     NoMaskToken { mask: String },
     #[error("cannot tokenize input: {0}")]
     Tokenizer(String),
+    #[error("text pairs are served by text-classification models only")]
+    PairNotForTask,
 }
 
 /// One tokenized input, with what post-processing needs to map tokens back to the text.
@@ -76,6 +78,17 @@ impl Encoded {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+}
+
+/// One token of [`TextTokenizer::tokens`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: u32,
+    /// The input's bytes it covers (its vocabulary entry for a special token).
+    pub text: String,
+    pub special: bool,
+    /// Byte offsets into the input; `None` for special tokens.
+    pub byte_offsets: Option<(usize, usize)>,
 }
 
 /// The settings of `tokenizer_config.json` that matter here (the loader reads the file).
@@ -205,6 +218,95 @@ impl TextTokenizer {
             special: encoding.get_special_tokens_mask().iter().map(|&m| m == 1).collect(),
             truncated,
         })
+    }
+
+    /// Tokenizes a text pair (`[CLS] text [SEP] text_pair [SEP]` for BERT, with `token_type_ids`
+    /// 0 then 1), as `tokenizer(text, text_pair)` does. Longer than `max_len`: cut longest-first
+    /// (the longer text loses a token at a time, as `transformers` and sentence-transformers'
+    /// `CrossEncoder` truncate) when `truncate`, else an error. Offsets and `text` are the first text's.
+    pub fn encode_pair(&self, text: &str, pair: &str, truncate: bool) -> Result<Encoded, InputError> {
+        if text.trim().is_empty() || pair.trim().is_empty() {
+            return Err(InputError::Empty);
+        }
+        let encode = |tok: &Tokenizer| {
+            tok.encode_char_offsets((text, pair), true).map_err(|e| InputError::Tokenizer(e.to_string()))
+        };
+        let mut encoding = encode(&self.plain)?;
+        let mut truncated = false;
+        if encoding.len() > self.max_len {
+            if !truncate {
+                return Err(InputError::TooLong { tokens: encoding.len(), max: self.max_len });
+            }
+            encoding = encode(&self.truncating)?;
+            truncated = true;
+        }
+        let sequence_ids = encoding.get_sequence_ids();
+        Ok(Encoded {
+            text: text.to_string(),
+            ids: encoding.get_ids().to_vec(),
+            type_ids: encoding.get_type_ids().to_vec(),
+            // Offsets into the second text would be read as offsets into the first.
+            offsets: encoding
+                .get_offsets()
+                .iter()
+                .zip(&sequence_ids)
+                .map(|(&o, s)| if *s == Some(0) { o } else { (0, 0) })
+                .collect(),
+            special: encoding.get_special_tokens_mask().iter().map(|&m| m == 1).collect(),
+            truncated,
+        })
+    }
+
+    /// Takes token ids of this vocabulary as one input, as given (no special tokens added, as TEI
+    /// does with id inputs). Longer than `max_len`: cut at the end when `truncate`, else an error.
+    pub fn encode_ids(&self, ids: &[u32], truncate: bool) -> Result<Encoded, InputError> {
+        if ids.is_empty() {
+            return Err(InputError::Empty);
+        }
+        let vocab = self.vocab_size();
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(InputError::Tokenizer(format!(
+                "token id {bad} is not in the model's vocabulary of {vocab} tokens"
+            )));
+        }
+        let mut ids = ids.to_vec();
+        let truncated = ids.len() > self.max_len;
+        if truncated {
+            if !truncate {
+                return Err(InputError::TooLong { tokens: ids.len(), max: self.max_len });
+            }
+            ids.truncate(self.max_len);
+        }
+        let n = ids.len();
+        Ok(Encoded {
+            text: String::new(),
+            ids,
+            type_ids: vec![0; n],
+            offsets: vec![(0, 0); n],
+            special: vec![false; n],
+            truncated,
+        })
+    }
+
+    /// The tokens of a text with byte offsets, as TEI's `/tokenize` lists them; not truncated.
+    pub fn tokens(&self, text: &str, add_special_tokens: bool) -> Result<Vec<Token>, InputError> {
+        let encoding = self.plain.encode(text, add_special_tokens).map_err(|e| InputError::Tokenizer(e.to_string()))?;
+        Ok(encoding
+            .get_ids()
+            .iter()
+            .zip(encoding.get_offsets())
+            .zip(encoding.get_special_tokens_mask())
+            .zip(encoding.get_tokens())
+            .map(|(((&id, &(start, stop)), &special), token)| {
+                if special == 1 {
+                    Token { id, text: token.clone(), special: true, byte_offsets: None }
+                } else {
+                    let text =
+                        String::from_utf8_lossy(text.as_bytes().get(start..stop).unwrap_or_default()).into_owned();
+                    Token { id, text, special: false, byte_offsets: Some((start, stop)) }
+                }
+            })
+            .collect())
     }
 
     /// Token ids it can produce: the vocabulary with added tokens.

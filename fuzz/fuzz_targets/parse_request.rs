@@ -12,7 +12,7 @@ use pipeserve::model::Task;
 use pipeserve::pipelines::Params;
 
 /// The checks a handler runs before the service tokenizes anything.
-fn validate(texts: &[String], params: &Params, task: Task, max: usize) -> Result<(), ApiError> {
+fn validate<T>(texts: &[T], params: &Params, task: Task, max: usize) -> Result<(), ApiError> {
     check_request(texts, params, task, max).map_err(ApiError::from)
 }
 

@@ -5,33 +5,34 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use base64::Engine as _;
 use serde_json::json;
 
-use super::api::{
-    EmbedRequest, EmbeddingValue, EncodingFormat, OpenAiEmbedding, OpenAiEmbeddingsRequest, OpenAiEmbeddingsResponse,
-    OpenAiUsage, PredictRequest,
-};
+use super::api::TruncationDirection;
 use super::error::{ApiError, OwnBody};
 use super::layers::timeout::Deadline;
-use super::parse::{parse_json, parse_text};
+use super::parse::parse_text;
 use super::state::AppState;
-use crate::infer::{BatchStats, Infer, InferRequest, Inferred};
+use crate::infer::{BatchStats, Infer, InferRequest, Inferred, Input};
 use crate::model::Task;
 use crate::pipelines::{Output, Params};
 
-type AppResult<T> = Result<T, ApiError>;
+pub(super) type AppResult<T> = Result<T, ApiError>;
 
 /// Runs `inputs` through the service under the request's deadline.
-async fn run(infer: &Infer, Deadline(deadline): Deadline, inputs: Vec<String>, params: Params) -> AppResult<Inferred> {
+pub(super) async fn run(
+    infer: &Infer,
+    Deadline(deadline): Deadline,
+    inputs: Vec<Input>,
+    params: Params,
+) -> AppResult<Inferred> {
     Ok(infer.run(InferRequest { inputs, params, deadline: Some(deadline) }).await?)
 }
 
 /// The service for an embedding route: only feature-extraction models have them.
-fn embedding_service(state: &AppState) -> AppResult<&Infer> {
+pub(super) fn embedding_service(state: &AppState) -> AppResult<&Infer> {
     let infer = state.infer()?;
     if infer.info().task != Task::FeatureExtraction {
         return Err(ApiError::NotFound);
@@ -39,109 +40,64 @@ fn embedding_service(state: &AppState) -> AppResult<&Infer> {
     Ok(infer)
 }
 
-/// `POST /`: the raw UTF-8 body is one input for the configured pipeline.
+/// `POST /` without a JSON content type: the raw UTF-8 body is one input for the configured
+/// pipeline (the seed's contract). With one, [`super::inference_api::root`] answers instead.
 pub async fn raw_text(
     State(state): State<Arc<AppState>>,
     Extension(deadline): Extension<Deadline>,
     body: Bytes,
 ) -> AppResult<(Extension<BatchStats>, Json<Output>)> {
     let text = parse_text(&body)?;
-    let mut done = run(state.infer()?, deadline, vec![text], Params::default()).await?;
+    let mut done = run(state.infer()?, deadline, vec![Input::Text(text)], Params::default()).await?;
     Ok((Extension(done.stats), Json(done.outputs.remove(0))))
 }
 
-/// `POST /predict`: `{"inputs": str | [str], "parameters": {...}}`.
-pub async fn predict(
-    State(state): State<Arc<AppState>>,
-    Extension(deadline): Extension<Deadline>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<Response> {
-    let request: PredictRequest = parse_json(&headers, &body)?;
-    let one = request.inputs.is_one();
-    let mut done = run(state.infer()?, deadline, request.inputs.into_vec(), request.parameters).await?;
-    let stats = Extension(done.stats);
-    Ok(if one {
-        (stats, Json(done.outputs.remove(0))).into_response()
-    } else {
-        (stats, Json(done.outputs)).into_response()
-    })
-}
-
-/// `POST /embed` (text-embeddings-inference): pooled embeddings, normalized by default.
-pub async fn embed(
-    State(state): State<Arc<AppState>>,
-    Extension(deadline): Extension<Deadline>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<(Extension<BatchStats>, Json<Vec<Vec<f32>>>)> {
-    let infer = embedding_service(&state)?;
-    let request: EmbedRequest = parse_json(&headers, &body)?;
-    let params = embedding_params(infer, request.normalize.unwrap_or(true), request.truncate);
-    let done = run(infer, deadline, request.inputs.into_vec(), params).await?;
-    Ok((Extension(done.stats), Json(done.outputs.into_iter().map(into_embedding).collect())))
-}
-
-/// `POST /v1/embeddings` (OpenAI): pooled embeddings as the model's recipe says.
-pub async fn openai_embeddings(
-    State(state): State<Arc<AppState>>,
-    Extension(deadline): Extension<Deadline>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<(Extension<BatchStats>, Json<OpenAiEmbeddingsResponse>)> {
-    let infer = embedding_service(&state)?;
-    let request: OpenAiEmbeddingsRequest = parse_json(&headers, &body)?;
-    if request.dimensions.is_some() {
-        return Err(ApiError::Validation("dimensions is not supported: the model has a fixed width".into()));
-    }
-    let params = embedding_params(infer, infer.info().pooling.normalize, None);
-    let done = run(infer, deadline, request.input.into_vec(), params).await?;
-    let data = done
-        .outputs
-        .into_iter()
-        .map(into_embedding)
-        .enumerate()
-        .map(|(index, v)| OpenAiEmbedding {
-            object: "embedding",
-            index,
-            embedding: match request.encoding_format {
-                EncodingFormat::Float => EmbeddingValue::Float(v),
-                EncodingFormat::Base64 => EmbeddingValue::Base64(
-                    base64::engine::general_purpose::STANDARD
-                        .encode(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()),
-                ),
-            },
-        })
-        .collect();
-    let response = OpenAiEmbeddingsResponse {
-        object: "list",
-        data,
-        // The model that answered, whatever name the client asked for.
-        model: state.served_model_name.clone(),
-        usage: OpenAiUsage { prompt_tokens: done.tokens, total_tokens: done.tokens },
-    };
-    Ok((Extension(done.stats), Json(response)))
-}
-
-/// `GET /info`.
+/// `GET /info`: ours and text-embeddings-inference's fields (`model_id`, `model_type` as TEI's
+/// object, `max_input_length`, ...), so TEI clients read it too.
 pub async fn info(State(state): State<Arc<AppState>>) -> AppResult<Json<serde_json::Value>> {
     let infer = state.infer()?;
     let meta = infer.meta();
     let settings = infer.settings();
+    let pipeline = infer.info();
+    let model_type = match meta.task {
+        Task::FeatureExtraction => json!({"embedding": {"pooling": pipeline.pooling.pooling.as_str()}}),
+        _ => {
+            let id2label: serde_json::Map<String, serde_json::Value> =
+                meta.labels.iter().enumerate().map(|(i, l)| (i.to_string(), json!(l))).collect();
+            let label2id: serde_json::Map<String, serde_json::Value> =
+                meta.labels.iter().enumerate().map(|(i, l)| (l.clone(), json!(i))).collect();
+            json!({"classifier": {"id2label": id2label, "label2id": label2id}})
+        }
+    };
     Ok(Json(json!({
         "model": state.model_name,
         "served_model_name": state.served_model_name,
         "task": meta.task,
-        "model_type": meta.model_type,
+        "architecture": meta.model_type,
         "device": meta.device.to_string(),
         "dtype": meta.dtype.to_string(),
         "labels": meta.labels,
         "max_input_tokens": infer.tokenizer().max_len(),
         "auto_truncate": settings.auto_truncate,
-        "pooling": infer.info().pooling.pooling.as_str(),
-        "normalize": infer.info().pooling.normalize,
+        "pooling": pipeline.pooling.pooling.as_str(),
+        "normalize": pipeline.pooling.normalize,
+        "prompts": pipeline.prompts.prompts,
+        "default_prompt_name": pipeline.prompts.default_prompt_name,
         "batching": state.batching,
         "version": env!("CARGO_PKG_VERSION"),
+        // text-embeddings-inference's names for the same facts.
+        "model_id": state.model_name,
+        "model_sha": null,
+        "model_dtype": meta.dtype.to_string(),
+        "model_type": model_type,
+        "max_concurrent_requests": state.batching.max_queue,
+        "max_input_length": infer.tokenizer().max_len(),
+        "max_batch_tokens": state.batching.max_batch_tokens,
+        "max_batch_requests": state.batching.max_batch_size,
+        "max_client_batch_size": settings.max_client_batch_size,
+        "tokenization_workers": null,
+        "sha": null,
+        "docker_label": null,
     })))
 }
 
@@ -187,13 +143,84 @@ pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-fn embedding_params(infer: &Infer, normalize: bool, truncate: Option<bool>) -> Params {
-    Params { pooling: Some(infer.info().pooling.pooling), normalize: Some(normalize), truncate, ..Params::default() }
+/// How a pooled-embedding route wants its vectors.
+#[derive(Debug, Clone, Default)]
+pub(super) struct EmbedOptions {
+    pub normalize: bool,
+    pub truncate: Option<bool>,
+    pub truncation_direction: TruncationDirection,
+    /// A prompt of `config_sentence_transformers.json`; `None`: the model's default prompt.
+    pub prompt_name: Option<String>,
+    /// Keep the first `dimensions` values, then normalize (when `normalize`).
+    pub dimensions: Option<usize>,
 }
 
-fn into_embedding(output: Output) -> Vec<f32> {
-    match output {
-        Output::Embedding(v) => v,
-        _ => Vec::new(),
+/// Pooled sentence embeddings as the model's sentence-transformers recipe makes them (prompt,
+/// pooling), then cut to `dimensions` and normalized as asked. One vector per input, in order.
+pub(super) async fn embed_inputs(
+    infer: &Infer,
+    deadline: Deadline,
+    inputs: Vec<Input>,
+    options: EmbedOptions,
+) -> AppResult<(Vec<Vec<f32>>, Inferred)> {
+    check_direction(options.truncation_direction)?;
+    if options.dimensions == Some(0) {
+        return Err(ApiError::Validation("dimensions must be at least 1".into()));
+    }
+    let inputs = prompted(infer, options.prompt_name.as_deref(), inputs)?;
+    let params = Params {
+        pooling: Some(infer.info().pooling.pooling),
+        // Normalized after the cut when dimensions is set.
+        normalize: Some(options.normalize && options.dimensions.is_none()),
+        truncate: options.truncate,
+        ..Params::default()
+    };
+    let mut done = run(infer, deadline, inputs, params).await?;
+    let mut vectors = Vec::with_capacity(done.outputs.len());
+    for output in std::mem::take(&mut done.outputs) {
+        let Output::Embedding(mut v) = output else {
+            return Err(ApiError::Internal("the embedding route got no pooled embedding".into()));
+        };
+        if let Some(d) = options.dimensions {
+            if d > v.len() {
+                return Err(ApiError::Validation(format!(
+                    "dimensions is {d}, above the model's embedding width of {}",
+                    v.len()
+                )));
+            }
+            v.truncate(d);
+            if options.normalize {
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                v.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
+        vectors.push(v);
+    }
+    Ok((vectors, done))
+}
+
+/// Prepends the named (or default) prompt of the model to every text input.
+pub(super) fn prompted(infer: &Infer, prompt_name: Option<&str>, inputs: Vec<Input>) -> AppResult<Vec<Input>> {
+    let prompts = &infer.info().prompts;
+    let prompt = prompts.resolve(prompt_name).map_err(|e| ApiError::Validation(e.to_string()))?;
+    Ok(match prompt {
+        Some(prompt) if !prompt.is_empty() => inputs
+            .into_iter()
+            .map(|input| match input {
+                Input::Text(t) => Input::Text(format!("{prompt}{t}")),
+                other => other,
+            })
+            .collect(),
+        _ => inputs,
+    })
+}
+
+/// Only right truncation (the end of the input is cut) is implemented.
+pub(super) fn check_direction(direction: TruncationDirection) -> AppResult<()> {
+    match direction {
+        TruncationDirection::Right => Ok(()),
+        TruncationDirection::Left => Err(ApiError::Validation(
+            "truncation_direction \"left\" is not supported by this server; use \"right\"".into(),
+        )),
     }
 }

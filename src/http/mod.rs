@@ -3,9 +3,12 @@
 pub mod api;
 pub mod error;
 mod handlers;
+mod inference_api;
 pub mod layers;
+pub mod openai;
 pub mod parse;
 pub mod state;
+mod tei;
 
 use std::sync::Arc;
 
@@ -47,10 +50,16 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
     // Every route exists from the start; the embedding routes answer 404 for other tasks, and
     // every inference route 503 while the model loads.
     let inference = Router::new()
-        .route("/", post(handlers::raw_text))
-        .route("/predict", post(handlers::predict))
-        .route("/embed", post(handlers::embed))
-        .route("/v1/embeddings", post(handlers::openai_embeddings))
+        .route("/", post(inference_api::root))
+        .route("/predict", post(inference_api::predict))
+        .route("/embed", post(tei::embed))
+        .route("/embed_all", post(tei::embed_all))
+        .route("/rerank", post(tei::rerank))
+        .route("/tokenize", post(tei::tokenize))
+        .route("/decode", post(tei::decode))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/models/{model}", get(openai::model))
         .route_layer(
             ServiceBuilder::new()
                 .layer(from_fn_with_state(
@@ -71,6 +80,7 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
         );
     let operational = Router::new()
         .route("/info", get(handlers::info))
+        .route("/health", get(tei::health))
         .route("/health/live", get(handlers::live))
         .route("/health/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics));

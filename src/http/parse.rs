@@ -38,6 +38,9 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
         serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(syntax)?;
         return Err(ApiError::Validation("the body must be a JSON object".into()));
     }
+    // Syntax first: an unknown field ahead of a malformed value must not turn a 400 into a 422.
+    // (IgnoredAny skips without recursing, so deep nesting still reaches the typed parse.)
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(syntax)?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();

@@ -36,6 +36,10 @@ pub struct ModelFiles {
     pub pooling: Option<PathBuf>,
     /// sentence-transformers `modules.json`, when present (tells whether embeddings are normalized).
     pub modules: Option<PathBuf>,
+    /// sentence-transformers `sentence_bert_config.json`, when present (`max_seq_length`).
+    pub sentence_bert_config: Option<PathBuf>,
+    /// sentence-transformers `config_sentence_transformers.json`, when present (`prompts`).
+    pub sentence_transformers_config: Option<PathBuf>,
 }
 
 impl ModelFiles {
@@ -70,6 +74,8 @@ impl ModelFiles {
             weights,
             pooling: file("1_Pooling/config.json"),
             modules: file("modules.json"),
+            sentence_bert_config: file("sentence_bert_config.json"),
+            sentence_transformers_config: file("config_sentence_transformers.json"),
         })
     }
 }
@@ -137,9 +143,9 @@ pub fn resolve(model: &str, hub: &HubOptions) -> Result<PathBuf, LoadError> {
     fetch_from_hub(model, hub)
 }
 
-/// Fetches one file of a hub repository into the cache, returning its path.
+/// Fetches one file of a hub repository into the cache and returns its path.
 #[cfg(feature = "hub")]
-type FetchFile = dyn Fn(&str) -> Result<PathBuf, String>;
+type FetchFile = Box<dyn Fn(&str) -> Result<PathBuf, String>>;
 
 #[cfg(feature = "hub")]
 fn fetch_from_hub(model: &str, hub: &HubOptions) -> Result<PathBuf, LoadError> {
@@ -148,7 +154,7 @@ fn fetch_from_hub(model: &str, hub: &HubOptions) -> Result<PathBuf, LoadError> {
     let repo_id = hf_hub::Repo::with_revision(model.to_string(), hf_hub::RepoType::Model, revision);
     // The cache (`HF_HOME`) and endpoint (`HF_ENDPOINT`) come from hf-hub's own variables; the
     // token from the configuration (`HF_TOKEN`), which hf-hub 0.4 would only read from a file.
-    let get: Box<FetchFile> = if hub.offline {
+    let get: FetchFile = if hub.offline {
         // No network at all: the cache (filled by `--download-only`) or nothing.
         let cache = hf_hub::Cache::from_env().repo(repo_id);
         Box::new(move |file| cache.get(file).ok_or_else(|| format!("{file} is not in the hub cache (offline mode)")))
@@ -175,7 +181,7 @@ fn fetch_from_hub(model: &str, hub: &HubOptions) -> Result<PathBuf, LoadError> {
         let _ = get(name);
     }
     let weights_found =
-        get("model.safetensors").is_ok() || fetch_sharded(&*get).is_ok() || get("pytorch_model.bin").is_ok();
+        get("model.safetensors").is_ok() || fetch_sharded(&get).is_ok() || get("pytorch_model.bin").is_ok();
     if !weights_found {
         return Err(hub_err("the repository has no safetensors or pytorch weights".into()));
     }

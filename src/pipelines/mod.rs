@@ -4,8 +4,10 @@
 pub mod feature_extraction;
 pub mod fill_mask;
 mod params;
+pub mod prompts;
 pub mod text_classification;
 pub mod token_classification;
+pub mod zero_shot;
 
 use serde::Serialize;
 
@@ -15,6 +17,7 @@ use crate::tokenize::{Encoded, InputError, TextTokenizer};
 
 pub use feature_extraction::{ModuleEntry, Pooling, PoolingConfig, PoolingDefaults};
 pub use params::{Aggregation, ClassificationFn, ParamError, Params, TopK};
+pub use prompts::{Prompts, SentenceBertConfig, SentenceTransformersConfig, UnknownPrompt};
 
 /// Everything post-processing needs to know about the loaded model.
 #[derive(Debug, Clone)]
@@ -25,6 +28,11 @@ pub struct PipelineInfo {
     pub problem_type: Option<String>,
     /// Sentence-embedding defaults from the sentence-transformers files.
     pub pooling: PoolingDefaults,
+    /// Named prompts from `config_sentence_transformers.json` (empty without it).
+    pub prompts: Prompts,
+    /// True when the folder is a sentence-transformers model (`modules.json` or `1_Pooling/`):
+    /// its embedding at `/` is the pooled sentence vector, as the Inference API serves it.
+    pub sentence_transformers: bool,
 }
 
 /// One input's result, serialized exactly as the `transformers` pipeline returns it.

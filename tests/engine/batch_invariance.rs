@@ -70,9 +70,10 @@ async fn tokenizer_json_padding_is_not_inherited() {
     assert_eq!(out[0][0].as_array().map(Vec::len), Some(4));
     let long = "word ".repeat(600);
     let err = infer.tokenize(&long, &Params::default()).map(|e| e.len()).unwrap_err().to_string();
-    assert!(err.contains("602 tokens") && err.contains("512"), "{err}");
+    // The limit is sentence_bert_config.json's max_seq_length (256), below the model's 512.
+    assert!(err.contains("602 tokens") && err.contains("256"), "{err}");
     let truncated = infer.tokenize(&long, &Params { truncate: Some(true), ..Params::default() }).unwrap();
-    assert_eq!(truncated.ids.len(), 512);
+    assert_eq!(truncated.ids.len(), 256);
     assert!(truncated.truncated);
 }
 

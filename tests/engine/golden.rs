@@ -139,3 +139,74 @@ async fn modernbert_heads() {
     check("tiny-modernbert-mlm-fill-mask").await;
     check("tiny-modernbert-sentiment-text-classification").await;
 }
+
+fn json_fixture(name: &str) -> Value {
+    let path = common::root().join("tests/fixtures/golden").join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn cosine(a: &[f32], b: &Value) -> f64 {
+    let b: Vec<f64> = b.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(a.len(), b.len());
+    let dot: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * y).sum();
+    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|y| y.powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// all-MiniLM-L6-v2's `sentence_bert_config.json` says 256 tokens: a 398-token input truncated
+/// gives sentence-transformers' own vector, and without truncation it is refused naming 256.
+#[tokio::test]
+async fn sentence_transformers_max_seq_length_bounds_inputs() {
+    use pipeserve::infer::{InferError, InferRequest};
+    use pipeserve::pipelines::Output;
+
+    let fx = json_fixture("minilm-clients");
+    let infer = common::service(fx["model"].as_str().unwrap());
+    assert_eq!(infer.tokenizer().max_len(), 256);
+    let case = &fx["cases"][0];
+    assert!(case["tokens_untruncated"].as_u64().unwrap() > 256);
+    let text = case["inputs"].as_str().unwrap();
+    let params = |truncate| Params {
+        pooling: Some(infer.info().pooling.pooling),
+        normalize: Some(true),
+        truncate: Some(truncate),
+        ..Params::default()
+    };
+    let done = common::call(&infer, &[text], &params(true)).await;
+    assert_eq!(done.tokens, 256);
+    let Output::Embedding(v) = &done.outputs[0] else { panic!("no embedding") };
+    let c = cosine(v, &case["embedding"]);
+    assert!(c >= 0.9999, "cosine to sentence-transformers {c}");
+    let err = infer.run(InferRequest::new(vec![text.to_string()], params(false))).await.unwrap_err();
+    assert!(matches!(err, InferError::Input { .. }), "{err}");
+    assert!(err.to_string().contains("limit of 256"), "{err}");
+}
+
+/// Text pairs through the service: same token ids (with `token_type_ids`) and scores as the
+/// `transformers` pipeline on `{"text", "text_pair"}`.
+#[tokio::test]
+async fn text_pairs_match_the_pipeline() {
+    use pipeserve::infer::{InferRequest, Input};
+    use pipeserve::pipelines::TopK;
+
+    let fx = json_fixture("tiny-bert-pairs");
+    for case in fx["cases"].as_array().unwrap() {
+        let infer = common::service(case["model"].as_str().unwrap());
+        let (text, pair) = (case["inputs"]["text"].as_str().unwrap(), case["inputs"]["text_pair"].as_str().unwrap());
+        let encoded = infer.tokenizer().encode_pair(text, pair, false).unwrap();
+        let ids: Vec<u64> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(encoded.ids.iter().map(|&i| u64::from(i)).collect::<Vec<_>>(), ids);
+        assert!(encoded.type_ids.contains(&1), "the second text has token type 1");
+        let params = Params { top_k: TopK::All, ..Params::default() };
+        let request = InferRequest {
+            inputs: vec![Input::Pair(text.into(), pair.into())],
+            ..InferRequest::new(Vec::new(), params)
+        };
+        let output = infer.run(request).await.unwrap().outputs.remove(0);
+        let actual = serde_json::to_value(&output).unwrap();
+        if let Some(d) = common::diff(&case["output"], &actual, TOLERANCE, "output") {
+            panic!("{text:?} / {pair:?}: {d}");
+        }
+    }
+}

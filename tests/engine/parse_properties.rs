@@ -29,7 +29,7 @@ fn check(result: Result<(), ApiError>) -> Result<(), TestCaseError> {
 }
 
 /// The checks a handler runs before the service tokenizes anything.
-fn validate(texts: &[String], params: &Params, task: Task, max: usize) -> Result<(), ApiError> {
+fn validate<T>(texts: &[T], params: &Params, task: Task, max: usize) -> Result<(), ApiError> {
     check_request(texts, params, task, max).map_err(ApiError::from)
 }
 

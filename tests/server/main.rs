@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input_battery;
 mod batching;
+mod clients;
 mod drain;
 mod faults;
 mod hardening;

