@@ -271,6 +271,9 @@ impl Infer {
         if bytes > inner.settings.max_response_bytes {
             return Err(InferError::ResponseTooLarge { bytes, max: inner.settings.max_response_bytes });
         }
+        // Again now that the work ahead may have grown while this request was tokenized: what is
+        // queued from here on queues behind it.
+        self.shed(deadline)?;
         let budget = deadline.saturating_duration_since(Instant::now());
         inner.batcher.reserve_tokens(&mut slots, &costs, budget).map_err(|e| {
             inner.metrics.shed.inc();

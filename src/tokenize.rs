@@ -228,12 +228,24 @@ impl TextTokenizer {
         if text.trim().is_empty() || pair.trim().is_empty() {
             return Err(InputError::Empty);
         }
+        // Each side can contribute at most `max_len` tokens: neither is read past the character
+        // budget that bounds single texts (see `encode`).
+        let budget = self.max_len.saturating_mul(CHARS_PER_TOKEN);
+        let ((first, first_cut), (second, second_cut)) = (head_within(text, budget), head_within(pair, budget));
+        let cut = first_cut || second_cut;
+        if cut && !truncate {
+            return Err(InputError::FarTooLong {
+                chars: text.chars().count() + pair.chars().count(),
+                max: self.max_len,
+            });
+        }
+        let (head, pair_head) = (first.head, second.head);
         let encode = |tok: &Tokenizer| {
-            tok.encode_char_offsets((text, pair), true).map_err(|e| InputError::Tokenizer(e.to_string()))
+            tok.encode_char_offsets((head, pair_head), true).map_err(|e| InputError::Tokenizer(e.to_string()))
         };
         let mut encoding = encode(&self.plain)?;
-        let mut truncated = false;
-        if encoding.len() > self.max_len {
+        let mut truncated = cut;
+        if encoding.len() > self.max_len || cut {
             if !truncate {
                 return Err(InputError::TooLong { tokens: encoding.len(), max: self.max_len });
             }

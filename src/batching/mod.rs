@@ -134,7 +134,9 @@ impl Batcher {
     }
 
     /// How long the work ahead of a new input (the batch running now and everything queued)
-    /// should take at the worker's measured rate; `None` until the worker has measured one.
+    /// should take at the worker's measured rate; `None` until the worker has measured one. In
+    /// arrival order: under the length policy an input may also be overtaken by up to
+    /// [`queue::MAX_SKIPS`] batches, which this does not count.
     pub fn predicted_wait(&self) -> Option<Duration> {
         let rate = self.throughput.tokens_per_second()?;
         let ahead = self.queued_tokens() + self.throughput.running_tokens();
@@ -185,6 +187,7 @@ impl Batcher {
             tokens: job.ids.len(),
             enqueued: Instant::now(),
             expires,
+            skipped: 0,
             payload: Queued { job, _slot: slot, _span: queue_span },
         };
         // Never full: the slot just admitted guarantees room. Closed only during shutdown.

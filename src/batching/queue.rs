@@ -30,8 +30,15 @@ pub struct Entry<T> {
     pub enqueued: Instant,
     /// When its request times out; after it the input is dropped before it costs compute.
     pub expires: Instant,
+    /// Batches that took a younger input and not this one (the length policy's overtaking).
+    pub skipped: u32,
     pub payload: T,
 }
+
+/// Batches that may overtake an input before the length policy builds the next batch around it:
+/// bounds how much later than its arrival order an input runs, which admission's wait prediction
+/// (in arrival order) relies on.
+pub const MAX_SKIPS: u32 = 1;
 
 /// Why an entry left the queue without being run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +128,14 @@ impl<T> Queue<T> {
     pub fn take(&mut self) -> Vec<Entry<T>> {
         let mut picked = self.pick();
         picked.sort_unstable();
+        // Every input older than the youngest one taken, and not taken, was overtaken once more.
+        if let Some(&youngest) = picked.last() {
+            for (i, e) in self.entries.iter_mut().enumerate().take(youngest) {
+                if picked.binary_search(&i).is_err() {
+                    e.skipped += 1;
+                }
+            }
+        }
         // Remove from the back so earlier indices stay valid.
         let mut batch: Vec<Entry<T>> = picked.iter().rev().filter_map(|&i| self.entries.remove(i)).collect();
         batch.reverse();
@@ -130,13 +145,18 @@ impl<T> Queue<T> {
     /// Indices of the entries the next batch would hold; always includes the oldest entry, so a
     /// single input over the token budget still runs (alone).
     fn pick(&self) -> Vec<usize> {
-        let Some(oldest) = self.entries.front() else { return Vec::new() };
+        if self.entries.is_empty() {
+            return Vec::new();
+        }
         let order: Vec<usize> = match self.limits.policy {
             BatchPolicy::Fifo => (0..self.entries.len()).collect(),
             BatchPolicy::Length => {
-                let mut by_closeness: Vec<usize> = (1..self.entries.len()).collect();
-                by_closeness.sort_by_key(|&i| (self.entries[i].tokens.abs_diff(oldest.tokens), i));
-                std::iter::once(0).chain(by_closeness).collect()
+                // Built around the oldest input, or around the oldest one overtaken too often.
+                let anchor = self.entries.iter().position(|e| e.skipped >= MAX_SKIPS).unwrap_or(0);
+                let tokens = self.entries[anchor].tokens;
+                let mut by_closeness: Vec<usize> = (0..self.entries.len()).filter(|&i| i != anchor).collect();
+                by_closeness.sort_by_key(|&i| (self.entries[i].tokens.abs_diff(tokens), i));
+                std::iter::once(anchor).chain(by_closeness).collect()
             }
         };
         let mut picked = Vec::new();
@@ -170,7 +190,7 @@ mod tests {
     }
 
     fn entry(tokens: usize, at: Instant, id: u32) -> Entry<u32> {
-        Entry { tokens, enqueued: at, expires: at + Duration::from_secs(30), payload: id }
+        Entry { tokens, enqueued: at, expires: at + Duration::from_secs(30), skipped: 0, payload: id }
     }
 
     fn ids(batch: &[Entry<u32>]) -> Vec<u32> {
@@ -241,6 +261,20 @@ mod tests {
         }
         assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![1, 3, 5]);
         assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![2, 4]);
+    }
+
+    #[test]
+    fn the_length_policy_overtakes_an_input_at_most_max_skips_times() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(2, 10_000, 0, BatchPolicy::Length));
+        // A long input, a short one, then a stream of long ones that keep arriving.
+        q.push(entry(100, t0, 1));
+        q.push(entry(5, t0, 2));
+        for id in 3..10 {
+            q.push(entry(100, t0, id));
+        }
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![1, 3], "the short one is overtaken once");
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![2, 4], "then the next batch is built around it");
     }
 
     #[test]

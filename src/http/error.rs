@@ -153,7 +153,8 @@ impl ApiError {
         } else {
             (self.to_string(), None)
         };
-        let close = matches!(self, Self::PayloadTooLarge { drained: false, .. });
+        // The body was not read to its end: the connection cannot carry another request.
+        let close = matches!(self, Self::PayloadTooLarge { drained: false, .. } | Self::BodyTimeout(_));
         let retry_after = match self {
             Self::Infer(InferError::Overloaded { retry_after }) => Some(*retry_after),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(std::time::Duration::from_secs(1)),
