@@ -57,6 +57,19 @@ pub struct InferRequest {
     pub deadline: Option<Instant>,
 }
 
+impl Input {
+    /// At most how many tokens this input becomes, known before tokenizing (a token covers at
+    /// least one character, special tokens aside).
+    fn token_bound(&self, max_len: usize) -> usize {
+        let n = match self {
+            Self::Text(text) => text.chars().count() + 2,
+            Self::Ids(ids) => ids.len(),
+            Self::Pair(a, b) => a.chars().count() + b.chars().count() + 3,
+        };
+        n.min(max_len)
+    }
+}
+
 impl InferRequest {
     pub fn new(inputs: Vec<String>, params: Params) -> Self {
         Self { inputs: inputs.into_iter().map(Input::from).collect(), params, deadline: None }
@@ -228,6 +241,10 @@ impl Infer {
             })
         })?;
 
+        // Until its tokens are counted in the queue, the request's work counts as pending (at most
+        // `max_len` tokens per input), so admission sees work still being tokenized ahead of it.
+        let max_len = inner.tokenizer.max_len();
+        let pending = inner.batcher.pending(inputs.iter().map(|i| i.token_bound(max_len)).sum());
         let params = Arc::new(params);
         let encoded = {
             let (service, params, gone) = (self.inner.clone(), params.clone(), abandoned.flag());
@@ -271,9 +288,7 @@ impl Infer {
         if bytes > inner.settings.max_response_bytes {
             return Err(InferError::ResponseTooLarge { bytes, max: inner.settings.max_response_bytes });
         }
-        // Again now that the work ahead may have grown while this request was tokenized: what is
-        // queued from here on queues behind it.
-        self.shed(deadline)?;
+        drop(pending);
         let budget = deadline.saturating_duration_since(Instant::now());
         inner.batcher.reserve_tokens(&mut slots, &costs, budget).map_err(|e| {
             inner.metrics.shed.inc();

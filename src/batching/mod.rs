@@ -7,6 +7,7 @@ mod task;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,8 +90,22 @@ pub struct Batcher {
     config: BatcherConfig,
     sender: mpsc::Sender<Entry<Queued>>,
     throughput: Arc<Throughput>,
+    /// Tokens (upper bounds) of admitted requests still being tokenized.
+    pending: Arc<AtomicUsize>,
     depth: IntGauge,
     queued_tokens: IntGauge,
+}
+
+/// Work admitted but not yet queued (its request is being tokenized); counted until dropped.
+pub struct Pending {
+    tokens: usize,
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.count.fetch_sub(self.tokens, Ordering::AcqRel);
+    }
 }
 
 /// Longest `Retry-After` advised: past it the estimate says little.
@@ -111,7 +126,8 @@ impl Batcher {
         let (depth, queued_tokens) = (metrics.queue_depth.clone(), metrics.queue_tokens.clone());
         let throughput = worker.throughput();
         let task = tokio::spawn(task::run(receiver, worker, config.limits, metrics));
-        (Self { slots, tokens, config, sender, throughput, depth, queued_tokens }, task)
+        let pending = Arc::new(AtomicUsize::new(0));
+        (Self { slots, tokens, config, sender, throughput, pending, depth, queued_tokens }, task)
     }
 
     /// True when no input can be admitted (checked before any parsing or tokenization).
@@ -134,12 +150,13 @@ impl Batcher {
     }
 
     /// How long the work ahead of a new input (the batch running now and everything queued)
-    /// should take at the worker's measured rate; `None` until the worker has measured one. In
+    /// should take at the worker's measured rate, with the work admitted and still being tokenized;
+    /// `None` until the worker has measured one. In
     /// arrival order: under the length policy an input may also be overtaken by up to
     /// [`queue::MAX_SKIPS`] batches, which this does not count.
     pub fn predicted_wait(&self) -> Option<Duration> {
         let rate = self.throughput.tokens_per_second()?;
-        let ahead = self.queued_tokens() + self.throughput.running_tokens();
+        let ahead = self.queued_tokens() + self.throughput.running_tokens() + self.pending.load(Ordering::Acquire);
         Some(Duration::from_secs_f64(ahead as f64 / rate))
     }
 
@@ -149,6 +166,12 @@ impl Batcher {
         let wait = self.predicted_wait().unwrap_or(Duration::ZERO);
         let retry_after = wait.saturating_sub(budget).max(Duration::from_secs(1)).min(MAX_RETRY_AFTER);
         Overloaded { retry_after: Duration::from_secs(retry_after.as_secs_f64().ceil() as u64) }
+    }
+
+    /// Counts `tokens` of admitted work as pending until the guard is dropped.
+    pub fn pending(&self, tokens: usize) -> Pending {
+        self.pending.fetch_add(tokens, Ordering::AcqRel);
+        Pending { tokens, count: self.pending.clone() }
     }
 
     /// Reserves `n` queue slots, all or none.

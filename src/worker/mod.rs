@@ -81,22 +81,28 @@ pub struct WorkerHandle {
     throughput: Arc<Throughput>,
 }
 
-/// The worker's measured rate in real (unpadded) tokens per second of model step, a moving
-/// average over batches, for admission to predict how long queued work will take.
+/// The worker's measured rate in real (unpadded) tokens per second of model step, for admission to
+/// predict how long queued work will take: decayed sums of tokens and seconds over recent batches,
+/// so a batch weighs by its size (the warm-up's tiny batch, mostly overhead, barely counts once
+/// real batches ran).
 #[derive(Debug, Default)]
 pub struct Throughput {
-    /// f64 bits; 0 until the first batch.
-    bits: AtomicU64,
+    /// Decayed sum of tokens, f64 bits (only the worker thread writes).
+    tokens: AtomicU64,
+    /// Decayed sum of seconds, f64 bits.
+    seconds: AtomicU64,
     /// Tokens of the batch running now (0 while idle): work ahead of anything queued.
     running: AtomicUsize,
 }
 
 impl Throughput {
-    /// Weight of the newest batch in the average.
-    const ALPHA: f64 = 0.2;
+    /// How much of the history each new batch keeps.
+    const DECAY: f64 = 0.9;
 
     pub fn tokens_per_second(&self) -> Option<f64> {
-        Some(f64::from_bits(self.bits.load(Ordering::Relaxed))).filter(|r| *r > 0.0)
+        let tokens = f64::from_bits(self.tokens.load(Ordering::Relaxed));
+        let seconds = f64::from_bits(self.seconds.load(Ordering::Relaxed));
+        (seconds > 0.0 && tokens > 0.0).then(|| tokens / seconds)
     }
 
     /// Tokens of the batch on the model now.
@@ -109,12 +115,10 @@ impl Throughput {
         if tokens == 0 || seconds <= 0.0 {
             return;
         }
-        let sample = tokens as f64 / seconds;
-        let rate = match self.tokens_per_second() {
-            Some(old) => old + Self::ALPHA * (sample - old),
-            None => sample,
-        };
-        self.bits.store(rate.to_bits(), Ordering::Relaxed);
+        let t = f64::from_bits(self.tokens.load(Ordering::Relaxed)) * Self::DECAY + tokens as f64;
+        let s = f64::from_bits(self.seconds.load(Ordering::Relaxed)) * Self::DECAY + seconds;
+        self.tokens.store(t.to_bits(), Ordering::Relaxed);
+        self.seconds.store(s.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -270,5 +274,23 @@ fn run_batch(model: &dyn BatchModel, batch: Batch, metrics: &Metrics, throughput
                 let _ = job.reply.send(Err(e.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Throughput;
+
+    #[test]
+    fn the_rate_weighs_batches_by_their_size() {
+        let t = Throughput::default();
+        assert_eq!(t.tokens_per_second(), None);
+        // A tiny warm-up batch, mostly overhead, then real batches at 2,500 tokens/s.
+        t.record(10, 0.02);
+        for _ in 0..3 {
+            t.record(2048, 2048.0 / 2500.0);
+        }
+        let rate = t.tokens_per_second().unwrap();
+        assert!((rate - 2500.0).abs() < 25.0, "{rate}");
     }
 }
