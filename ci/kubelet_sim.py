@@ -316,9 +316,11 @@ def main() -> int:
         running = [x for x in stragglers if x[0] < closed_at < x[1]]
         log(f"stragglers: {len(stragglers)} sent 0.5s before the listener closed, {len(running)} still running at close, "
             f"statuses {[x[2] or x[3] for x in stragglers]}, finished {max((x[1] for x in stragglers), default=0) - closed_at:+.2f}s after close")
-        bad = [x for x in stragglers if x[2] != 200]
+        # Answered is what counts: 200, or a 503 the server chose at admission (it predicted the
+        # request could not finish within its deadline) — never a reset, a 504 or a 5xx failure.
+        bad = [x for x in stragglers if x[2] not in (200, 503)]
         if bad or len(stragglers) != args.stragglers:
-            failures.append(f"accepted requests not answered 200 during shutdown: {[x[2] or x[3] for x in bad]}")
+            failures.append(f"requests sent before the listener closed and not answered (200 or an admission 503): {[x[2] or x[3] for x in bad]}")
         try:
             rc = proc.wait(timeout=max(0.0, t_delete + pod.grace - time.monotonic()))
         except subprocess.TimeoutExpired:
