@@ -223,6 +223,13 @@ if [[ "${SKIP_IMAGE:-0}" != 1 || "${SKIP_PROMETHEUS:-0}" != 1 || "${SKIP_CHART_R
     run "cargo build --release --locked" cargo build --release --locked
   fi
   if [[ -x "$PIPESERVE_BIN" ]]; then pass "server binary $PIPESERVE_BIN"; else fail "server binary $PIPESERVE_BIN missing"; LIVE_READY=0; fi
+  # The cpu runtime image carries glibc, libgcc and libstdc++ only: a binary built with the shared
+  # oneDNN (feature dnnl) would exit 127 in it, so say so here instead of as a failed container.
+  if [[ -x "$PIPESERVE_BIN" ]]; then
+    foreign="$(ldd "$PIPESERVE_BIN" | awk '{print $1}' | grep -Ev '^(linux-vdso|/lib64/ld-linux|ld-linux)|^lib(c|m|gcc_s|stdc\+\+|pthread|dl|rt)\.so' || true)"
+    if [[ -z "$foreign" ]]; then pass "server binary needs only glibc/libgcc/libstdc++ (the runtime image has them)"
+    else fail "server binary links libraries the cpu runtime image lacks: $(echo $foreign)"; LIVE_READY=0; fi
+  fi
   run "models/all-MiniLM-L6-v2 (scripts/fetch_models.py)" python3 scripts/fetch_models.py --only all-MiniLM-L6-v2
   [[ -f "$MODEL_DIR/config.json" ]] || LIVE_READY=0
   stage_end
