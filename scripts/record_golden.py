@@ -573,8 +573,13 @@ def record_clients() -> Path:
                 b0, b1 = len(text[:start].encode()), len(text[:end].encode())
                 tokens.append({"id": tid, "text": text.encode()[b0:b1].decode(), "special": False,
                                "start": b0, "stop": b1})
+        # truncation_direction "left" (TEI) is the tokenizer's truncation_side "left": the start is cut.
+        tokenizer.truncation_side = "left"
+        left = model.encode(text, normalize_embeddings=True, convert_to_numpy=True)
+        tokenizer.truncation_side = "right"
         cases.append({"inputs": text, "tokens_untruncated": len(enc["input_ids"]),
-                      "embedding": plain(full), "embedding_128": plain(cut), "tokens": tokens})
+                      "embedding": plain(full), "embedding_left": plain(left), "embedding_128": plain(cut),
+                      "tokens": tokens})
     # Prompts as config_sentence_transformers.json gives them (tests/server/routes.rs writes the same
     # file next to the model): encode(prompt_name=...) and the default prompt.
     prompted = SentenceTransformer(str(path), device="cpu", prompts=PROMPTS, default_prompt_name="query")

@@ -12,7 +12,7 @@ use crate::load::Loaded;
 use crate::model::{ModelMeta, Task};
 use crate::pipelines::{self, Output, ParamError, Params, PipelineInfo};
 use crate::telemetry::Metrics;
-use crate::tokenize::{Encoded, InputError, TextTokenizer};
+use crate::tokenize::{Encoded, InputError, TextTokenizer, Truncation};
 use crate::worker::{self, WorkerError, WorkerStatus};
 
 /// The service's limits and defaults.
@@ -260,9 +260,9 @@ impl Infer {
                     }
                     let e = match input {
                         Input::Text(text) => service.tokenize(text, &params),
-                        Input::Ids(ids) => service.tokenizer.encode_ids(ids, params.truncate.unwrap_or(false)),
+                        Input::Ids(ids) => service.tokenizer.encode_ids(ids, params.truncation(false)),
                         Input::Pair(text, pair) if service.info.task == Task::TextClassification => {
-                            service.tokenizer.encode_pair(text, pair, params.truncate.unwrap_or(false))
+                            service.tokenizer.encode_pair(text, pair, params.truncation(false))
                         }
                         Input::Pair(..) => Err(InputError::PairNotForTask),
                     };
@@ -383,7 +383,7 @@ impl Inner {
     /// Tokenizes `text` (truncating when the request, or the server default, allows it) and checks
     /// it for the task.
     fn tokenize(&self, text: &str, params: &Params) -> Result<Encoded, InputError> {
-        prepare(&self.tokenizer, self.info.task, text, params.truncate.unwrap_or(self.settings.auto_truncate))
+        prepare(&self.tokenizer, self.info.task, text, params.truncation(self.settings.auto_truncate))
     }
 }
 
@@ -400,10 +400,15 @@ pub fn check_request<T>(inputs: &[T], params: &Params, task: Task, max_inputs: u
     Ok(())
 }
 
-/// Tokenizes one input (cut to the limit when `truncate`, else rejected when too long) and checks
-/// it for `task`.
-pub fn prepare(tokenizer: &TextTokenizer, task: Task, text: &str, truncate: bool) -> Result<Encoded, InputError> {
-    let encoded = tokenizer.encode(text, truncate)?;
+/// Tokenizes one input (cut to the limit as `truncation` says, else rejected when too long) and
+/// checks it for `task`.
+pub fn prepare(
+    tokenizer: &TextTokenizer,
+    task: Task,
+    text: &str,
+    truncation: impl Into<Truncation>,
+) -> Result<Encoded, InputError> {
+    let encoded = tokenizer.encode(text, truncation)?;
     pipelines::check_input(task, &encoded, tokenizer)?;
     Ok(encoded)
 }

@@ -7,6 +7,53 @@
 
 use tokenizers::{Decoder, ModelWrapper, PostProcessor, Tokenizer, TruncationParams};
 
+/// Which end of an over-long input is cut (TEI's `truncation_direction`, `transformers`'
+/// `truncation_side`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub enum TruncationDirection {
+    /// Keep the end of the input.
+    #[serde(alias = "left", alias = "Left")]
+    Left,
+    /// Keep the start of the input.
+    #[default]
+    #[serde(alias = "right", alias = "Right")]
+    Right,
+}
+
+/// What to do with an input longer than the model's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// Refuse it (422 naming the limit).
+    Refuse,
+    /// Cut it to the limit from that side.
+    Cut(TruncationDirection),
+}
+
+impl Truncation {
+    pub fn new(truncate: bool, direction: TruncationDirection) -> Self {
+        if truncate {
+            Self::Cut(direction)
+        } else {
+            Self::Refuse
+        }
+    }
+
+    fn cuts(self) -> bool {
+        self != Self::Refuse
+    }
+
+    fn keeps_end(self) -> bool {
+        self == Self::Cut(TruncationDirection::Left)
+    }
+}
+
+/// `true`: cut the end (the default direction); `false`: refuse.
+impl From<bool> for Truncation {
+    fn from(truncate: bool) -> Self {
+        Self::new(truncate, TruncationDirection::Right)
+    }
+}
+
 /// Characters of input read per token of the model's limit. A token covers at least one
 /// character of text that produces tokens; 64 leaves room for long runs of spaces and invisible
 /// characters that produce none. Past `max_len × 64` characters the rest of an input is not
@@ -14,24 +61,46 @@ use tokenizers::{Decoder, ModelWrapper, PostProcessor, Tokenizer, TruncationPara
 /// input whatever the body holds.
 pub const CHARS_PER_TOKEN: usize = 64;
 
-/// The start of a text, up to a character budget.
+/// The start (or end) of a text, up to a character budget.
 #[derive(Debug, PartialEq, Eq)]
-struct Head<'a> {
-    head: &'a str,
+struct Piece<'a> {
+    text: &'a str,
     /// Cut inside a word (no whitespace near the budget).
     split_word: bool,
 }
 
+/// How far from the budget (in bytes) a whitespace is looked for, so that no word is split.
+const CUT_WINDOW: usize = 1024;
+
 /// The first `max_chars` characters of `text`, cut at a whitespace boundary where one is near (so
-/// no word is split), and whether anything is left after it.
-fn head_within(text: &str, max_chars: usize) -> (Head<'_>, bool) {
+/// no word is split; the whitespace stays with the rest), and whether anything is left after it.
+fn head_within(text: &str, max_chars: usize) -> (Piece<'_>, bool) {
     let Some((end, _)) = text.char_indices().nth(max_chars) else {
-        return (Head { head: text, split_word: false }, false);
+        return (Piece { text, split_word: false }, false);
     };
-    let window = end.saturating_sub(1024);
+    let window = end.saturating_sub(CUT_WINDOW);
     match text[..end].rfind(char::is_whitespace).filter(|&i| i > 0 && i >= window) {
-        Some(space) => (Head { head: &text[..space], split_word: false }, true),
-        None => (Head { head: &text[..end], split_word: true }, true),
+        Some(space) => (Piece { text: &text[..space], split_word: false }, true),
+        None => (Piece { text: &text[..end], split_word: true }, true),
+    }
+}
+
+/// The last `max_chars` characters of `text`, cut at a whitespace boundary where one is near (the
+/// whitespace stays with this piece, as a word's leading space belongs to it for byte-level BPE),
+/// and whether anything is left before it.
+fn tail_within(text: &str, max_chars: usize) -> (Piece<'_>, bool) {
+    let start = match text.char_indices().rev().nth(max_chars.saturating_sub(1)) {
+        Some((start, _)) if start > 0 => start,
+        _ => return (Piece { text, split_word: false }, false),
+    };
+    let space = text[start..]
+        .char_indices()
+        .take_while(|&(i, _)| i <= CUT_WINDOW)
+        .find(|&(_, c)| c.is_whitespace())
+        .map(|(i, _)| start + i);
+    match space {
+        Some(space) => (Piece { text: &text[space..], split_word: false }, true),
+        None => (Piece { text: &text[start..], split_word: true }, true),
     }
 }
 
@@ -111,7 +180,10 @@ pub struct SetupError(String);
 /// A loaded tokenizer whose padding and truncation are ours, not its file's.
 pub struct TextTokenizer {
     plain: Tokenizer,
+    /// Cuts the end of over-long inputs (the default).
     truncating: Tokenizer,
+    /// Cuts their start.
+    truncating_left: Tokenizer,
     max_len: usize,
     /// Special tokens the post-processor adds to one sequence ([CLS] and [SEP]: 2).
     added_tokens: usize,
@@ -135,10 +207,15 @@ impl TextTokenizer {
 
         let tokenizer_limit = config.model_max_length.filter(|m| *m > 0.0 && *m < 1e9).map(|m| m as usize);
         let max_len = tokenizer_limit.map_or(max_positions, |t| t.min(max_positions));
-        let mut truncating = plain.clone();
-        truncating
-            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
-            .map_err(|e| SetupError(e.to_string()))?;
+        let truncating_to = |direction| {
+            let mut truncating = plain.clone();
+            truncating
+                .with_truncation(Some(TruncationParams { max_length: max_len, direction, ..Default::default() }))
+                .map_err(|e| SetupError(e.to_string()))?;
+            Ok::<_, SetupError>(truncating)
+        };
+        let truncating = truncating_to(tokenizers::TruncationDirection::Right)?;
+        let truncating_left = truncating_to(tokenizers::TruncationDirection::Left)?;
 
         let mask_name = match &config.mask_token {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
@@ -158,101 +235,132 @@ impl TextTokenizer {
         }
         .filter(|p| !p.is_empty());
         let added_tokens = plain.get_post_processor().map_or(0, |p| p.added_tokens(false));
-        Ok(Self { plain, truncating, max_len, added_tokens, mask, pad_id, unk_id, subword_prefix })
+        Ok(Self { plain, truncating, truncating_left, max_len, added_tokens, mask, pad_id, unk_id, subword_prefix })
     }
 
-    /// Tokenizes one input with special tokens. Longer than `max_len`: cut when `truncate`, else an
-    /// error. A long text is read in pieces of [`CHARS_PER_TOKEN`] × `max_len` characters, cut at
-    /// whitespace, only until the limit is reached: the tokenizer never holds more than about
-    /// `max_len` tokens of a text past the first piece, whatever the text's size, and the result is
-    /// the one encoding the whole text would give.
-    pub fn encode(&self, text: &str, truncate: bool) -> Result<Encoded, InputError> {
+    /// Tokenizes one input with special tokens. Longer than `max_len`: cut from the side
+    /// `truncation` names, or an error. A long text is read in pieces of [`CHARS_PER_TOKEN`] ×
+    /// `max_len` characters, cut at whitespace, from the side that is kept, only until the limit is
+    /// reached: the tokenizer never holds more than about `max_len` tokens of a text past the first
+    /// piece, whatever the text's size, and the result is the one encoding the whole text would give.
+    pub fn encode(&self, text: &str, truncation: impl Into<Truncation>) -> Result<Encoded, InputError> {
+        let truncation = truncation.into();
         if text.trim().is_empty() {
             return Err(InputError::Empty);
         }
         let encode =
             |t: &str| self.plain.encode_char_offsets(t, false).map_err(|e| InputError::Tokenizer(e.to_string()));
+        let from_end = truncation.keeps_end();
         let piece_chars = self.max_len.saturating_mul(CHARS_PER_TOKEN);
-        let (first, mut more) = head_within(text, piece_chars);
-        let mut raw = encode(first.head)?;
+        let piece_of = |t| if from_end { tail_within(t, piece_chars) } else { head_within(t, piece_chars) };
+        let (first, mut more) = piece_of(text);
+        let mut raw = encode(first.text)?;
         let mut counted = raw.len().saturating_sub(usize::from(first.split_word));
-        let mut end = first.head.len();
+        // Bytes read so far, from the start (or the end when the end is kept).
+        let mut read = first.text.len();
         while more && counted + self.added_tokens <= self.max_len {
-            let (piece, rest) = head_within(&text[end..], piece_chars);
+            let rest = if from_end { &text[..text.len() - read] } else { &text[read..] };
+            let (piece, rest) = piece_of(rest);
             // A word cut in two counts at least one token twice.
-            counted += encode(piece.head)?.len().saturating_sub(usize::from(piece.split_word));
-            end += piece.head.len();
+            counted += encode(piece.text)?.len().saturating_sub(usize::from(piece.split_word));
+            read += piece.text.len();
             more = rest;
         }
         let over = counted + self.added_tokens > self.max_len;
-        if over && !truncate {
+        if over && !truncation.cuts() {
             return Err(if more {
                 InputError::FarTooLong { chars: text.chars().count(), max: self.max_len }
             } else {
                 InputError::TooLong { tokens: counted + self.added_tokens, max: self.max_len }
             });
         }
-        if end > first.head.len() {
+        // Where the encoded part starts in `text`, in bytes.
+        let start = if more && from_end { text.len() - read } else { 0 };
+        if read > first.text.len() {
             // Read past the first piece: encode what is needed in one pass — the whole text when
             // it fits, else up to the piece where the limit was reached (whitespace-cut, so the
             // tokens up to the limit are the whole text's).
-            raw = encode(if more { &text[..end] } else { text })?;
+            raw = encode(match (more, from_end) {
+                (false, _) => text,
+                (true, false) => &text[..read],
+                (true, true) => &text[start..],
+            })?;
         }
         if raw.get_special_tokens_mask().iter().all(|&m| m == 1) {
             return Err(InputError::NoTokens);
         }
         let tokens = raw.len() + self.added_tokens;
-        if tokens > self.max_len && !truncate {
+        if tokens > self.max_len && !truncation.cuts() {
             return Err(InputError::TooLong { tokens, max: self.max_len });
         }
         // The truncating tokenizer's post-processing cuts to the limit, then adds the special
         // tokens: what encoding with truncation on does, without a second encode.
-        let encoding =
-            self.truncating.post_process(raw, None, true).map_err(|e| InputError::Tokenizer(e.to_string()))?;
+        let cutter = if from_end { &self.truncating_left } else { &self.truncating };
+        let encoding = cutter.post_process(raw, None, true).map_err(|e| InputError::Tokenizer(e.to_string()))?;
         let truncated = tokens > self.max_len || more;
+        let special: Vec<bool> = encoding.get_special_tokens_mask().iter().map(|&m| m == 1).collect();
+        // Offsets of a piece taken from the end count from its start: shift them to the text's.
+        let shift = if start > 0 { text[..start].chars().count() } else { 0 };
+        let offsets = encoding
+            .get_offsets()
+            .iter()
+            .zip(&special)
+            .map(|(&(a, b), &special)| if special { (a, b) } else { (a + shift, b + shift) })
+            .collect();
         Ok(Encoded {
             text: text.to_string(),
             ids: encoding.get_ids().to_vec(),
             type_ids: encoding.get_type_ids().to_vec(),
-            offsets: encoding.get_offsets().to_vec(),
-            special: encoding.get_special_tokens_mask().iter().map(|&m| m == 1).collect(),
+            offsets,
+            special,
             truncated,
         })
     }
 
     /// Tokenizes a text pair (`[CLS] text [SEP] text_pair [SEP]` for BERT, with `token_type_ids`
     /// 0 then 1), as `tokenizer(text, text_pair)` does. Longer than `max_len`: cut longest-first
-    /// (the longer text loses a token at a time, as `transformers` and sentence-transformers'
-    /// `CrossEncoder` truncate) when `truncate`, else an error. Offsets and `text` are the first text's.
-    pub fn encode_pair(&self, text: &str, pair: &str, truncate: bool) -> Result<Encoded, InputError> {
+    /// (the longer text loses a token at a time, from the side `truncation` names, as
+    /// `transformers` and sentence-transformers' `CrossEncoder` truncate), or an error. Offsets and
+    /// `text` are the first text's.
+    pub fn encode_pair(
+        &self,
+        text: &str,
+        pair: &str,
+        truncation: impl Into<Truncation>,
+    ) -> Result<Encoded, InputError> {
+        let truncation = truncation.into();
         if text.trim().is_empty() || pair.trim().is_empty() {
             return Err(InputError::Empty);
         }
         // Each side can contribute at most `max_len` tokens: neither is read past the character
-        // budget that bounds single texts (see `encode`).
+        // budget that bounds single texts (see `encode`), from the side that is kept.
         let budget = self.max_len.saturating_mul(CHARS_PER_TOKEN);
-        let ((first, first_cut), (second, second_cut)) = (head_within(text, budget), head_within(pair, budget));
+        let from_end = truncation.keeps_end();
+        let piece_of = |t| if from_end { tail_within(t, budget) } else { head_within(t, budget) };
+        let ((first, first_cut), (second, second_cut)) = (piece_of(text), piece_of(pair));
         let cut = first_cut || second_cut;
-        if cut && !truncate {
+        if cut && !truncation.cuts() {
             return Err(InputError::FarTooLong {
                 chars: text.chars().count() + pair.chars().count(),
                 max: self.max_len,
             });
         }
-        let (head, pair_head) = (first.head, second.head);
+        let (head, pair_head) = (first.text, second.text);
         let encode = |tok: &Tokenizer| {
             tok.encode_char_offsets((head, pair_head), true).map_err(|e| InputError::Tokenizer(e.to_string()))
         };
         let mut encoding = encode(&self.plain)?;
         let mut truncated = cut;
         if encoding.len() > self.max_len || cut {
-            if !truncate {
+            if !truncation.cuts() {
                 return Err(InputError::TooLong { tokens: encoding.len(), max: self.max_len });
             }
-            encoding = encode(&self.truncating)?;
+            encoding = encode(if from_end { &self.truncating_left } else { &self.truncating })?;
             truncated = true;
         }
         let sequence_ids = encoding.get_sequence_ids();
+        // The first text's piece may start inside it (its end kept).
+        let shift = text[..text.len() - head.len()].chars().count();
         Ok(Encoded {
             text: text.to_string(),
             ids: encoding.get_ids().to_vec(),
@@ -262,7 +370,7 @@ impl TextTokenizer {
                 .get_offsets()
                 .iter()
                 .zip(&sequence_ids)
-                .map(|(&o, s)| if *s == Some(0) { o } else { (0, 0) })
+                .map(|(&(a, b), s)| if *s == Some(0) { (a + shift, b + shift) } else { (0, 0) })
                 .collect(),
             special: encoding.get_special_tokens_mask().iter().map(|&m| m == 1).collect(),
             truncated,
@@ -270,8 +378,9 @@ impl TextTokenizer {
     }
 
     /// Takes token ids of this vocabulary as one input, as given (no special tokens added, as TEI
-    /// does with id inputs). Longer than `max_len`: cut at the end when `truncate`, else an error.
-    pub fn encode_ids(&self, ids: &[u32], truncate: bool) -> Result<Encoded, InputError> {
+    /// does with id inputs). Longer than `max_len`: cut from the side `truncation` names, or an error.
+    pub fn encode_ids(&self, ids: &[u32], truncation: impl Into<Truncation>) -> Result<Encoded, InputError> {
+        let truncation = truncation.into();
         if ids.is_empty() {
             return Err(InputError::Empty);
         }
@@ -281,18 +390,19 @@ impl TextTokenizer {
                 "token id {bad} is not in the model's vocabulary of {vocab} tokens"
             )));
         }
-        let mut ids = ids.to_vec();
         let truncated = ids.len() > self.max_len;
-        if truncated {
-            if !truncate {
-                return Err(InputError::TooLong { tokens: ids.len(), max: self.max_len });
-            }
-            ids.truncate(self.max_len);
+        if truncated && !truncation.cuts() {
+            return Err(InputError::TooLong { tokens: ids.len(), max: self.max_len });
         }
-        let n = ids.len();
+        let kept = match (truncated, truncation.keeps_end()) {
+            (false, _) => ids,
+            (true, false) => &ids[..self.max_len],
+            (true, true) => &ids[ids.len() - self.max_len..],
+        };
+        let n = kept.len();
         Ok(Encoded {
             text: String::new(),
-            ids,
+            ids: kept.to_vec(),
             type_ids: vec![0; n],
             offsets: vec![(0, 0); n],
             special: vec![false; n],
@@ -374,9 +484,19 @@ mod tests {
 
     #[test]
     fn the_head_is_cut_at_a_word_boundary_within_the_budget() {
-        assert_eq!(head_within("short text", 64), (Head { head: "short text", split_word: false }, false));
-        assert_eq!(head_within("aaa bbb ccc", 9), (Head { head: "aaa bbb", split_word: false }, true));
+        assert_eq!(head_within("short text", 64), (Piece { text: "short text", split_word: false }, false));
+        assert_eq!(head_within("aaa bbb ccc", 9), (Piece { text: "aaa bbb", split_word: false }, true));
         // No whitespace near the cut: cut at the budget, on a character boundary.
-        assert_eq!(head_within("ééééé", 3), (Head { head: "ééé", split_word: true }, true));
+        assert_eq!(head_within("ééééé", 3), (Piece { text: "ééé", split_word: true }, true));
+    }
+
+    #[test]
+    fn the_tail_is_cut_at_a_word_boundary_within_the_budget() {
+        assert_eq!(tail_within("short text", 64), (Piece { text: "short text", split_word: false }, false));
+        assert_eq!(tail_within("short text", 10), (Piece { text: "short text", split_word: false }, false));
+        // The whitespace before the kept words stays with them.
+        assert_eq!(tail_within("aaa bbb ccc", 9), (Piece { text: " bbb ccc", split_word: false }, true));
+        assert_eq!(tail_within("aaa bbb ccc", 7), (Piece { text: " ccc", split_word: false }, true));
+        assert_eq!(tail_within("ééééé", 3), (Piece { text: "ééé", split_word: true }, true));
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::infer::Input;
 use crate::pipelines::Params;
+use crate::tokenize::TruncationDirection;
 
 /// `inputs`: one string, one text pair, or a list of them. A pair is `{"text", "text_pair"}` (the
 /// `transformers` pipeline's form) or, inside a list, `[text, text_pair]` (TEI's batch form).
@@ -134,16 +135,6 @@ pub struct PredictRequest {
     /// Accepted for compatibility with the Inference API (`wait_for_model`, ...); ignored.
     #[serde(default)]
     pub options: Option<serde_json::Value>,
-}
-
-/// TEI's `truncation_direction`: which end of an over-long input is cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum TruncationDirection {
-    #[serde(alias = "left", alias = "Left")]
-    Left,
-    #[default]
-    #[serde(alias = "right", alias = "Right")]
-    Right,
 }
 
 /// `POST /embed`, compatible with text-embeddings-inference (same fields and defaults).

@@ -42,6 +42,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("not found")]
     NotFound,
+    /// A TEI route the served model has no head for (`/rerank` on an embedding model): TEI's 424.
+    #[error("model is not {0} model")]
+    WrongModel(&'static str),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     /// The client went away before its request was read (logged and counted as 499, like nginx).
@@ -104,6 +107,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::WrongModel(_) => StatusCode::FAILED_DEPENDENCY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Loading => StatusCode::SERVICE_UNAVAILABLE,
             Self::ClientGone => client_gone(),
@@ -131,6 +135,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::NotFound => "not_found",
+            Self::WrongModel(_) => "model_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Loading => "loading",
             Self::ClientGone => "client_gone",

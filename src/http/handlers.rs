@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
-use super::api::TruncationDirection;
 use super::error::{ApiError, OwnBody};
 use super::layers::timeout::Deadline;
 use super::parse::parse_text;
@@ -18,6 +17,7 @@ use super::state::AppState;
 use crate::infer::{BatchStats, Infer, InferRequest, Inferred, Input};
 use crate::model::Task;
 use crate::pipelines::{Output, Params};
+use crate::tokenize::TruncationDirection;
 
 pub(super) type AppResult<T> = Result<T, ApiError>;
 
@@ -31,11 +31,12 @@ pub(super) async fn run(
     Ok(infer.run(InferRequest { inputs, params, deadline: Some(deadline) }).await?)
 }
 
-/// The service for an embedding route: only feature-extraction models have them.
+/// The service for an embedding route: only feature-extraction models have them (others get
+/// TEI's 424).
 pub(super) fn embedding_service(state: &AppState) -> AppResult<&Infer> {
     let infer = state.infer()?;
     if infer.info().task != Task::FeatureExtraction {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::WrongModel("an embedding"));
     }
     Ok(infer)
 }
@@ -163,7 +164,6 @@ pub(super) async fn embed_inputs(
     inputs: Vec<Input>,
     options: EmbedOptions,
 ) -> AppResult<(Vec<Vec<f32>>, Inferred)> {
-    check_direction(options.truncation_direction)?;
     if options.dimensions == Some(0) {
         return Err(ApiError::Validation("dimensions must be at least 1".into()));
     }
@@ -173,6 +173,7 @@ pub(super) async fn embed_inputs(
         // Normalized after the cut when dimensions is set.
         normalize: Some(options.normalize && options.dimensions.is_none()),
         truncate: options.truncate,
+        truncation_direction: Some(options.truncation_direction),
         ..Params::default()
     };
     let mut done = run(infer, deadline, inputs, params).await?;
@@ -213,14 +214,4 @@ pub(super) fn prompted(infer: &Infer, prompt_name: Option<&str>, inputs: Vec<Inp
             .collect(),
         _ => inputs,
     })
-}
-
-/// Only right truncation (the end of the input is cut) is implemented.
-pub(super) fn check_direction(direction: TruncationDirection) -> AppResult<()> {
-    match direction {
-        TruncationDirection::Right => Ok(()),
-        TruncationDirection::Left => Err(ApiError::Validation(
-            "truncation_direction \"left\" is not supported by this server; use \"right\"".into(),
-        )),
-    }
 }

@@ -14,15 +14,16 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 
-use super::api::{EmbeddingParameters, EncodingFormat, Inputs, TruncationDirection};
+use super::api::{EmbeddingParameters, EncodingFormat, Inputs};
 use super::error::ApiError;
-use super::handlers::{check_direction, embed_inputs, raw_text, run, AppResult, EmbedOptions};
+use super::handlers::{embed_inputs, raw_text, run, AppResult, EmbedOptions};
 use super::layers::timeout::Deadline;
 use super::parse::parse_json;
 use super::state::AppState;
 use crate::infer::{Infer, Inferred, Input};
 use crate::model::Task;
 use crate::pipelines::{zero_shot, ClassificationFn, Output, Params, Pooling, TopK};
+use crate::tokenize::TruncationDirection;
 
 /// An Inference API body with the task's parameters `P` (parsed from the body itself, so a
 /// duplicate or mistyped parameter is a 422 naming it).
@@ -180,11 +181,11 @@ async fn features(
     if p.prompt_name.is_some() || p.dimensions.is_some() {
         return Err(ApiError::Validation("prompt_name and dimensions apply to pooled sentence embeddings only".into()));
     }
-    check_direction(p.truncation_direction.unwrap_or_default())?;
     let params = Params {
         pooling: Some(p.pooling.unwrap_or(Pooling::None)),
         normalize: p.normalize,
         truncate: p.truncate,
+        truncation_direction: p.truncation_direction,
         ..Params::default()
     };
     let one = inputs.is_one();

@@ -14,7 +14,7 @@ use super::api::{
     TokenizeRequest,
 };
 use super::error::{ApiError, OwnBody};
-use super::handlers::{check_direction, embed_inputs, embedding_service, prompted, run, AppResult, EmbedOptions};
+use super::handlers::{embed_inputs, embedding_service, prompted, run, AppResult, EmbedOptions};
 use super::layers::timeout::Deadline;
 use super::parse::parse_json;
 use super::state::AppState;
@@ -55,9 +55,13 @@ pub async fn embed_all(
 ) -> AppResult<(Extension<BatchStats>, Json<Vec<Vec<Vec<f32>>>>)> {
     let infer = embedding_service(&state)?;
     let request: EmbedAllRequest = parse_json(&headers, &body)?;
-    check_direction(request.truncation_direction)?;
     let inputs = prompted(infer, request.prompt_name.as_deref(), request.inputs.into_vec())?;
-    let params = Params { pooling: Some(Pooling::None), truncate: request.truncate, ..Params::default() };
+    let params = Params {
+        pooling: Some(Pooling::None),
+        truncate: request.truncate,
+        truncation_direction: Some(request.truncation_direction),
+        ..Params::default()
+    };
     let done = run(infer, deadline, inputs, params).await?;
     let states = done
         .outputs
@@ -72,7 +76,7 @@ pub async fn embed_all(
 
 /// `POST /rerank`: a cross-encoder (a sequence-classification model with one output) scores each
 /// (query, text) pair; sigmoid of the logit unless `raw_scores`, as sentence-transformers'
-/// `CrossEncoder.predict` does. Best first. Other models answer 404.
+/// `CrossEncoder.predict` does. Best first. Other models answer TEI's 424.
 pub async fn rerank(
     State(state): State<Arc<AppState>>,
     Extension(deadline): Extension<Deadline>,
@@ -81,15 +85,15 @@ pub async fn rerank(
 ) -> AppResult<(Extension<BatchStats>, Json<Vec<Rank>>)> {
     let infer = state.infer()?;
     if infer.info().task != Task::TextClassification || infer.info().labels.len() != 1 {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::WrongModel("a re-ranker"));
     }
     let request: RerankRequest = parse_json(&headers, &body)?;
-    check_direction(request.truncation_direction)?;
     let inputs = request.texts.iter().map(|t| Input::Pair(request.query.clone(), t.clone())).collect();
     let params = Params {
         function_to_apply: Some(if request.raw_scores { ClassificationFn::None } else { ClassificationFn::Sigmoid }),
         top_k: TopK::All,
         truncate: request.truncate,
+        truncation_direction: Some(request.truncation_direction),
         ..Params::default()
     };
     let done = run(infer, deadline, inputs, params).await?;

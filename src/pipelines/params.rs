@@ -4,6 +4,7 @@
 use serde::{Deserialize, Deserializer};
 
 use crate::model::Task;
+use crate::tokenize::{Truncation, TruncationDirection};
 
 /// `top_k` as `transformers` reads it: absent (pipeline default), `null` (all), or a count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,6 +53,8 @@ pub struct Params {
     pub top_k: TopK,
     /// Cut inputs longer than the model's limit instead of rejecting them.
     pub truncate: Option<bool>,
+    /// Which end `truncate` cuts (TEI's field; default right: the end).
+    pub truncation_direction: Option<TruncationDirection>,
     /// token-classification: none, simple, first, average or max.
     pub aggregation_strategy: Option<Aggregation>,
     /// token-classification: entity labels to leave out (default `["O"]`).
@@ -104,6 +107,12 @@ impl Params {
             TopK::K(k) => k,
             _ => 5,
         }
+    }
+
+    /// What to do with an over-long input: `truncate` (else `default_truncate`, the server's
+    /// `--auto-truncate`) from `truncation_direction`'s side.
+    pub fn truncation(&self, default_truncate: bool) -> Truncation {
+        Truncation::new(self.truncate.unwrap_or(default_truncate), self.truncation_direction.unwrap_or_default())
     }
 }
 

@@ -63,6 +63,7 @@ def check_embeddings(base: str, served: str) -> None:
     import openai
     from huggingface_hub import InferenceClient
     from langchain_openai import OpenAIEmbeddings
+    from llama_index.embeddings.text_embeddings_inference import TextEmbeddingsInference
 
     fx = golden("minilm-clients")
     long_case, short = fx["cases"][0], fx["cases"][1:]
@@ -98,6 +99,12 @@ def check_embeddings(base: str, served: str) -> None:
         same_vector(f"langchain embed_documents {c['inputs'][:20]!r}", v, c["embedding"])
     same_vector("langchain embed_query", lc.embed_query(texts[1]), short[1]["embedding"])
 
+    # LlamaIndex's TEI embeddings: POST /embed with truncate=true (its default).
+    li = TextEmbeddingsInference(model_name=served, base_url=base, timeout=30)
+    for v, c in zip(li.get_text_embedding_batch(texts + [long_case["inputs"]]), short + [long_case]):
+        same_vector(f"llama-index get_text_embedding_batch {c['inputs'][:20]!r}", v, c["embedding"])
+    same_vector("llama-index get_query_embedding", li.get_query_embedding(texts[1]), short[1]["embedding"])
+
     # huggingface_hub InferenceClient at / (the Inference API call) and at /embed (TEI).
     for url in (base, f"{base}/embed"):
         hf = InferenceClient(model=url)
@@ -109,6 +116,9 @@ def check_embeddings(base: str, served: str) -> None:
         v = hf.feature_extraction(long_case["inputs"], truncate=True)
         same_vector(f"InferenceClient({url[len(base):] or '/'}) 398-token input, truncate=True",
                     v[0], long_case["embedding"])
+        v = hf.feature_extraction(long_case["inputs"], truncate=True, truncation_direction="left")
+        same_vector(f"InferenceClient({url[len(base):] or '/'}) 398-token input, truncation_direction=left",
+                    v[0], long_case["embedding_left"])
         v = hf.feature_extraction(texts[0], dimensions=128)
         same_vector(f"InferenceClient({url[len(base):] or '/'}) dimensions=128", v[0], short[0]["embedding_128"])
         status_error(f"InferenceClient({url[len(base):] or '/'}) 398-token input",
@@ -120,6 +130,10 @@ def check_embeddings(base: str, served: str) -> None:
                                       "truncation_direction": "Right"})
         assert r.status_code == 200, r.text
         same_vector("/embed truncate=true, 398 tokens", r.json()[0], long_case["embedding"])
+        r = http.post("/embed", json={"inputs": [long_case["inputs"]], "truncate": True,
+                                      "truncation_direction": "Left"})
+        assert r.status_code == 200, r.text
+        same_vector("/embed truncation_direction=Left, 398 tokens", r.json()[0], long_case["embedding_left"])
         r = http.post("/embed", json={"inputs": long_case["inputs"]})
         assert r.status_code == 422 and "limit of 256" in r.json()["error"], r.text
         CHECKS.append("/embed 398 tokens without truncation: 422 naming the 256-token limit")
@@ -254,7 +268,8 @@ def check_zero_shot(base: str) -> None:
                 close("/predict pair batch", g["score"], e["score"])
         CHECKS.append("/predict with a batch of [text, text_pair] lists: the pipeline's scores")
         r = http.post("/rerank", json={"query": "a", "texts": ["b"]})
-        assert r.status_code == 404, r.text
+        assert r.status_code == 424 and r.json()["error"] == "model is not a re-ranker model", r.text
+        CHECKS.append("/rerank on a model with more than one label: TEI's 424")
 
 
 def main() -> int:

@@ -160,6 +160,7 @@ fn cosine(a: &[f32], b: &Value) -> f64 {
 async fn sentence_transformers_max_seq_length_bounds_inputs() {
     use pipeserve::infer::{InferError, InferRequest};
     use pipeserve::pipelines::Output;
+    use pipeserve::tokenize::TruncationDirection;
 
     let fx = json_fixture("minilm-clients");
     let infer = common::service(fx["model"].as_str().unwrap());
@@ -178,6 +179,15 @@ async fn sentence_transformers_max_seq_length_bounds_inputs() {
     let Output::Embedding(v) = &done.outputs[0] else { panic!("no embedding") };
     let c = cosine(v, &case["embedding"]);
     assert!(c >= 0.9999, "cosine to sentence-transformers {c}");
+    // truncation_direction left: the start is cut, as with the tokenizer's truncation_side "left"
+    // (the two vectors differ: cosine 0.987 between them).
+    let left = Params { truncation_direction: Some(TruncationDirection::Left), ..params(true) };
+    let done = common::call(&infer, &[text], &left).await;
+    assert_eq!(done.tokens, 256);
+    let Output::Embedding(v) = &done.outputs[0] else { panic!("no embedding") };
+    let c = cosine(v, &case["embedding_left"]);
+    assert!(c >= 0.9999, "cosine to sentence-transformers with truncation_side=left {c}");
+    assert!(cosine(v, &case["embedding"]) < 0.999, "left and right truncation give other vectors");
     let err = infer.run(InferRequest::new(vec![text.to_string()], params(false))).await.unwrap_err();
     assert!(matches!(err, InferError::Input { .. }), "{err}");
     assert!(err.to_string().contains("limit of 256"), "{err}");

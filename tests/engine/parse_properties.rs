@@ -146,3 +146,74 @@ thread_local! {
     static TOKENIZER: std::rc::Rc<pipeserve::tokenize::TextTokenizer> =
         std::rc::Rc::new(common::loaded(&common::load_config("tiny-bert-st")).tokenizer);
 }
+
+/// Long texts of words (accents, CJK, punctuation, runs of spaces) that span one to several of the
+/// tokenizer's reading pieces.
+fn long_text() -> impl Strategy<Value = String> {
+    let word = prop::sample::select(vec![
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "naïve",
+        "café",
+        "Zürich",
+        "東京",
+        "tokenization",
+        "—",
+        "x,",
+        "(a)",
+        "",
+    ]);
+    (prop::collection::vec(word, 1..9000), prop::sample::select(vec![" ", "  ", "\n", " \t "]))
+        .prop_map(|(words, sep)| words.join(sep))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Cutting from either side gives the tokens (ids and character offsets) that the whole text's
+    /// untruncated encoding has at that end, however many pieces the text is read in; refusing
+    /// names the limit.
+    #[test]
+    fn truncation_keeps_the_whole_texts_tokens_at_either_end(text in long_text()) {
+        use pipeserve::tokenize::{Truncation, TruncationDirection};
+
+        let tokenizer = TOKENIZER.with(|t| t.clone());
+        prop_assume!(!text.trim().is_empty());
+        let whole = tokenizer.tokens(&text, false).unwrap();
+        // Byte offsets of the whole text's tokens as character offsets (what `Encoded` holds).
+        let chars_at: std::collections::HashMap<usize, usize> =
+            text.char_indices().map(|(c, _)| c).chain([text.len()]).enumerate().map(|(i, b)| (b, i)).collect();
+        let whole: Vec<(u32, (usize, usize))> = whole
+            .iter()
+            .map(|t| {
+                let (a, b) = t.byte_offsets.unwrap();
+                (t.id, (chars_at[&a], chars_at[&b]))
+            })
+            .collect();
+        let room = tokenizer.max_len() - 2;
+        for direction in [TruncationDirection::Right, TruncationDirection::Left] {
+            let encoded = tokenizer.encode(&text, Truncation::Cut(direction)).unwrap();
+            let kept: Vec<(u32, (usize, usize))> = encoded.ids[1..encoded.len() - 1]
+                .iter()
+                .copied()
+                .zip(encoded.offsets[1..encoded.len() - 1].iter().copied())
+                .collect();
+            let expected = match direction {
+                _ if whole.len() <= room => &whole[..],
+                TruncationDirection::Right => &whole[..room],
+                TruncationDirection::Left => &whole[whole.len() - room..],
+            };
+            prop_assert_eq!(encoded.truncated, whole.len() > room);
+            prop_assert!(kept == expected, "{:?}: {} tokens kept, {} expected", direction, kept.len(), expected.len());
+            prop_assert!(encoded.special[0] && encoded.special[encoded.len() - 1]);
+        }
+        let refused = tokenizer.encode(&text, Truncation::Refuse);
+        prop_assert_eq!(refused.is_err(), whole.len() > room);
+        if let Err(error) = refused {
+            let max = tokenizer.max_len();
+            prop_assert!(error.to_string().contains(&format!("limit of {max}")), "{}", error);
+        }
+    }
+}
