@@ -9,7 +9,7 @@ use tokenizers::{Decoder, ModelWrapper, PostProcessor, Tokenizer, TruncationPara
 
 /// Which end of an over-long input is cut (TEI's `truncation_direction`, `transformers`'
 /// `truncation_side`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
 pub enum TruncationDirection {
     /// Keep the end of the input.
     #[serde(alias = "left", alias = "Left")]

@@ -4,6 +4,9 @@ use std::fmt;
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::infer::Input;
 use crate::pipelines::Params;
@@ -37,6 +40,45 @@ impl Inputs {
         matches!(self, Self::One(_) | Self::Pair(..))
     }
 }
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn array_of(items: impl Into<RefOr<Schema>>) -> ArrayBuilder {
+    ArrayBuilder::new().items(utoipa::openapi::schema::ArrayItems::RefOrSchema(Box::new(items.into())))
+}
+
+/// A text pair as an object or as a two-element list.
+fn pair_schema() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .property("text", string())
+                .property("text_pair", string())
+                .required("text")
+                .required("text_pair"),
+        )
+        .item(array_of(string()).min_items(Some(2)).max_items(Some(2)))
+}
+
+/// Deserialized by hand (below), so its schema is written by hand too. `anyOf`: `["a", "b"]` fits
+/// both a list of texts and a pair, and is read as two texts.
+impl PartialSchema for Inputs {
+    fn schema() -> RefOr<Schema> {
+        let item = OneOfBuilder::new().item(string()).item(pair_schema());
+        AnyOfBuilder::new()
+            .description(Some(
+                "one text, one text pair, or a list of texts and pairs (a list of two texts is two texts)",
+            ))
+            .item(string())
+            .item(pair_schema())
+            .item(array_of(item))
+            .into()
+    }
+}
+
+impl ToSchema for Inputs {}
 
 /// `{"text": ..., "text_pair": ...}`.
 #[derive(Deserialize)]
@@ -126,7 +168,7 @@ impl<'de> Deserialize<'de> for Inputs {
 }
 
 /// `POST /predict`, in the style of the Hugging Face Inference API.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
     pub inputs: Inputs,
@@ -134,11 +176,12 @@ pub struct PredictRequest {
     pub parameters: Params,
     /// Accepted for compatibility with the Inference API (`wait_for_model`, ...); ignored.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub options: Option<serde_json::Value>,
 }
 
 /// `POST /embed`, compatible with text-embeddings-inference (same fields and defaults).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedRequest {
     pub inputs: Inputs,
@@ -162,7 +205,7 @@ pub struct EmbedRequest {
 }
 
 /// Embedding settings inside `parameters`, as `InferenceClient.feature_extraction` sends them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingParameters {
     pub normalize: Option<bool>,
@@ -178,7 +221,7 @@ pub struct EmbeddingParameters {
 }
 
 /// `POST /embed_all` (TEI): per-token states.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedAllRequest {
     pub inputs: Inputs,
@@ -191,7 +234,7 @@ pub struct EmbedAllRequest {
 }
 
 /// `POST /rerank` (TEI): scores of (query, text) pairs from a cross-encoder.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RerankRequest {
     pub query: String,
@@ -208,7 +251,7 @@ pub struct RerankRequest {
 }
 
 /// One text of a `/rerank` answer; the list is sorted best first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Rank {
     pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,7 +260,7 @@ pub struct Rank {
 }
 
 /// `POST /tokenize` (TEI).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizeRequest {
     pub inputs: Inputs,
@@ -229,7 +272,7 @@ pub struct TokenizeRequest {
 
 /// One token of a `/tokenize` answer, as TEI writes it: `start`/`stop` are byte offsets into the
 /// input, absent for special tokens.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 pub struct SimpleToken {
     pub id: u32,
     pub text: String,
@@ -239,7 +282,7 @@ pub struct SimpleToken {
 }
 
 /// `ids` of `/decode`: one sequence or several.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum InputIds {
     One(Vec<u32>),
@@ -247,7 +290,7 @@ pub enum InputIds {
 }
 
 /// `POST /decode` (TEI).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecodeRequest {
     pub ids: InputIds,
@@ -280,6 +323,22 @@ impl OpenAiInput {
     }
 }
 
+impl PartialSchema for OpenAiInput {
+    fn schema() -> RefOr<Schema> {
+        let ids = || array_of(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)));
+        // anyOf: an empty list fits every list form.
+        AnyOfBuilder::new()
+            .description(Some("a string, strings, token ids of the served model, or lists of them"))
+            .item(string())
+            .item(array_of(string()))
+            .item(ids())
+            .item(array_of(ids()))
+            .into()
+    }
+}
+
+impl ToSchema for OpenAiInput {}
+
 impl<'de> Deserialize<'de> for OpenAiInput {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -302,8 +361,26 @@ impl<'de> Deserialize<'de> for OpenAiInput {
     }
 }
 
+/// What `/` and `/predict` answer: a list whose items depend on the served task (README).
+pub struct PipelineOutput;
+
+impl PartialSchema for PipelineOutput {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .description(Some(
+                "fill-mask: [{score, token, token_str, sequence}] (a list per mask or input); \
+                 text-classification: [[{label, score}]]; token-classification: [{entity or entity_group, \
+                 score, word, start, end}]; feature-extraction: vectors or per-token states; \
+                 zero-shot-classification: [{label, score}]",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for PipelineOutput {}
+
 /// OpenAI `encoding_format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EncodingFormat {
     #[default]
@@ -312,7 +389,7 @@ pub enum EncodingFormat {
 }
 
 /// `POST /v1/embeddings`, compatible with the OpenAI embeddings API.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenAiEmbeddingsRequest {
     pub input: OpenAiInput,
@@ -328,28 +405,30 @@ pub struct OpenAiEmbeddingsRequest {
 }
 
 /// One embedding in an OpenAI response: floats, or base64 of little-endian f32.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingValue {
     Float(Vec<f32>),
     Base64(String),
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OpenAiEmbedding {
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub index: usize,
     pub embedding: EmbeddingValue,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OpenAiUsage {
     pub prompt_tokens: usize,
     pub total_tokens: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OpenAiEmbeddingsResponse {
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub data: Vec<OpenAiEmbedding>,
     pub model: String,

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::infer::InferError;
 
-/// The JSON body of every error response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The JSON body of every error response (off the OpenAI routes).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
     pub error_type: String,

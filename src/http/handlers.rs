@@ -55,6 +55,8 @@ pub async fn raw_text(
 
 /// `GET /info`: ours and text-embeddings-inference's fields (`model_id`, `model_type` as TEI's
 /// object, `max_input_length`, ...), so TEI clients read it too.
+#[utoipa::path(get, path = "/info", tag = "Health",
+    responses((status = 200, description = "the served model and settings, TEI's fields among ours", body = Object)))]
 pub async fn info(State(state): State<Arc<AppState>>) -> AppResult<Json<serde_json::Value>> {
     let infer = state.infer()?;
     let meta = infer.meta();
@@ -103,6 +105,8 @@ pub async fn info(State(state): State<Arc<AppState>>) -> AppResult<Json<serde_js
 }
 
 /// `GET /health/live`: the process is up (loading included) and, once loaded, its worker alive.
+#[utoipa::path(get, path = "/health/live", tag = "Health",
+    responses((status = 200, description = "alive"), (status = 503, description = "the worker stopped")))]
 pub async fn live(State(state): State<Arc<AppState>>) -> Response {
     state.health.publish();
     if state.health.is_live() {
@@ -113,6 +117,8 @@ pub async fn live(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /health/ready`: loaded, warmed, worker alive and not draining.
+#[utoipa::path(get, path = "/health/ready", tag = "Health",
+    responses((status = 200, description = "ready"), (status = 503, description = "loading, draining or not ready")))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     state.health.publish();
     if state.health.is_ready() {
@@ -129,6 +135,8 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "Health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.health.publish();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()

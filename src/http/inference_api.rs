@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 
-use super::api::{EmbeddingParameters, EncodingFormat, Inputs};
+use super::api::{EmbeddingParameters, EncodingFormat, Inputs, PipelineOutput};
 use super::error::ApiError;
 use super::handlers::{embed_inputs, raw_text, run, AppResult, EmbedOptions};
 use super::layers::timeout::Deadline;
@@ -24,10 +24,13 @@ use crate::infer::{Infer, Inferred, Input};
 use crate::model::Task;
 use crate::pipelines::{zero_shot, ClassificationFn, Output, Params, Pooling, TopK};
 use crate::tokenize::TruncationDirection;
+use utoipa::openapi::schema::{AnyOfBuilder, Schema};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 /// An Inference API body with the task's parameters `P` (parsed from the body itself, so a
 /// duplicate or mistyped parameter is a 422 naming it).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, bound = "P: Deserialize<'de>")]
 struct ApiRequest<P> {
     inputs: Inputs,
@@ -36,12 +39,45 @@ struct ApiRequest<P> {
     /// `wait_for_model`, `use_cache`: accepted, nothing to do (the model is loaded, nothing is cached).
     #[serde(default)]
     #[allow(dead_code)]
+    #[schema(value_type = Option<Object>)]
     options: Option<serde_json::Value>,
+}
+
+/// The body of `/predict` (and of `/` with a JSON content type): which shape applies depends on
+/// the served task (`GET /info`), so the schema lists the three (`anyOf`: a body may fit several).
+pub struct InferenceApiRequest;
+
+impl PartialSchema for InferenceApiRequest {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .description(Some(
+                "fill-mask, text-classification, token-classification: {inputs, parameters}; \
+                 feature-extraction: its settings at the top level or in parameters; \
+                 zero-shot-classification (an NLI model): parameters.candidate_labels",
+            ))
+            .item(<ApiRequest<Params> as PartialSchema>::schema())
+            .item(FeatureRequest::schema())
+            .item(<ApiRequest<ZeroShotParameters> as PartialSchema>::schema())
+            .into()
+    }
+}
+
+impl ToSchema for InferenceApiRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <ApiRequest<Params> as ToSchema>::schemas(schemas);
+        FeatureRequest::schemas(schemas);
+        <ApiRequest<ZeroShotParameters> as ToSchema>::schemas(schemas);
+        // The generic requests refer to their parameters' schemas by name.
+        schemas.push((Params::name().into_owned(), Params::schema()));
+        Params::schemas(schemas);
+        schemas.push((ZeroShotParameters::name().into_owned(), ZeroShotParameters::schema()));
+        ZeroShotParameters::schemas(schemas);
+    }
 }
 
 /// feature-extraction's body: `InferenceClient.feature_extraction` sends its settings at the top
 /// level (the Inference API's feature-extraction spec), others send them in `parameters`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FeatureRequest {
     inputs: Inputs,
@@ -49,6 +85,7 @@ struct FeatureRequest {
     parameters: Option<EmbeddingParameters>,
     #[serde(default)]
     #[allow(dead_code)]
+    #[schema(value_type = Option<Object>)]
     options: Option<serde_json::Value>,
     #[serde(default)]
     normalize: Option<bool>,
@@ -90,6 +127,12 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// `POST /`: the Inference API call with a JSON content type, the raw-text contract otherwise
 /// (`curl -d "test [MASK]"` sends a form content type and keeps getting the fill-mask list).
+#[utoipa::path(post, path = "/", tag = "Inference API",
+    request_body(description = "JSON: the Inference API call for the served task (as at /predict); any other content type: \
+the raw UTF-8 body is one input (the seed's contract)", content(
+        (InferenceApiRequest = "application/json"),
+        (String = "text/plain"))),
+    responses((status = 200, description = "the task's output, in the shapes `huggingface_hub`'s task methods parse (README)", body = PipelineOutput)))]
 pub async fn root(
     state: State<Arc<AppState>>,
     deadline: Extension<Deadline>,
@@ -105,6 +148,8 @@ pub async fn root(
 
 /// `POST /predict`: the Inference API call; feature-extraction answers per-token states unless
 /// `pooling` asks for a sentence vector (the `transformers` pipeline's default).
+#[utoipa::path(post, path = "/predict", tag = "Inference API", request_body(content = InferenceApiRequest, content_type = "application/json"),
+    responses((status = 200, description = "the task's output (README: shapes per task)", body = PipelineOutput)))]
 pub async fn predict(
     State(state): State<Arc<AppState>>,
     Extension(deadline): Extension<Deadline>,
@@ -194,7 +239,7 @@ async fn features(
 }
 
 /// `candidate_labels`: a list, or one string of comma-separated labels (as the pipeline takes it).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 enum CandidateLabels {
     List(Vec<String>),
@@ -203,7 +248,7 @@ enum CandidateLabels {
 
 /// zero-shot-classification parameters, as the `transformers` pipeline and
 /// `InferenceClient.zero_shot_classification` name them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ZeroShotParameters {
     candidate_labels: CandidateLabels,

@@ -6,6 +6,7 @@ mod handlers;
 mod inference_api;
 pub mod layers;
 pub mod openai;
+mod openapi;
 pub mod parse;
 pub mod state;
 mod tei;
@@ -13,14 +14,17 @@ mod tei;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::header;
 use axum::http::{HeaderName, Request};
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::HttpConfig;
 use state::AppState;
@@ -49,41 +53,53 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
     // Every route exists from the start; the embedding routes answer 404 for other tasks, and
     // every inference route 503 while the model loads.
-    let inference = Router::new()
-        .route("/", post(inference_api::root))
-        .route("/predict", post(inference_api::predict))
-        .route("/embed", post(tei::embed))
-        .route("/embed_all", post(tei::embed_all))
-        .route("/rerank", post(tei::rerank))
-        .route("/tokenize", post(tei::tokenize))
-        .route("/decode", post(tei::decode))
-        .route("/v1/embeddings", post(openai::embeddings))
-        .route("/v1/models", get(openai::models))
-        .route("/v1/models/{model}", get(openai::model))
-        .route_layer(
-            ServiceBuilder::new()
-                .layer(from_fn_with_state(
-                    config.api_key.as_ref().map(|key| layers::auth::ApiKey(key.0.as_bytes().into())),
-                    layers::auth::layer,
-                ))
-                .layer(from_fn_with_state(state.clone(), layers::shed::layer))
-                .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
-                .layer(DefaultBodyLimit::disable())
-                .layer(from_fn_with_state(
-                    layers::body::BodyPolicy {
-                        limit: config.body_limit,
-                        read_timeout: config.body_read_timeout,
-                        buffered: Arc::new(tokio::sync::Semaphore::new(config.max_buffered_body_bytes)),
-                    },
-                    layers::body::layer,
-                )),
-        );
-    let operational = Router::new()
-        .route("/info", get(handlers::info))
-        .route("/health", get(tei::health))
-        .route("/health/live", get(handlers::live))
-        .route("/health/ready", get(handlers::ready))
-        .route("/metrics", get(handlers::metrics));
+    // Each route comes with its OpenAPI description (`#[utoipa::path]`), collected as it is added.
+    let (inference, inference_doc) = OpenApiRouter::<Arc<AppState>>::new()
+        .routes(routes!(inference_api::root))
+        .routes(routes!(inference_api::predict))
+        .routes(routes!(tei::embed))
+        .routes(routes!(tei::embed_all))
+        .routes(routes!(tei::rerank))
+        .routes(routes!(tei::tokenize))
+        .routes(routes!(tei::decode))
+        .routes(routes!(openai::embeddings))
+        .routes(routes!(openai::models))
+        .routes(routes!(openai::model))
+        .split_for_parts();
+    let inference = inference.route_layer(
+        ServiceBuilder::new()
+            .layer(from_fn_with_state(
+                config.api_key.as_ref().map(|key| layers::auth::ApiKey(key.0.as_bytes().into())),
+                layers::auth::layer,
+            ))
+            .layer(from_fn_with_state(state.clone(), layers::shed::layer))
+            .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
+            .layer(DefaultBodyLimit::disable())
+            .layer(from_fn_with_state(
+                layers::body::BodyPolicy {
+                    limit: config.body_limit,
+                    read_timeout: config.body_read_timeout,
+                    buffered: Arc::new(tokio::sync::Semaphore::new(config.max_buffered_body_bytes)),
+                },
+                layers::body::layer,
+            )),
+    );
+    let (operational, operational_doc) = OpenApiRouter::<Arc<AppState>>::new()
+        .routes(routes!(handlers::info))
+        .routes(routes!(tei::health))
+        .routes(routes!(handlers::live))
+        .routes(routes!(handlers::ready))
+        .routes(routes!(handlers::metrics))
+        .split_for_parts();
+    let document: Arc<str> =
+        openapi::document(inference_doc, operational_doc).to_json().expect("the OpenAPI document serializes").into();
+    let operational = operational.route(
+        "/openapi.json",
+        get(move || {
+            let document = document.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], document.to_string()) }
+        }),
+    );
 
     let metrics = state.metrics.clone();
     inference

@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use base64::Engine as _;
 use serde::Serialize;
-use serde_json::json;
 
 use super::api::{
     EmbeddingValue, EncodingFormat, OpenAiEmbedding, OpenAiEmbeddingsRequest, OpenAiEmbeddingsResponse, OpenAiUsage,
@@ -24,6 +23,9 @@ use crate::infer::BatchStats;
 
 /// `POST /v1/embeddings`: pooled embeddings as the model's recipe says; `dimensions` keeps the
 /// first values and re-normalizes.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "OpenAI", request_body(content = OpenAiEmbeddingsRequest, content_type = "application/json"),
+    responses((status = 200, body = OpenAiEmbeddingsResponse),
+              (status = 424, description = "not an embedding model", body = OpenAiErrorBody)))]
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     Extension(deadline): Extension<Deadline>,
@@ -66,13 +68,23 @@ pub async fn embeddings(
 }
 
 /// One entry of `GET /v1/models`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModelCard {
     pub id: String,
+    #[schema(value_type = String)]
     pub object: &'static str,
     /// Unix seconds; the server does not know when the model was made.
     pub created: u64,
+    #[schema(value_type = String)]
     pub owned_by: &'static str,
+}
+
+/// `GET /v1/models`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelList {
+    #[schema(value_type = String)]
+    pub object: &'static str,
+    pub data: Vec<ModelCard>,
 }
 
 fn card(state: &AppState) -> ModelCard {
@@ -80,11 +92,14 @@ fn card(state: &AppState) -> ModelCard {
 }
 
 /// `GET /v1/models`: the one served model.
-pub async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(json!({"object": "list", "data": [card(&state)]}))
+#[utoipa::path(get, path = "/v1/models", tag = "OpenAI", responses((status = 200, body = ModelList)))]
+pub async fn models(State(state): State<Arc<AppState>>) -> Json<ModelList> {
+    Json(ModelList { object: "list", data: vec![card(&state)] })
 }
 
 /// `GET /v1/models/{model}`: the served model by name; any other name is a 404.
+#[utoipa::path(get, path = "/v1/models/{model}", tag = "OpenAI", params(("model" = String, Path, description = "the served model's name")),
+    responses((status = 200, body = ModelCard), (status = 404, description = "another name", body = OpenAiErrorBody)))]
 pub async fn model(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<ModelCard>, ApiError> {
     if name == state.served_model_name {
         Ok(Json(card(&state)))
@@ -93,8 +108,28 @@ pub async fn model(State(state): State<Arc<AppState>>, Path(name): Path<String>)
     }
 }
 
+/// The body of an error on a `/v1/*` route, in OpenAI's shape.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenAiErrorBody {
+    pub error: OpenAiError,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenAiError {
+    pub message: String,
+    /// OpenAI's error class (`invalid_request_error`, `authentication_error`, ...).
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub kind: &'static str,
+    /// Always null: errors are not tied to one parameter here.
+    pub param: Option<String>,
+    /// Our stable `error_type`.
+    #[schema(value_type = String)]
+    pub code: &'static str,
+}
+
 /// The OpenAI-shaped body of an error on a `/v1/*` route; `code` is our stable `error_type`.
-pub fn error_body(rejection: &Rejection) -> serde_json::Value {
+pub fn error_body(rejection: &Rejection) -> OpenAiErrorBody {
     let kind = match rejection.status {
         StatusCode::UNAUTHORIZED => "authentication_error",
         StatusCode::NOT_FOUND => "not_found_error",
@@ -102,5 +137,7 @@ pub fn error_body(rejection: &Rejection) -> serde_json::Value {
         s if s.is_server_error() => "server_error",
         _ => "invalid_request_error",
     };
-    json!({"error": {"message": rejection.message, "type": kind, "param": null, "code": rejection.error_type}})
+    OpenAiErrorBody {
+        error: OpenAiError { message: rejection.message.clone(), kind, param: None, code: rejection.error_type },
+    }
 }

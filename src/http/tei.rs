@@ -13,7 +13,7 @@ use super::api::{
     DecodeRequest, EmbedAllRequest, EmbedRequest, EncodingFormat, InputIds, Rank, RerankRequest, SimpleToken,
     TokenizeRequest,
 };
-use super::error::{ApiError, OwnBody};
+use super::error::{ApiError, ErrorBody, OwnBody};
 use super::handlers::{embed_inputs, embedding_service, prompted, run, AppResult, EmbedOptions};
 use super::layers::timeout::Deadline;
 use super::parse::parse_json;
@@ -23,6 +23,9 @@ use crate::model::Task;
 use crate::pipelines::{ClassificationFn, Output, Params, Pooling, TopK};
 
 /// `POST /embed`: pooled embeddings, normalized by default, `[[f32]]` whatever the input count.
+#[utoipa::path(post, path = "/embed", tag = "TEI", request_body(content = EmbedRequest, content_type = "application/json"),
+    responses((status = 200, description = "one vector per input", body = Vec<Vec<f32>>),
+              (status = 424, description = "not an embedding model", body = ErrorBody)))]
 pub async fn embed(
     State(state): State<Arc<AppState>>,
     Extension(deadline): Extension<Deadline>,
@@ -47,6 +50,9 @@ pub async fn embed(
 }
 
 /// `POST /embed_all`: the last hidden states of every token, `[inputs][tokens][hidden]`.
+#[utoipa::path(post, path = "/embed_all", tag = "TEI", request_body(content = EmbedAllRequest, content_type = "application/json"),
+    responses((status = 200, description = "`[inputs][tokens][hidden]`", body = Vec<Vec<Vec<f32>>>),
+              (status = 424, description = "not an embedding model", body = ErrorBody)))]
 pub async fn embed_all(
     State(state): State<Arc<AppState>>,
     Extension(deadline): Extension<Deadline>,
@@ -77,6 +83,9 @@ pub async fn embed_all(
 /// `POST /rerank`: a cross-encoder (a sequence-classification model with one output) scores each
 /// (query, text) pair; sigmoid of the logit unless `raw_scores`, as sentence-transformers'
 /// `CrossEncoder.predict` does. Best first. Other models answer TEI's 424.
+#[utoipa::path(post, path = "/rerank", tag = "TEI", request_body(content = RerankRequest, content_type = "application/json"),
+    responses((status = 200, description = "best first", body = Vec<Rank>),
+              (status = 424, description = "not a re-ranker (cross-encoder) model", body = ErrorBody)))]
 pub async fn rerank(
     State(state): State<Arc<AppState>>,
     Extension(deadline): Extension<Deadline>,
@@ -116,6 +125,8 @@ pub async fn rerank(
 
 /// `POST /tokenize`: the tokens of each input with byte offsets, as TEI returns them (always a
 /// list of lists). Over-long inputs are tokenized whole: this route runs no model.
+#[utoipa::path(post, path = "/tokenize", tag = "TEI", request_body(content = TokenizeRequest, content_type = "application/json"),
+    responses((status = 200, description = "the tokens of each input", body = Vec<Vec<SimpleToken>>)))]
 pub async fn tokenize(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -150,6 +161,8 @@ pub async fn tokenize(
 }
 
 /// `POST /decode`: token ids back to text, one string per sequence (always a list).
+#[utoipa::path(post, path = "/decode", tag = "TEI", request_body(content = DecodeRequest, content_type = "application/json"),
+    responses((status = 200, description = "one text per sequence", body = Vec<String>)))]
 pub async fn decode(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -176,6 +189,8 @@ pub async fn decode(
 }
 
 /// `GET /health` (TEI): 200 with an empty body while the model serves, else 503.
+#[utoipa::path(get, path = "/health", tag = "Health",
+    responses((status = 200, description = "serving (empty body)"), (status = 503, description = "not serving")))]
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     state.health.publish();
     if state.health.is_ready() {

@@ -7,7 +7,7 @@ use super::{Output, Params};
 use crate::model::Matrix;
 
 /// How token states become one sentence vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pooling {
     /// No pooling: per-token states, as the `transformers` pipeline returns them.

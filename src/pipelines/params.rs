@@ -23,7 +23,7 @@ fn top_k<'de, D: Deserializer<'de>>(d: D) -> Result<TopK, D::Error> {
 }
 
 /// Token-classification aggregation (`aggregation_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregation {
     #[default]
@@ -35,7 +35,7 @@ pub enum Aggregation {
 }
 
 /// Score function for text classification (`function_to_apply`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClassificationFn {
     Softmax,
@@ -44,12 +44,13 @@ pub enum ClassificationFn {
 }
 
 /// Request parameters; which ones apply depends on the task.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// fill-mask: candidates per mask (default 5). text-classification: labels returned
     /// (absent: the best one; `null`: all).
     #[serde(default, deserialize_with = "top_k")]
+    #[schema(value_type = Option<usize>)]
     pub top_k: TopK,
     /// Cut inputs longer than the model's limit instead of rejecting them.
     pub truncate: Option<bool>,

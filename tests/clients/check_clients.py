@@ -149,6 +149,57 @@ def check_embeddings(base: str, served: str) -> None:
         info = http.get("/info").json()
         assert info["max_input_length"] == 256 and info["model_type"] == {"embedding": {"pooling": "mean"}}, info
 
+    check_openapi(base, [
+        ("post", "/embed", {"inputs": texts, "normalize": True, "truncate": True, "truncation_direction": "Left",
+                            "dimensions": 128}),
+        ("post", "/embed", {"inputs": long_case["inputs"]}),
+        ("post", "/embed", {"inputs": "a", "parameters": {"normalize": False, "prompt_name": "query"}}),
+        ("post", "/embed_all", {"inputs": [texts[0]], "truncate": False}),
+        ("post", "/tokenize", {"inputs": texts, "add_special_tokens": True}),
+        ("post", "/decode", {"ids": [[101, 7592, 102]], "skip_special_tokens": False}),
+        ("post", "/", {"inputs": texts[0], "parameters": {"truncate": True}}),
+        ("post", "/predict", {"inputs": [texts[0]], "parameters": {"pooling": "mean", "normalize": True}}),
+        ("post", "/v1/embeddings", {"input": [texts[0]], "model": served, "encoding_format": "base64"}),
+        ("post", "/v1/embeddings", {"input": [[101, 7592, 102]], "model": served, "dimensions": 16}),
+        ("post", "/v1/embeddings", {"input": ""}),
+        ("post", "/rerank", {"query": "a", "texts": ["b"]}),
+        ("get", "/v1/models", None),
+        ("get", f"/v1/models/{served}", None),
+        ("get", "/v1/models/other", None),
+        ("get", "/info", None),
+    ])
+
+
+def check_openapi(base: str, calls: list[tuple[str, str, dict | None]]) -> None:
+    """/openapi.json is valid OpenAPI 3.1, and real requests and answers fit its schemas:
+    `calls` are (method, path, JSON body or None) sent as they are and checked both ways."""
+    import httpx
+    from jsonschema import Draft202012Validator
+    from openapi_spec_validator import validate
+
+    with httpx.Client(base_url=base, timeout=30) as http:
+        spec = http.get("/openapi.json").json()
+        validate(spec)
+        CHECKS.append("/openapi.json: a valid OpenAPI 3.1 document")
+
+        def conforms(what: str, schema: dict, instance) -> None:
+            # $refs ("#/components/schemas/...") resolve against the document's components.
+            errors = list(Draft202012Validator({**schema, "components": spec["components"]}).iter_errors(instance))
+            assert not errors, f"{what}: {errors[0].message} at {list(errors[0].absolute_path)}"
+
+        for method, path, body in calls:
+            template = "/v1/models/{model}" if path.startswith("/v1/models/") else path
+            operation = spec["paths"][template][method]
+            if body is not None:
+                schema = operation["requestBody"]["content"]["application/json"]["schema"]
+                conforms(f"{method.upper()} {path} request", schema, body)
+            r = http.request(method, path, json=body)
+            response = operation["responses"][str(r.status_code)]
+            content = response.get("content", {}).get("application/json")
+            if content is not None:
+                conforms(f"{method.upper()} {path} answer {r.status_code}", content["schema"], r.json())
+        CHECKS.append(f"/openapi.json: {len(calls)} real requests and answers fit its schemas")
+
 
 def check_fill_mask(base: str) -> None:
     import httpx
@@ -236,6 +287,12 @@ def check_reranker(base: str) -> None:
                 for g, e in zip(got, c["output"]):
                     close(f"{path} text pair", g["score"], e["score"])
         CHECKS.append("/ and /predict on {text, text_pair}: the pipeline's scores")
+    check_openapi(base, [
+        ("post", "/rerank", {"query": rr["query"], "texts": rr["texts"], "raw_scores": True, "return_text": True,
+                             "truncate": True, "truncation_direction": "Left"}),
+        ("post", "/rerank", {"query": rr["query"], "texts": []}),
+        ("post", "/tokenize", {"inputs": ["a", "b"]}),
+    ])
 
 
 def check_zero_shot(base: str) -> None:
@@ -270,6 +327,13 @@ def check_zero_shot(base: str) -> None:
         r = http.post("/rerank", json={"query": "a", "texts": ["b"]})
         assert r.status_code == 424 and r.json()["error"] == "model is not a re-ranker model", r.text
         CHECKS.append("/rerank on a model with more than one label: TEI's 424")
+    check_openapi(base, [
+        ("post", "/predict", {"inputs": {"text": "a", "text_pair": "b"}, "parameters": {"top_k": None}}),
+        ("post", "/predict", {"inputs": "I love my car", "parameters": {"candidate_labels": ["car", "cat"],
+                                                                        "multi_label": True}}),
+        ("post", "/", {"inputs": "I love my car", "parameters": {"candidate_labels": "car, cat"}}),
+        ("post", "/embed", {"inputs": "a"}),
+    ])
 
 
 def main() -> int:

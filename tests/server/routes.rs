@@ -314,3 +314,80 @@ async fn sentence_transformers_prompts() {
     let info: Value = Client::new().get(server.url("/info")).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["prompts"], fx["prompts"]);
 }
+
+/// Every `$ref` in `value` (a part of `document`) names a schema the document defines.
+fn assert_refs_resolve(document: &Value, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
+                assert!(document["components"]["schemas"].get(name).is_some(), "$ref {r} names no schema");
+            }
+            map.values().for_each(|v| assert_refs_resolve(document, v));
+        }
+        Value::Array(items) => items.iter().for_each(|v| assert_refs_resolve(document, v)),
+        _ => {}
+    }
+}
+
+/// `/openapi.json` describes exactly the routes the server answers (each documented operation is
+/// routed: no 404/405 for it), with the layers' errors on the inference routes, and every schema
+/// it refers to is defined. tests/clients/check_clients.py validates it as OpenAPI 3.1 and checks
+/// real answers against its schemas.
+#[tokio::test]
+async fn openapi_document_describes_every_route() {
+    let server = Server::start("tiny-bert-st", &[]);
+    let client = Client::new();
+    let r = client.get(server.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let document: Value = r.json().await.unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["info"]["title"], "pipeserve");
+    let paths = document["paths"].as_object().unwrap();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let expected = [
+        ("GET", "/health"),
+        ("GET", "/health/live"),
+        ("GET", "/health/ready"),
+        ("GET", "/info"),
+        ("GET", "/metrics"),
+        ("GET", "/v1/models"),
+        ("GET", "/v1/models/{model}"),
+        ("POST", "/"),
+        ("POST", "/decode"),
+        ("POST", "/embed"),
+        ("POST", "/embed_all"),
+        ("POST", "/predict"),
+        ("POST", "/rerank"),
+        ("POST", "/tokenize"),
+        ("POST", "/v1/embeddings"),
+    ];
+    let mut expected: Vec<(String, String)> = expected.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+    for (method, path) in &documented {
+        let url = server.url(&path.replace("{model}", "tiny-bert-st"));
+        let request = match method.as_str() {
+            "GET" => client.get(&url),
+            _ => client.post(&url).header("content-type", "application/json").body("{}"),
+        };
+        let status = request.send().await.unwrap().status();
+        assert!(![404, 405].contains(&status.as_u16()), "{method} {path}: {status}");
+        let operation = &paths[path][method.to_lowercase()];
+        assert!(operation["responses"].get("200").is_some(), "{method} {path} documents its answer");
+        if method == "POST" {
+            assert!(operation["requestBody"]["content"].get("application/json").is_some(), "{method} {path}");
+            for status in ["401", "413", "422", "503", "504"] {
+                assert!(operation["responses"].get(status).is_some(), "{method} {path} documents {status}");
+            }
+        }
+    }
+    assert_refs_resolve(&document, &document);
+}
