@@ -27,6 +27,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub model_loaded: IntGauge,
     pub worker_alive: IntGauge,
+    pub worker_instances: IntGauge,
+    pub worker_instances_busy: IntGauge,
     build_info: IntGaugeVec,
 }
 
@@ -87,7 +89,7 @@ impl Metrics {
             ),
             throughput: gauge(
                 "pipeserve_throughput_tokens_per_second",
-                "The worker's measured model rate (moving average), which admission predicts waits from.",
+                "The instances' summed measured model rate (moving average), which admission predicts waits from.",
             ),
             queue_wait: histogram("pipeserve_queue_wait_seconds", "Time an input waited in the queue.", LATENCY),
             batch_size: histogram("pipeserve_batch_size", "Inputs per model batch.", BATCH_SIZE),
@@ -117,7 +119,12 @@ impl Metrics {
             ),
             ready: gauge("pipeserve_ready", "1 when the server is ready for traffic."),
             model_loaded: gauge("pipeserve_model_loaded", "1 once the model is loaded and warmed; 0 while it loads."),
-            worker_alive: gauge("pipeserve_worker_alive", "1 while the model worker thread runs."),
+            worker_alive: gauge("pipeserve_worker_alive", "1 while every model worker thread (instance) runs."),
+            worker_instances: gauge("pipeserve_worker_instances", "Model instances (--instances)."),
+            worker_instances_busy: gauge(
+                "pipeserve_worker_instances_busy",
+                "Model instances running a batch now.",
+            ),
             build_info,
             registry,
         }
