@@ -29,6 +29,8 @@ pub struct Metrics {
     pub worker_alive: IntGauge,
     pub worker_instances: IntGauge,
     pub worker_instances_busy: IntGauge,
+    /// Batches run, by model instance (`instance="0"`, ...).
+    pub worker_batches: IntCounterVec,
     build_info: IntGaugeVec,
 }
 
@@ -73,6 +75,12 @@ impl Metrics {
         )
         .expect("valid histogram");
         registry.register(Box::new(request_duration.clone())).expect("unique metric");
+        let worker_batches = IntCounterVec::new(
+            Opts::new("pipeserve_worker_batches_total", "Batches run, by model instance."),
+            &["instance"],
+        )
+        .expect("valid counter");
+        registry.register(Box::new(worker_batches.clone())).expect("unique metric");
         let build_info = IntGaugeVec::new(
             Opts::new("pipeserve_build_info", "Version and loaded model; always 1."),
             &["version", "model", "task", "device", "dtype"],
@@ -125,6 +133,7 @@ impl Metrics {
                 "pipeserve_worker_instances_busy",
                 "Model instances running a batch now.",
             ),
+            worker_batches,
             build_info,
             registry,
         }
@@ -149,6 +158,9 @@ impl Metrics {
         }
         for c in [&self.shed, &self.expired, &self.cancelled, &self.worker_panics] {
             c.reset();
+        }
+        for i in 0..self.worker_instances.get() {
+            self.worker_batches.with_label_values(&[i.to_string()]).reset();
         }
     }
 

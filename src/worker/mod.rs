@@ -226,6 +226,8 @@ pub fn spawn<M: BatchModel>(
             pool,
             idle: idle_sender.clone(),
             alive: Arc::new(AtomicBool::new(true)),
+            // Exported at 0 from the start, so a rate over an idle instance is 0, not absent.
+            batches: metrics.worker_batches.with_label_values(&[i.to_string()]),
             metrics: metrics.clone(),
             capacity: capacity.clone(),
         };
@@ -303,6 +305,8 @@ struct Instance {
     pool: Option<rayon::ThreadPool>,
     idle: mpsc::Sender<usize>,
     alive: Arc<AtomicBool>,
+    /// This instance's series of `pipeserve_worker_batches_total`.
+    batches: prometheus::IntCounter,
     metrics: Arc<Metrics>,
     capacity: Arc<Capacity>,
 }
@@ -359,6 +363,7 @@ fn run_batch(model: &dyn BatchModel, batch: Batch, instance: &Instance) {
     let _batch = span.enter();
     throughput.running.store(real, Ordering::Relaxed);
     let started = Instant::now();
+    instance.batches.inc();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let _forward = tracing::debug_span!("model.forward").entered();
         instance.forward(model, &inputs)
