@@ -40,22 +40,24 @@ pub fn pool_threads(per_instance: usize) -> usize {
 /// Sets the thread environment for `per_instance` math threads per model instance (0: one per
 /// core). Call it before any thread is started (first thing in `main`, before the async runtime).
 pub fn configure(per_instance: usize) {
+    for (name, value) in environment(per_instance) {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value.to_string());
+        }
+    }
+}
+
+/// The variables [`configure`] sets for `per_instance` math threads per instance (0: one per
+/// core), for a process that starts the server with them (the load benchmark).
+pub fn environment(per_instance: usize) -> Vec<(&'static str, usize)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let n = if per_instance == 0 { cores } else { per_instance };
     if cfg!(feature = "mkl") {
         // Matmuls (most of the FLOPs) on MKL's team; candle's element-wise pools stay serial so
         // they do not spin against it.
-        set_default("OMP_NUM_THREADS", n);
-        set_default("RAYON_NUM_THREADS", 1);
-        set_default("KMP_BLOCKTIME", 1);
+        vec![("OMP_NUM_THREADS", n), ("RAYON_NUM_THREADS", 1), ("KMP_BLOCKTIME", 1)]
     } else {
         // candle's own matmul (the gemm crate) and element-wise ops share its rayon-sized pools.
-        set_default("RAYON_NUM_THREADS", n);
-    }
-}
-
-fn set_default(name: &str, value: usize) {
-    if std::env::var_os(name).is_none() {
-        std::env::set_var(name, value.to_string());
+        vec![("RAYON_NUM_THREADS", n)]
     }
 }

@@ -129,10 +129,7 @@ impl Metrics {
             model_loaded: gauge("pipeserve_model_loaded", "1 once the model is loaded and warmed; 0 while it loads."),
             worker_alive: gauge("pipeserve_worker_alive", "1 while every model worker thread (instance) runs."),
             worker_instances: gauge("pipeserve_worker_instances", "Model instances (--instances)."),
-            worker_instances_busy: gauge(
-                "pipeserve_worker_instances_busy",
-                "Model instances running a batch now.",
-            ),
+            worker_instances_busy: gauge("pipeserve_worker_instances_busy", "Model instances running a batch now."),
             worker_batches,
             build_info,
             registry,

@@ -28,7 +28,9 @@ async fn rss_after_load(instances: usize) -> u64 {
         let calls: Vec<_> = (0..12)
             .map(|_| {
                 let (client, url, text) = (client.clone(), server.url("/embed"), text.clone());
-                tokio::spawn(async move { client.post(url).json(&json!({"inputs": text})).send().await.unwrap().status() })
+                tokio::spawn(
+                    async move { client.post(url).json(&json!({"inputs": text})).send().await.unwrap().status() },
+                )
             })
             .collect();
         async move {
