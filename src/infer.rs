@@ -178,7 +178,8 @@ impl Infer {
     pub fn start(loaded: Loaded, settings: InferSettings, metrics: Arc<Metrics>) -> std::io::Result<(Self, Backend)> {
         let Loaded { model, tokenizer, info, meta } = loaded;
         // One copy of the weights; each instance holds a reference (RSS grows by activations only).
-        let instances = vec![Arc::new(model); settings.worker.instances.max(1)];
+        let model = Arc::new(model);
+        let instances = vec![model; settings.worker.instances.max(1)];
         let (worker_handle, worker) = worker::spawn(instances, settings.worker.math_threads, metrics.clone())?;
         let (batcher, batcher_task) = Batcher::start(settings.batcher, worker_handle, metrics.clone());
         let inner = Inner { tokenizer, info, meta, batcher, settings, metrics };
