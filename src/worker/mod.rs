@@ -175,12 +175,13 @@ impl Capacity {
     /// threads, and each one's rate is measured while the others compete for the cores, so the
     /// sum already holds what parallel instances cost each other). `None` until one is measured.
     pub fn tokens_per_second(&self) -> Option<f64> {
-        let measured: Vec<f64> = self.instances.iter().filter_map(Throughput::tokens_per_second).collect();
-        if measured.is_empty() {
-            return None;
-        }
-        let mean = measured.iter().sum::<f64>() / measured.len() as f64;
-        Some(mean * self.instances.len() as f64)
+        // Runs on every admission check: no allocation.
+        let (sum, measured) = self
+            .instances
+            .iter()
+            .filter_map(Throughput::tokens_per_second)
+            .fold((0.0, 0usize), |(sum, n), rate| (sum + rate, n + 1));
+        (measured > 0).then(|| sum / measured as f64 * self.instances.len() as f64)
     }
 
     /// Tokens of the batches on the instances now.
