@@ -8,7 +8,8 @@
 //!
 //! `cargo bench --bench load [--features mkl]` (after `python3 scripts/fetch_models.py`).
 //! Environment: `BENCH_SECONDS` per cell (default 5), `BENCH_CONCURRENCY` (default "1,8,32,128"),
-//! `BENCH_MODES` (default "fifo,length,no-batching"), `BENCH_INPUTS` (default "short,long,mixed"),
+//! `BENCH_MODES` (default "fifo,length,no-batching"; `instances-N` is the default policy with
+//! `--instances N`, and a mode may repeat, to alternate), `BENCH_INPUTS` (default "short,long,mixed"),
 //! `BENCH_MODEL`, `BENCH_ARGS` (extra server flags), `BENCH_JSON` (results as JSON lines),
 //! `BENCH_PLOT` (PNG path, default docs/load.png; empty: no plot), `BENCH_PLOT_INPUT` (the input
 //! kind plotted, default mixed), `BENCH_FONT` (a TTF for the plot's text, default DejaVu Sans).
@@ -238,13 +239,23 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     for mode in modes.split(',') {
         let mut args = extra.clone();
+        let mut instances = 1;
         match mode {
             "no-batching" => args.extend(["--max-batch-size".to_string(), "1".to_string()]),
+            m if m.starts_with("instances-") => {
+                instances = m["instances-".len()..].parse().expect("instances-N");
+                args.extend(["--instances".to_string(), instances.to_string()]);
+            }
             policy => args.extend(["--batch-policy".to_string(), policy.to_string()]),
         }
         args.extend(["--max-queue".to_string(), "100000".to_string()]);
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let server = Server::launch(&model, &arg_refs, &[], "ready");
+        // The server inherits this process's thread settings (for one instance): give it those it
+        // would choose itself for its instances.
+        let threads = pipeserve::threads::environment(pipeserve::threads::per_instance(0, instances));
+        let threads: Vec<(&str, String)> = threads.into_iter().map(|(k, v)| (k, v.to_string())).collect();
+        let env: Vec<(&str, &str)> = threads.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let server = Server::launch(&model, &arg_refs, &env, "ready");
         // Resident memory while serving: sampled right after each cell (allocators keep what the
         // cell's batches used), as opposed to VmHWM, which also holds the model-loading peak.
         let mut serving_rss = 0f64;

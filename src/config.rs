@@ -14,6 +14,7 @@ use crate::load::LoadConfig;
 use crate::model::files::HubOptions;
 use crate::model::gemm::{GemmChoice, Quantize};
 use crate::model::{DTypeSpec, DeviceSpec, Task};
+use crate::worker::WorkerConfig;
 
 /// How the batcher picks the inputs of a batch (`--batch-policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -179,10 +180,18 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub body_read_timeout: Duration,
 
-    /// Threads for the model's math on CPU (0: one per core). Sets `OMP_NUM_THREADS` (mkl build) or
-    /// `RAYON_NUM_THREADS` where those are not set; see src/threads.rs.
+    /// Threads for the model's math on CPU, per instance (0: the cores split evenly between the
+    /// `--instances`, at least one each). Sets `OMP_NUM_THREADS` (mkl build) or `RAYON_NUM_THREADS`
+    /// where those are not set, and sizes each instance's thread pool; see src/threads.rs.
     #[arg(long, env = "PIPESERVE_MODEL_THREADS", default_value_t = 0)]
     pub model_threads: usize,
+
+    /// Model instances (Triton's instance groups): batches that run at the same time, each on a
+    /// view of the same weights (loaded once and shared read-only, so memory grows by activations
+    /// only). The batcher hands each batch to an idle instance; a panic in one fails only its own
+    /// batch. Each instance gets `--model-threads` math threads (docs/benchmarks.md measures 1 vs 2).
+    #[arg(long, env = "PIPESERVE_INSTANCES", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub instances: u64,
 
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PIPESERVE_JSON_LOGS")]
@@ -364,6 +373,20 @@ impl Config {
                 max_queue: b.max_queue,
                 max_queue_tokens: b.max_queue_tokens,
             },
+            worker: self.worker(),
+        }
+    }
+
+    /// Math threads per model instance (`--model-threads`, else the cores split between instances).
+    pub fn model_threads_per_instance(&self) -> usize {
+        crate::threads::per_instance(self.model_threads, self.instances as usize)
+    }
+
+    /// The worker's instances and each one's math thread pool.
+    pub fn worker(&self) -> WorkerConfig {
+        WorkerConfig {
+            instances: self.instances as usize,
+            math_threads: crate::threads::pool_threads(self.model_threads_per_instance()),
         }
     }
 
@@ -549,6 +572,24 @@ mod tests {
         let set = batching(&["--device", "cuda:0", "--max-batch-tokens", "512", "--max-wait", "0ms"]);
         assert_eq!((set.max_batch_tokens, set.max_wait), (512, Duration::ZERO));
         assert_eq!(batching(&["--max-wait", "7ms"]).max_wait, Duration::from_millis(7));
+    }
+
+    #[test]
+    fn model_threads_are_per_instance() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["pipeserve", "--model", "m"];
+            argv.extend_from_slice(args);
+            Config::try_parse_from(argv).unwrap()
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let one = parse(&[]);
+        assert_eq!((one.worker().instances, one.model_threads_per_instance()), (1, cores));
+        let two = parse(&["--instances", "2"]);
+        assert_eq!((two.worker().instances, two.model_threads_per_instance()), (2, (cores / 2).max(1)));
+        assert_eq!(parse(&["--instances", "64"]).model_threads_per_instance(), 1, "at least one each");
+        assert_eq!(parse(&["--instances", "2", "--model-threads", "3"]).model_threads_per_instance(), 3);
+        assert_eq!(two.infer().worker, two.worker());
+        assert!(Config::try_parse_from(["pipeserve", "--model", "m", "--instances", "0"]).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::model::{ModelMeta, Task};
 use crate::pipelines::{self, Output, ParamError, Params, PipelineInfo};
 use crate::telemetry::Metrics;
 use crate::tokenize::{Encoded, InputError, TextTokenizer, Truncation};
-use crate::worker::{self, WorkerError, WorkerStatus};
+use crate::worker::{self, WorkerConfig, WorkerError, WorkerStatus};
 
 /// The service's limits and defaults.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +27,8 @@ pub struct InferSettings {
     /// Largest response a request may ask for, estimated before the model runs.
     pub max_response_bytes: usize,
     pub batcher: BatcherConfig,
+    /// Model instances and their math threads.
+    pub worker: WorkerConfig,
 }
 
 /// One input of a call.
@@ -149,7 +151,7 @@ impl From<WorkerError> for InferError {
 }
 
 /// The running parts behind an [`Infer`], for the shutdown sequence: the batcher task ends once
-/// every `Infer` clone is dropped and its queue is empty, then the worker thread ends.
+/// every `Infer` clone is dropped and its queue is empty, then the worker's instance threads end.
 pub struct Backend {
     pub worker: Arc<WorkerStatus>,
     pub batcher_task: tokio::task::JoinHandle<()>,
@@ -171,11 +173,14 @@ struct Inner {
 }
 
 impl Infer {
-    /// Moves the model onto its worker thread, starts the batcher, and returns the service.
-    /// Must run inside a tokio runtime.
+    /// Moves the model onto its worker's instance threads (each a view of the same weights),
+    /// starts the batcher, and returns the service. Must run inside a tokio runtime.
     pub fn start(loaded: Loaded, settings: InferSettings, metrics: Arc<Metrics>) -> std::io::Result<(Self, Backend)> {
         let Loaded { model, tokenizer, info, meta } = loaded;
-        let (worker_handle, worker) = worker::spawn(model, metrics.clone())?;
+        // One copy of the weights; each instance holds a reference (RSS grows by activations only).
+        let model = Arc::new(model);
+        let instances = vec![model; settings.worker.instances.max(1)];
+        let (worker_handle, worker) = worker::spawn(instances, settings.worker.math_threads, metrics.clone())?;
         let (batcher, batcher_task) = Batcher::start(settings.batcher, worker_handle, metrics.clone());
         let inner = Inner { tokenizer, info, meta, batcher, settings, metrics };
         Ok((Self { inner: Arc::new(inner) }, Backend { worker, batcher_task }))

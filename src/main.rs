@@ -16,7 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let config = Config::parse();
     // Before any thread exists: the math libraries read their thread settings from the environment.
-    pipeserve::threads::configure(config.model_threads);
+    pipeserve::threads::configure(config.model_threads_per_instance());
     // Blocking work (tokenization, post-processing, model loading) is CPU-bound: threads beyond a
     // few per core add no throughput, and each new one can take its own malloc arena, which grew
     // RSS over the soak with tokio's default of 512 (docs/reliability.md).

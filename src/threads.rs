@@ -11,26 +11,53 @@
 //!
 //! These libraries only read environment variables, so this module sets them, and only where the
 //! operator has not: an explicit `OMP_NUM_THREADS`, `RAYON_NUM_THREADS` or `KMP_BLOCKTIME` wins.
+//!
+//! With `--instances N` every count here is per instance: each instance thread runs its forward
+//! pass inside its own rayon pool of [`pool_threads`] threads (src/worker), so candle's matmul and
+//! element-wise ops of two instances never queue behind each other on one pool; MKL's OpenMP
+//! runtime gives every calling thread a team of its own, `OMP_NUM_THREADS` wide.
 
-/// Sets the thread environment for `model_threads` math threads (0: one per core).
-/// Call it before any thread is started (first thing in `main`, before the async runtime).
-pub fn configure(model_threads: usize) {
+/// Math threads per model instance: `model_threads` when set, else the cores split evenly between
+/// the instances (at least one each).
+pub fn per_instance(model_threads: usize, instances: usize) -> usize {
+    if model_threads > 0 {
+        return model_threads;
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let n = if model_threads == 0 { cores } else { model_threads };
+    (cores / instances.max(1)).max(1)
+}
+
+/// Threads of each instance's own rayon pool for `per_instance` math threads: all of them, or one
+/// in the `mkl` build, where MKL's team does the matmuls and candle's element-wise ops stay serial.
+pub fn pool_threads(per_instance: usize) -> usize {
     if cfg!(feature = "mkl") {
-        // Matmuls (most of the FLOPs) on MKL's team; candle's element-wise pools stay serial so
-        // they do not spin against it.
-        set_default("OMP_NUM_THREADS", n);
-        set_default("RAYON_NUM_THREADS", 1);
-        set_default("KMP_BLOCKTIME", 1);
+        1
     } else {
-        // candle's own matmul (the gemm crate) and element-wise ops share its rayon-sized pools.
-        set_default("RAYON_NUM_THREADS", n);
+        per_instance.max(1)
     }
 }
 
-fn set_default(name: &str, value: usize) {
-    if std::env::var_os(name).is_none() {
-        std::env::set_var(name, value.to_string());
+/// Sets the thread environment for `per_instance` math threads per model instance (0: one per
+/// core). Call it before any thread is started (first thing in `main`, before the async runtime).
+pub fn configure(per_instance: usize) {
+    for (name, value) in environment(per_instance) {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value.to_string());
+        }
+    }
+}
+
+/// The variables [`configure`] sets for `per_instance` math threads per instance (0: one per
+/// core), for a process that starts the server with them (the load benchmark).
+pub fn environment(per_instance: usize) -> Vec<(&'static str, usize)> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = if per_instance == 0 { cores } else { per_instance };
+    if cfg!(feature = "mkl") {
+        // Matmuls (most of the FLOPs) on MKL's team; candle's element-wise pools stay serial so
+        // they do not spin against it.
+        vec![("OMP_NUM_THREADS", n), ("RAYON_NUM_THREADS", 1), ("KMP_BLOCKTIME", 1)]
+    } else {
+        // candle's own matmul (the gemm crate) and element-wise ops share its rayon-sized pools.
+        vec![("RAYON_NUM_THREADS", n)]
     }
 }

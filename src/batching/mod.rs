@@ -1,5 +1,5 @@
 //! Between the handlers and the worker: admission (the bounded queue's slots), the queue state and
-//! the batcher task that closes batches and hands them to the worker.
+//! the batcher task that closes batches and hands each to an idle model instance.
 
 pub mod queue;
 mod task;
@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::telemetry::Metrics;
-use crate::worker::{Answer, Job, Throughput, WorkerError, WorkerHandle};
+use crate::worker::{Answer, Capacity, Job, WorkerError, WorkerHandle};
 
 pub use queue::{BatchPolicy, Dropped, Entry, Limits, Queue};
 
@@ -89,7 +89,8 @@ pub struct Batcher {
     tokens: Arc<Semaphore>,
     config: BatcherConfig,
     sender: mpsc::Sender<Entry<Queued>>,
-    throughput: Arc<Throughput>,
+    /// The model instances' measured rate, together.
+    capacity: Arc<Capacity>,
     /// Tokens (upper bounds) of admitted requests still being tokenized.
     pending: Arc<AtomicUsize>,
     depth: IntGauge,
@@ -112,8 +113,8 @@ impl Drop for Pending {
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl Batcher {
-    /// Starts the batcher task feeding `worker`; it stops once every `Batcher` clone is dropped and
-    /// the queue is empty, then releases the worker.
+    /// Starts the batcher task feeding `worker`'s instances; it stops once every `Batcher` clone is
+    /// dropped and the queue is empty, then releases the worker.
     pub fn start(
         config: BatcherConfig,
         worker: WorkerHandle,
@@ -124,10 +125,10 @@ impl Batcher {
         let slots = Arc::new(Semaphore::new(config.max_queue));
         let tokens = Arc::new(Semaphore::new(config.max_queue_tokens));
         let (depth, queued_tokens) = (metrics.queue_depth.clone(), metrics.queue_tokens.clone());
-        let throughput = worker.throughput();
+        let capacity = worker.capacity();
         let task = tokio::spawn(task::run(receiver, worker, config.limits, metrics));
         let pending = Arc::new(AtomicUsize::new(0));
-        (Self { slots, tokens, config, sender, throughput, pending, depth, queued_tokens }, task)
+        (Self { slots, tokens, config, sender, capacity, pending, depth, queued_tokens }, task)
     }
 
     /// True when no input can be admitted (checked before any parsing or tokenization).
@@ -149,14 +150,14 @@ impl Batcher {
         &self.config
     }
 
-    /// How long the work ahead of a new input (the batch running now and everything queued)
-    /// should take at the worker's measured rate, with the work admitted and still being tokenized;
-    /// `None` until the worker has measured one. In
+    /// How long the work ahead of a new input (the batches running now and everything queued)
+    /// should take at the instances' summed measured rate, with the work admitted and still being
+    /// tokenized; `None` until an instance has measured one. In
     /// arrival order: under the length policy an input may also be overtaken by up to
     /// [`queue::MAX_SKIPS`] batches, which this does not count.
     pub fn predicted_wait(&self) -> Option<Duration> {
-        let rate = self.throughput.tokens_per_second()?;
-        let ahead = self.queued_tokens() + self.throughput.running_tokens() + self.pending.load(Ordering::Acquire);
+        let rate = self.capacity.tokens_per_second()?;
+        let ahead = self.queued_tokens() + self.capacity.running_tokens() + self.pending.load(Ordering::Acquire);
         Some(Duration::from_secs_f64(ahead as f64 / rate))
     }
 

@@ -1,5 +1,6 @@
 //! The batcher loop: drives the pure [`Queue`] state with arrivals, the oldest input's deadline and
-//! the worker's idle signal. While the worker runs one batch, the next one gathers.
+//! the model instances' idle signals. A batch closes only when an instance is idle and goes to that
+//! instance; while every instance runs one, the next one gathers (so batches still form under load).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +19,13 @@ const SWEEP: Duration = Duration::from_millis(50);
 
 pub async fn run(
     mut arrivals: mpsc::Receiver<Entry<Queued>>,
-    worker: WorkerHandle,
+    mut worker: WorkerHandle,
     limits: Limits,
     metrics: Arc<Metrics>,
 ) {
     let mut queue: Queue<Queued> = Queue::new(limits);
-    let mut idle = false;
+    // Instances waiting for a batch; the most recently idle is used first (its caches are warm).
+    let mut idle: Vec<usize> = Vec::with_capacity(worker.instances());
     let mut open = true;
     loop {
         let now = Instant::now();
@@ -36,7 +38,7 @@ pub async fn run(
                 Dropped::Cancelled => metrics.cancelled.inc(),
             }
         }
-        if idle {
+        if let Some(&instance) = idle.last() {
             // Shutting down: nothing more will arrive, so do not wait for batch-mates.
             let batch = if open { queue.next_batch(now) } else { Some(queue.take()).filter(|b| !b.is_empty()) };
             if let Some(batch) = batch {
@@ -49,10 +51,13 @@ pub async fn run(
                         Job { queue_wait: waited, ..e.payload.job }
                     })
                     .collect();
-                idle = false;
-                if worker.send(Batch { jobs }).await.is_err() {
-                    tracing::error!("worker is gone; batcher stops");
-                    return;
+                idle.pop();
+                if let Err(batch) = worker.send(instance, Batch { jobs }).await {
+                    // Its thread ended (a bug: liveness now fails); the others keep serving.
+                    tracing::error!(instance, "worker instance is gone; its batch fails");
+                    for job in batch.jobs {
+                        let _ = job.reply.send(Err(WorkerError::Model("the worker instance stopped".into())));
+                    }
                 }
                 continue;
             }
@@ -61,7 +66,7 @@ pub async fn run(
             break;
         }
         let wake = match queue.deadline() {
-            Some(deadline) if idle => deadline.min(now + SWEEP),
+            Some(deadline) if !idle.is_empty() => deadline.min(now + SWEEP),
             Some(_) => now + SWEEP,
             None => now + Duration::from_secs(3600),
         };
@@ -76,10 +81,16 @@ pub async fn run(
                 }
                 None => open = false,
             },
-            () = worker.until_idle(), if !idle => idle = true,
+            instance = worker.next_idle() => match instance {
+                Some(instance) => idle.push(instance),
+                None => {
+                    tracing::error!("every worker instance is gone; batcher stops");
+                    return;
+                }
+            },
             () = tokio::time::sleep_until(wake) => {}
         }
     }
-    // Dropping `worker` here closes its channel; the thread ends after its last batch.
+    // Dropping `worker` here closes its channels; each instance thread ends after its last batch.
     tracing::info!("batcher stopped");
 }

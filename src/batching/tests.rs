@@ -1,11 +1,14 @@
 //! The batcher loop and the worker together, with a fake model behind the worker's seam and
 //! tokio's paused clock: batches close on size, token budget and the oldest input's deadline;
 //! expired and cancelled inputs never reach the model; a panicking batch fails only its own
-//! inputs; a drain runs what is queued. Queue waits are read in virtual time, so the assertions
+//! inputs; a drain runs what is queued; with several model instances, batches run side by side, a
+//! panic in one instance leaves the others serving, and admission counts every instance's rate.
+//! Queue waits are read in virtual time, so the assertions
 //! are exact and the tests take milliseconds. (The paused clock only advances on its own while
 //! every task is idle; while the worker thread computes, it may, so exact waits are asserted only
 //! for batches that close while the worker is idle.)
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -14,26 +17,45 @@ use tokio::time::Instant;
 use super::{BatchPolicy, Batcher, BatcherConfig, Limits, QueuedInput, Reply};
 use crate::model::{ModelInput, RawOutput};
 use crate::telemetry::Metrics;
-use crate::worker::{self, Answer, BatchModel, WorkerError, WorkerStatus};
+use crate::worker::{self, Answer, BatchModel, Capacity, WorkerError, WorkerStatus};
 
 /// A token id that makes the fake model panic.
 const POISON: u32 = 666;
+/// A token id whose batch waits while the fake model holds only gated batches.
+const GATED: u32 = 500;
 
-/// Records the first token of every input of every batch; can be held shut; panics on [`POISON`].
+/// Which batches the fake model holds.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Hold {
+    #[default]
+    None,
+    All,
+    /// Only batches with a [`GATED`] input.
+    Gated,
+}
+
+/// Records the first token of every input of every batch; can be held shut; panics on [`POISON`]
+/// at once (held or not). Clones share everything: they are the instances of one model.
 #[derive(Clone, Default)]
 struct FakeModel {
     batches: Arc<Mutex<Vec<Vec<u32>>>>,
-    /// `true` while batches must wait.
-    shut: Arc<(Mutex<bool>, Condvar)>,
+    /// Forward calls entered so far (held ones included).
+    entered: Arc<AtomicUsize>,
+    /// Which batches must wait.
+    shut: Arc<(Mutex<Hold>, Condvar)>,
 }
 
 impl FakeModel {
     fn hold(&self) {
-        *self.shut.0.lock().unwrap() = true;
+        *self.shut.0.lock().unwrap() = Hold::All;
+    }
+
+    fn hold_gated(&self) {
+        *self.shut.0.lock().unwrap() = Hold::Gated;
     }
 
     fn release(&self) {
-        *self.shut.0.lock().unwrap() = false;
+        *self.shut.0.lock().unwrap() = Hold::None;
         self.shut.1.notify_all();
     }
 
@@ -44,10 +66,13 @@ impl FakeModel {
 
 impl BatchModel for FakeModel {
     fn forward(&self, inputs: &[ModelInput<'_>]) -> candle_core::Result<Vec<RawOutput>> {
-        let (lock, wake) = &*self.shut;
-        drop(wake.wait_while(lock.lock().unwrap(), |shut| *shut).unwrap());
+        self.entered.fetch_add(1, Ordering::SeqCst);
         let firsts: Vec<u32> = inputs.iter().map(|i| i.ids[0]).collect();
         assert!(!firsts.contains(&POISON), "fake model: poisoned input");
+        let (lock, wake) = &*self.shut;
+        let gated = firsts.contains(&GATED);
+        let wait = |hold: &mut Hold| *hold == Hold::All || (*hold == Hold::Gated && gated);
+        drop(wake.wait_while(lock.lock().unwrap(), wait).unwrap());
         self.batches.lock().unwrap().push(firsts.clone());
         Ok(firsts.into_iter().map(|id| RawOutput::Logits(vec![id as f32])).collect())
     }
@@ -59,12 +84,19 @@ struct Rig {
     worker: Arc<WorkerStatus>,
     model: FakeModel,
     metrics: Arc<Metrics>,
+    capacity: Arc<Capacity>,
 }
 
 fn rig(max_batch_size: usize, max_batch_tokens: usize, max_wait_ms: u64) -> Rig {
+    rig_with(1, max_batch_size, max_batch_tokens, max_wait_ms)
+}
+
+/// A rig whose worker runs `instances` instances of one fake model.
+fn rig_with(instances: usize, max_batch_size: usize, max_batch_tokens: usize, max_wait_ms: u64) -> Rig {
     let metrics = Arc::new(Metrics::new());
     let model = FakeModel::default();
-    let (handle, worker) = worker::spawn(model.clone(), metrics.clone()).unwrap();
+    let (handle, worker) = worker::spawn(vec![model.clone(); instances], 0, metrics.clone()).unwrap();
+    let capacity = handle.capacity();
     let limits = Limits {
         max_batch_size,
         max_batch_tokens,
@@ -73,7 +105,18 @@ fn rig(max_batch_size: usize, max_batch_tokens: usize, max_wait_ms: u64) -> Rig 
     };
     let config = BatcherConfig { limits, max_queue: 64, max_queue_tokens: 10_000 };
     let (batcher, task) = Batcher::start(config, handle, metrics.clone());
-    Rig { batcher, task, worker, model, metrics }
+    Rig { batcher, task, worker, model, metrics, capacity }
+}
+
+/// Lets the batcher and the worker threads run until `done` holds (real time: the threads compute
+/// outside the paused clock); fails after 10 s instead of hanging.
+async fn until(done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the worker never got there");
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Queues an input of `tokens` tokens whose first token is `id`, expiring after `ttl`.
@@ -186,6 +229,85 @@ async fn a_drain_runs_what_is_queued_then_stops_the_worker() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn instances_run_batches_side_by_side() {
+    let rig = rig_with(2, 1, 1000, 0);
+    rig.model.hold();
+    let replies = vec![submit(&rig.batcher, 1, 4, LONG), submit(&rig.batcher, 2, 4, LONG)];
+    // Both batches are on the model at once: one instance could only hold one of them.
+    until(|| rig.model.entered.load(Ordering::SeqCst) == 2).await;
+    assert_eq!(rig.metrics.worker_instances_busy.get(), 2);
+    assert_eq!(rig.metrics.worker_instances.get(), 2);
+    rig.model.release();
+    let answers = futures_join(replies).await;
+    assert!(matches!(answers[1].output, RawOutput::Logits(ref l) if l == &[2.0]));
+    let mut batches = rig.model.batches();
+    batches.sort();
+    assert_eq!(batches, vec![vec![1], vec![2]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_waits_for_an_idle_instance_and_gathers_meanwhile() {
+    let rig = rig_with(2, 8, 1000, 0);
+    rig.model.hold();
+    let first = vec![submit(&rig.batcher, 1, 4, LONG)];
+    until(|| rig.model.entered.load(Ordering::SeqCst) == 1).await;
+    let second = vec![submit(&rig.batcher, 2, 4, LONG)];
+    until(|| rig.model.entered.load(Ordering::SeqCst) == 2).await;
+    // Both instances busy: these two gather into one batch instead of going out one by one.
+    let third = vec![submit(&rig.batcher, 3, 4, LONG), submit(&rig.batcher, 4, 4, LONG)];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rig.model.entered.load(Ordering::SeqCst), 2, "no instance was idle");
+    rig.model.release();
+    for replies in [first, second] {
+        futures_join(replies).await;
+    }
+    let answers = futures_join(third).await;
+    assert_eq!((answers[0].batch_size, answers[1].batch_size), (2, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_one_instance_leaves_the_others_serving() {
+    let rig = rig_with(2, 1, 1000, 0);
+    rig.model.hold_gated();
+    // One instance takes the gated input and is held there.
+    let held = submit(&rig.batcher, GATED, 4, LONG);
+    until(|| rig.model.entered.load(Ordering::SeqCst) == 1).await;
+    // The other one panics on its batch: only that input fails.
+    let poisoned = submit(&rig.batcher, POISON, 4, LONG);
+    assert!(matches!(poisoned.await, Ok(Err(WorkerError::Panicked(text))) if text.contains("poisoned")));
+    assert_eq!(rig.metrics.worker_panics.get(), 1);
+    // The instance that panicked serves the next batch, while the first one is still held.
+    let next = answer(submit(&rig.batcher, 7, 4, LONG)).await;
+    assert!(matches!(next.output, RawOutput::Logits(ref l) if l == &[7.0]));
+    // The held instance was never disturbed.
+    rig.model.release();
+    assert!(matches!(answer(held).await.output, RawOutput::Logits(ref l) if l == &[GATED as f32]));
+    assert!(rig.worker.is_alive(), "every instance thread survives");
+}
+
+#[tokio::test(start_paused = true)]
+async fn admission_predicts_waits_at_every_instances_rate() {
+    let rig = rig_with(2, 1, 1000, 0);
+    // One instance measured 1,000 tokens/s; the other, not yet measured, counts as its equal.
+    rig.capacity.instance(0).record(1000, 1.0);
+    assert_eq!(rig.capacity.tokens_per_second(), Some(2000.0));
+    rig.model.hold();
+    let running = vec![submit(&rig.batcher, 1, 100, LONG), submit(&rig.batcher, 2, 100, LONG)];
+    until(|| rig.model.entered.load(Ordering::SeqCst) == 2).await;
+    let queued: Vec<Reply> = (3..=5).map(|id| submit(&rig.batcher, id, 100, LONG)).collect();
+    // 200 tokens running on the two instances and 300 queued, at 2 × 1,000 tokens/s: 250 ms, half
+    // what one instance would take.
+    assert_eq!(rig.capacity.running_tokens(), 200);
+    assert_eq!(rig.batcher.queued_tokens(), 300);
+    assert_eq!(rig.batcher.predicted_wait(), Some(Duration::from_millis(250)));
+    // A request with 100 ms left is refused; Retry-After is rounded up to whole seconds.
+    assert_eq!(rig.batcher.overloaded(Duration::from_millis(100)).retry_after, Duration::from_secs(1));
+    rig.model.release();
+    futures_join(running).await;
+    futures_join(queued).await;
 }
 
 /// Awaits every reply in order.

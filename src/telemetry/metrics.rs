@@ -27,6 +27,10 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub model_loaded: IntGauge,
     pub worker_alive: IntGauge,
+    pub worker_instances: IntGauge,
+    pub worker_instances_busy: IntGauge,
+    /// Batches run, by model instance (`instance="0"`, ...).
+    pub worker_batches: IntCounterVec,
     build_info: IntGaugeVec,
 }
 
@@ -71,6 +75,12 @@ impl Metrics {
         )
         .expect("valid histogram");
         registry.register(Box::new(request_duration.clone())).expect("unique metric");
+        let worker_batches = IntCounterVec::new(
+            Opts::new("pipeserve_worker_batches_total", "Batches run, by model instance."),
+            &["instance"],
+        )
+        .expect("valid counter");
+        registry.register(Box::new(worker_batches.clone())).expect("unique metric");
         let build_info = IntGaugeVec::new(
             Opts::new("pipeserve_build_info", "Version and loaded model; always 1."),
             &["version", "model", "task", "device", "dtype"],
@@ -87,7 +97,7 @@ impl Metrics {
             ),
             throughput: gauge(
                 "pipeserve_throughput_tokens_per_second",
-                "The worker's measured model rate (moving average), which admission predicts waits from.",
+                "The instances' summed measured model rate (moving average), which admission predicts waits from.",
             ),
             queue_wait: histogram("pipeserve_queue_wait_seconds", "Time an input waited in the queue.", LATENCY),
             batch_size: histogram("pipeserve_batch_size", "Inputs per model batch.", BATCH_SIZE),
@@ -117,7 +127,10 @@ impl Metrics {
             ),
             ready: gauge("pipeserve_ready", "1 when the server is ready for traffic."),
             model_loaded: gauge("pipeserve_model_loaded", "1 once the model is loaded and warmed; 0 while it loads."),
-            worker_alive: gauge("pipeserve_worker_alive", "1 while the model worker thread runs."),
+            worker_alive: gauge("pipeserve_worker_alive", "1 while every model worker thread (instance) runs."),
+            worker_instances: gauge("pipeserve_worker_instances", "Model instances (--instances)."),
+            worker_instances_busy: gauge("pipeserve_worker_instances_busy", "Model instances running a batch now."),
+            worker_batches,
             build_info,
             registry,
         }
@@ -142,6 +155,9 @@ impl Metrics {
         }
         for c in [&self.shed, &self.expired, &self.cancelled, &self.worker_panics] {
             c.reset();
+        }
+        for i in 0..self.worker_instances.get() {
+            self.worker_batches.with_label_values(&[i.to_string()]).reset();
         }
     }
 

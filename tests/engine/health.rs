@@ -19,7 +19,7 @@ async fn liveness_fails_once_the_worker_thread_is_gone() {
     // Loading: live, not ready, and the gauges say so.
     assert!(health.is_live() && !health.is_ready() && !health.is_loaded());
     assert!(metrics.render().contains("pipeserve_model_loaded 0"));
-    let (handle, status) = worker::spawn(loaded.model, metrics.clone()).unwrap();
+    let (mut handle, status) = worker::spawn(vec![loaded.model], 0, metrics.clone()).unwrap();
     health.set_loaded(status.clone());
     assert!(health.is_live() && health.is_ready());
     assert!(metrics.render().contains("pipeserve_model_loaded 1"));
@@ -27,7 +27,7 @@ async fn liveness_fails_once_the_worker_thread_is_gone() {
     // The worker answers a job on its thread.
     let encoded = loaded.tokenizer.encode("hello there", false).unwrap();
     let (reply, answer) = oneshot::channel();
-    handle.until_idle().await;
+    let instance = handle.next_idle().await.unwrap();
     let job = Job {
         ids: encoded.ids.clone(),
         type_ids: encoded.type_ids.clone(),
@@ -36,7 +36,7 @@ async fn liveness_fails_once_the_worker_thread_is_gone() {
         span: tracing::Span::none(),
         queue_wait: std::time::Duration::ZERO,
     };
-    assert!(handle.send(Batch { jobs: vec![job] }).await.is_ok());
+    assert!(handle.send(instance, Batch { jobs: vec![job] }).await.is_ok());
     let answer = answer.await.unwrap().unwrap();
     assert!(matches!(answer.output, RawOutput::Logits(ref l) if l.len() == 2));
     assert_eq!(answer.batch_size, 1);

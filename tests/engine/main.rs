@@ -10,5 +10,6 @@ mod batch_invariance;
 mod golden;
 mod gpu;
 mod health;
+mod instances;
 mod int8;
 mod parse_properties;

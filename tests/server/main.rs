@@ -10,6 +10,7 @@ mod clients;
 mod drain;
 mod faults;
 mod hardening;
+mod instances;
 mod loading;
 mod logs;
 mod routes;

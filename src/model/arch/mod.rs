@@ -29,8 +29,9 @@ pub struct PaddedBatch {
     pub mask: Tensor,
 }
 
-/// An encoder: token ids in, one hidden state per token out (`batch × seq × hidden`).
-pub trait Encoder: Send {
+/// An encoder: token ids in, one hidden state per token out (`batch × seq × hidden`). `Sync`: model
+/// instances share one encoder (`--instances`).
+pub trait Encoder: Send + Sync {
     fn forward(&self, batch: &PaddedBatch) -> Result<Tensor>;
 }
 
