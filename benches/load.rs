@@ -252,7 +252,7 @@ fn main() {
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
         // The server inherits this process's thread settings (for one instance): give it those it
         // would choose itself for its instances.
-        let threads = pipeserve::threads::environment(pipeserve::threads::per_instance(0, instances));
+        let threads = pipeserve::threads::environment(pipeserve::threads::per_instance(0, instances, 0));
         let threads: Vec<(&str, String)> = threads.into_iter().map(|(k, v)| (k, v.to_string())).collect();
         let env: Vec<(&str, &str)> = threads.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let server = Server::launch(&model, &arg_refs, &env, "ready");

@@ -186,6 +186,12 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_MODEL_THREADS", default_value_t = 0)]
     pub model_threads: usize,
 
+    /// Cores the server may use for the model (0: those the OS gives the process, a cgroup CPU
+    /// limit included), split between the `--instances` when `--model-threads` is not set. The
+    /// chart sets it to the pod's CPU request, which the OS does not report.
+    #[arg(long, env = "PIPESERVE_CPUS", default_value_t = 0)]
+    pub cpus: usize,
+
     /// Model instances (Triton's instance groups): batches that run at the same time, each on a
     /// view of the same weights (loaded once and shared read-only, so memory grows by activations
     /// only). The batcher hands each batch to an idle instance; a panic in one fails only its own
@@ -379,7 +385,7 @@ impl Config {
 
     /// Math threads per model instance (`--model-threads`, else the cores split between instances).
     pub fn model_threads_per_instance(&self) -> usize {
-        crate::threads::per_instance(self.model_threads, self.instances as usize)
+        crate::threads::per_instance(self.model_threads, self.instances as usize, self.cpus)
     }
 
     /// The worker's instances and each one's math thread pool.
@@ -588,6 +594,11 @@ mod tests {
         assert_eq!((two.worker().instances, two.model_threads_per_instance()), (2, (cores / 2).max(1)));
         assert_eq!(parse(&["--instances", "64"]).model_threads_per_instance(), 1, "at least one each");
         assert_eq!(parse(&["--instances", "2", "--model-threads", "3"]).model_threads_per_instance(), 3);
+        // The chart's CPU request, split between the instances; --model-threads still wins.
+        assert_eq!(parse(&["--cpus", "4"]).model_threads_per_instance(), 4);
+        assert_eq!(parse(&["--cpus", "4", "--instances", "2"]).model_threads_per_instance(), 2);
+        assert_eq!(parse(&["--cpus", "3", "--instances", "4"]).model_threads_per_instance(), 1);
+        assert_eq!(parse(&["--cpus", "4", "--instances", "2", "--model-threads", "3"]).model_threads_per_instance(), 3);
         assert_eq!(two.infer().worker, two.worker());
         assert!(Config::try_parse_from(["pipeserve", "--model", "m", "--instances", "0"]).is_err());
     }

@@ -17,13 +17,13 @@
 //! element-wise ops of two instances never queue behind each other on one pool; MKL's OpenMP
 //! runtime gives every calling thread a team of its own, `OMP_NUM_THREADS` wide.
 
-/// Math threads per model instance: `model_threads` when set, else the cores split evenly between
-/// the instances (at least one each).
-pub fn per_instance(model_threads: usize, instances: usize) -> usize {
+/// Math threads per model instance: `model_threads` when set, else `cpus` (0: the cores the OS
+/// gives the process) split evenly between the instances (at least one each).
+pub fn per_instance(model_threads: usize, instances: usize, cpus: usize) -> usize {
     if model_threads > 0 {
         return model_threads;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = if cpus > 0 { cpus } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
     (cores / instances.max(1)).max(1)
 }
 
