@@ -204,14 +204,28 @@ impl Infer {
 
     /// Refuses at once when no input can be admitted, or when the work already queued would not
     /// be done by `deadline` at the worker's measured rate (the edge calls it before reading a
-    /// body, [`Infer::run`] again before tokenizing).
+    /// body, [`Infer::run`] again before tokenizing, with the request's own work).
     pub fn shed(&self, deadline: Instant) -> Result<(), InferError> {
+        self.shed_for(deadline, 0)
+    }
+
+    /// [`Infer::shed`] for a request of at most `own_tokens`: it waits for what the queue's fair
+    /// order runs before it (about as much of each request ahead as its own size, not their whole
+    /// backlog), and behind other work it is admitted only when that wait and its own work should
+    /// both be done by `deadline`. So a small request still fits where large ones do not, instead
+    /// of whoever retries fastest taking every freed place. On an idle server a request is admitted
+    /// whatever its size (its own estimate never refuses it alone).
+    fn shed_for(&self, deadline: Instant, own_tokens: usize) -> Result<(), InferError> {
         let batcher = &self.inner.batcher;
         let budget = deadline.saturating_duration_since(Instant::now());
-        let late = batcher.predicted_wait().is_some_and(|wait| wait > budget);
+        let wait = batcher.fair_wait(own_tokens, self.inner.tokenizer.max_len());
+        let late = wait.is_some_and(|wait| {
+            let own = batcher.predicted_time(own_tokens).unwrap_or_default();
+            wait > budget || (!wait.is_zero() && wait + own > budget)
+        });
         if batcher.is_full() || late {
             self.inner.metrics.shed.inc();
-            return Err(batcher.overloaded(budget).into());
+            return Err(Batcher::refusal(wait.unwrap_or_default(), budget).into());
         }
         Ok(())
     }
@@ -238,7 +252,8 @@ impl Infer {
             self.check_top_k(&params)?;
             params.truncate = Some(params.truncate.unwrap_or(inner.settings.auto_truncate));
             // Admission before tokenization: a full or late queue costs neither tokenizer nor model.
-            self.shed(deadline)?;
+            let own = inputs.iter().map(|i| i.token_bound(inner.tokenizer.max_len())).sum();
+            self.shed_for(deadline, own)?;
             let budget = deadline.saturating_duration_since(Instant::now());
             inner.batcher.admit(inputs.len(), budget).map_err(|e| {
                 inner.metrics.shed.inc();
@@ -246,10 +261,10 @@ impl Infer {
             })
         })?;
 
-        // Until its tokens are counted in the queue, the request's work counts as pending (at most
+        // Until its tokens are counted in the queue, the request's work counts at its bound (at most
         // `max_len` tokens per input), so admission sees work still being tokenized ahead of it.
         let max_len = inner.tokenizer.max_len();
-        let pending = inner.batcher.pending(inputs.iter().map(|i| i.token_bound(max_len)).sum());
+        let flow = inner.batcher.flow(inputs.iter().map(|i| i.token_bound(max_len)).sum());
         let params = Arc::new(params);
         let encoded = {
             let (service, params, gone) = (self.inner.clone(), params.clone(), abandoned.flag());
@@ -293,9 +308,8 @@ impl Infer {
         if bytes > inner.settings.max_response_bytes {
             return Err(InferError::ResponseTooLarge { bytes, max: inner.settings.max_response_bytes });
         }
-        drop(pending);
         let budget = deadline.saturating_duration_since(Instant::now());
-        inner.batcher.reserve_tokens(&mut slots, &costs, budget).map_err(|e| {
+        inner.batcher.reserve_tokens(&flow, &mut slots, &costs, budget).map_err(|e| {
             inner.metrics.shed.inc();
             InferError::from(e)
         })?;

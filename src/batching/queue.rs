@@ -1,8 +1,14 @@
 //! The batching decisions as plain state: push inputs, drop the ones nobody waits for, and close a
 //! batch under a size cap, a padded-token budget and ONE deadline counted from the oldest input.
 //! No runtime, no model: the async loop in `task.rs` only drives it.
+//!
+//! The queue is kept in start-time fair queuing order (Goyal et al., SFQ) with each request as a
+//! flow and tokens as its cost: a request's first input starts at the queue's virtual time, each
+//! next one where the previous ended. A request of one input is thus served in arrival order, and
+//! one of many inputs interleaves with the others instead of holding the model for all of them: a
+//! small request waits for about one input of every request ahead, not for their whole backlog.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -30,9 +36,22 @@ pub struct Entry<T> {
     pub enqueued: Instant,
     /// When its request times out; after it the input is dropped before it costs compute.
     pub expires: Instant,
-    /// Batches that took a younger input and not this one (the length policy's overtaking).
+    /// Batches that took an input later in the queue's order and not this one (the length
+    /// policy's overtaking).
     pub skipped: u32,
+    /// The request it belongs to, and the tokens of that request's inputs before it.
+    flow: u64,
+    offset: usize,
+    /// Its virtual start time (set when queued): the queue's order.
+    start: u64,
     pub payload: T,
+}
+
+impl<T> Entry<T> {
+    /// Input `tokens` of request `flow`, after `offset` tokens of the same request's inputs.
+    pub fn new(tokens: usize, enqueued: Instant, expires: Instant, flow: u64, offset: usize, payload: T) -> Self {
+        Self { tokens, enqueued, expires, skipped: 0, flow, offset, start: 0, payload }
+    }
 }
 
 /// Batches that may overtake an input before the length policy builds the next batch around it:
@@ -56,20 +75,41 @@ pub struct Limits {
     pub policy: BatchPolicy,
 }
 
-/// Inputs waiting for the model, oldest first.
+/// Inputs waiting for the model, in virtual start order (arrival order between requests).
 #[derive(Debug)]
 pub struct Queue<T> {
     entries: VecDeque<Entry<T>>,
     limits: Limits,
+    /// The start of the latest batch's first input: where a newly arriving request starts.
+    virtual_time: u64,
+    /// Requests with inputs queued: their virtual start and how many inputs are queued.
+    flows: HashMap<u64, (u64, usize)>,
 }
 
 impl<T> Queue<T> {
     pub fn new(limits: Limits) -> Self {
-        Self { entries: VecDeque::new(), limits }
+        Self { entries: VecDeque::new(), limits, virtual_time: 0, flows: HashMap::new() }
     }
 
-    pub fn push(&mut self, entry: Entry<T>) {
-        self.entries.push_back(entry);
+    /// Queues `entry` at its virtual start: its request's start (the virtual time when the
+    /// request's first queued input came) plus the tokens of the request's inputs before it; after
+    /// every entry with the same start, so equal starts keep arrival order.
+    pub fn push(&mut self, mut entry: Entry<T>) {
+        let flow = self.flows.entry(entry.flow).or_insert((self.virtual_time, 0));
+        flow.1 += 1;
+        entry.start = flow.0 + entry.offset as u64;
+        let at = self.entries.partition_point(|e| e.start <= entry.start);
+        self.entries.insert(at, entry);
+    }
+
+    /// Forgets a request once none of its inputs is queued.
+    fn left(&mut self, flow: u64) {
+        if let Some(f) = self.flows.get_mut(&flow) {
+            f.1 -= 1;
+            if f.1 == 0 {
+                self.flows.remove(&flow);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -95,12 +135,15 @@ impl<T> Queue<T> {
             }
         }
         self.entries = kept;
+        for (e, _) in &dropped {
+            self.left(e.flow);
+        }
         dropped
     }
 
     /// When the oldest entry's wait for batch-mates ends.
     pub fn deadline(&self) -> Option<Instant> {
-        self.entries.front().map(|e| e.enqueued + self.limits.max_wait)
+        self.entries.iter().map(|e| e.enqueued).min().map(|oldest| oldest + self.limits.max_wait)
     }
 
     /// Whether a batch should close now: the deadline passed, or waiting cannot make it bigger
@@ -128,7 +171,11 @@ impl<T> Queue<T> {
     pub fn take(&mut self) -> Vec<Entry<T>> {
         let mut picked = self.pick();
         picked.sort_unstable();
-        // Every input older than the youngest one taken, and not taken, was overtaken once more.
+        // Requests arriving from now on start where this batch starts.
+        if let Some(&first) = picked.first() {
+            self.virtual_time = self.virtual_time.max(self.entries[first].start);
+        }
+        // Every input before the last one taken, and not taken, was overtaken once more.
         if let Some(&youngest) = picked.last() {
             for (i, e) in self.entries.iter_mut().enumerate().take(youngest) {
                 if picked.binary_search(&i).is_err() {
@@ -139,6 +186,9 @@ impl<T> Queue<T> {
         // Remove from the back so earlier indices stay valid.
         let mut batch: Vec<Entry<T>> = picked.iter().rev().filter_map(|&i| self.entries.remove(i)).collect();
         batch.reverse();
+        for e in &batch {
+            self.left(e.flow);
+        }
         batch
     }
 
@@ -189,8 +239,60 @@ mod tests {
         Limits { max_batch_size: size, max_batch_tokens: tokens, max_wait: Duration::from_millis(wait_ms), policy }
     }
 
+    /// One input of a request of its own (`id`).
     fn entry(tokens: usize, at: Instant, id: u32) -> Entry<u32> {
-        Entry { tokens, enqueued: at, expires: at + Duration::from_secs(30), skipped: 0, payload: id }
+        Entry::new(tokens, at, at + Duration::from_secs(30), u64::from(id), 0, id)
+    }
+
+    /// The inputs of request `flow`, `tokens` each, with ids `first..`.
+    fn request(flow: u64, inputs: u32, tokens: usize, at: Instant, first: u32) -> Vec<Entry<u32>> {
+        (0..inputs)
+            .map(|i| Entry::new(tokens, at, at + Duration::from_secs(30), flow, i as usize * tokens, first + i))
+            .collect()
+    }
+
+    #[test]
+    fn a_small_request_waits_for_one_input_of_each_request_ahead_not_their_backlog() {
+        let t0 = Instant::now();
+        for policy in [BatchPolicy::Fifo, BatchPolicy::Length] {
+            let mut q = Queue::new(limits(2, 10_000, 0, policy));
+            // Two heavy requests of four 500-token inputs (ids 10.., 20..), then a small one (99).
+            request(1, 4, 500, t0, 10).into_iter().for_each(|e| q.push(e));
+            request(2, 4, 500, t0, 20).into_iter().for_each(|e| q.push(e));
+            q.push(Entry::new(8, t0, t0 + Duration::from_secs(30), 3, 0, 99));
+            let first = ids(&q.next_batch(t0).unwrap());
+            assert_eq!(first, vec![10, 20], "{policy:?}: each request's first input");
+            let second = ids(&q.next_batch(t0).unwrap());
+            assert!(second.contains(&99), "{policy:?}: the small request is in the second batch, got {second:?}");
+            // A request arriving now starts where the last batch started: after the inputs already
+            // at that virtual time, before the heavy requests' later inputs.
+            q.push(Entry::new(8, t0, t0 + Duration::from_secs(30), 4, 0, 98));
+            let mut rest = Vec::new();
+            while let Some(batch) = q.next_batch(t0) {
+                rest.extend(ids(&batch));
+            }
+            let late = rest.iter().position(|&id| id == 98).unwrap();
+            assert!(late <= 2, "{policy:?}: the later small request runs within a batch or so: {rest:?}");
+            assert_eq!(rest.len() + first.len() + second.len(), 10);
+        }
+    }
+
+    #[test]
+    fn a_requests_inputs_keep_their_order_and_single_inputs_keep_arrival_order() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(1, 10_000, 0, BatchPolicy::Fifo));
+        request(7, 3, 100, t0, 70).into_iter().for_each(|e| q.push(e));
+        let mut order = Vec::new();
+        while let Some(batch) = q.next_batch(t0) {
+            order.extend(ids(&batch));
+        }
+        assert_eq!(order, vec![70, 71, 72]);
+        for id in [1, 2, 3] {
+            q.push(entry(5, t0, id));
+        }
+        let order: Vec<u32> = std::iter::from_fn(|| q.next_batch(t0)).flat_map(|b| ids(&b)).collect();
+        assert_eq!(order, vec![1, 2, 3]);
+        assert!(q.flows.is_empty(), "requests are forgotten once their inputs left");
     }
 
     fn ids(batch: &[Entry<u32>]) -> Vec<u32> {

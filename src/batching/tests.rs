@@ -93,16 +93,21 @@ fn rig(max_batch_size: usize, max_batch_tokens: usize, max_wait_ms: u64) -> Rig 
 
 /// A rig whose worker runs `instances` instances of one fake model.
 fn rig_with(instances: usize, max_batch_size: usize, max_batch_tokens: usize, max_wait_ms: u64) -> Rig {
+    rig_with_policy(instances, max_batch_size, max_batch_tokens, max_wait_ms, BatchPolicy::Fifo)
+}
+
+fn rig_with_policy(
+    instances: usize,
+    max_batch_size: usize,
+    max_batch_tokens: usize,
+    max_wait_ms: u64,
+    policy: BatchPolicy,
+) -> Rig {
     let metrics = Arc::new(Metrics::new());
     let model = FakeModel::default();
     let (handle, worker) = worker::spawn(vec![model.clone(); instances], 0, metrics.clone()).unwrap();
     let capacity = handle.capacity();
-    let limits = Limits {
-        max_batch_size,
-        max_batch_tokens,
-        max_wait: Duration::from_millis(max_wait_ms),
-        policy: BatchPolicy::Fifo,
-    };
+    let limits = Limits { max_batch_size, max_batch_tokens, max_wait: Duration::from_millis(max_wait_ms), policy };
     let config = BatcherConfig { limits, max_queue: 64, max_queue_tokens: 10_000 };
     let (batcher, task) = Batcher::start(config, handle, metrics.clone());
     Rig { batcher, task, worker, model, metrics, capacity }
@@ -122,7 +127,9 @@ async fn until(done: impl Fn() -> bool) {
 /// Queues an input of `tokens` tokens whose first token is `id`, expiring after `ttl`.
 fn submit(batcher: &Batcher, id: u32, tokens: usize, ttl: Duration) -> Reply {
     let mut slots = batcher.admit(1, ttl).unwrap();
-    batcher.reserve_tokens(&mut slots, &[tokens], ttl).unwrap();
+    // A request of its own; its slot keeps its work counted while it is queued.
+    let flow = batcher.flow(tokens);
+    batcher.reserve_tokens(&flow, &mut slots, &[tokens], ttl).unwrap();
     let mut ids = vec![id];
     ids.resize(tokens, 1);
     let input = QueuedInput { ids, type_ids: vec![0; tokens], top_k: None };
@@ -308,6 +315,67 @@ async fn admission_predicts_waits_at_every_instances_rate() {
     rig.model.release();
     futures_join(running).await;
     futures_join(queued).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_the_length_policy_admission_counts_one_overtaking_batch() {
+    let rig = rig_with_policy(1, 1, 150, 0, BatchPolicy::Length);
+    rig.capacity.instance(0).record(1000, 1.0);
+    // Nothing queued: a new input is the oldest, nothing can overtake it.
+    assert_eq!(rig.batcher.predicted_wait(), Some(Duration::ZERO));
+    rig.model.hold();
+    let running = submit(&rig.batcher, 1, 100, LONG);
+    until(|| rig.model.entered.load(Ordering::SeqCst) == 1).await;
+    let queued = submit(&rig.batcher, 2, 100, LONG);
+    until(|| rig.batcher.queued_tokens() == 100).await;
+    // 100 running + 100 queued + one batch of inputs that may overtake a new one (at most the
+    // 150-token budget, and no more than the 100 tokens admitted), at 1,000 tokens/s.
+    assert_eq!(rig.batcher.predicted_wait(), Some(Duration::from_millis(300)));
+    // With 200 tokens queued the overtaking batch counts in full: 100 + 200 + 150.
+    let more = submit(&rig.batcher, 3, 100, LONG);
+    until(|| rig.batcher.queued_tokens() == 200).await;
+    assert_eq!(rig.batcher.predicted_wait(), Some(Duration::from_millis(450)));
+    rig.model.release();
+    answer(running).await;
+    answer(queued).await;
+    answer(more).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_small_request_is_charged_its_fair_share_of_the_work_ahead_not_the_backlog() {
+    let rig = rig_with(1, 1, 1000, 0);
+    rig.capacity.instance(0).record(1000, 1.0);
+    rig.model.hold();
+    let running = submit(&rig.batcher, 1, 100, LONG);
+    until(|| rig.model.entered.load(Ordering::SeqCst) == 1).await;
+    // One heavy request of four 250-token inputs, queued behind the running input.
+    let mut slots = rig.batcher.admit(4, LONG).unwrap();
+    let heavy = rig.batcher.flow(4 * 256);
+    rig.batcher.reserve_tokens(&heavy, &mut slots, &[250; 4], LONG).unwrap();
+    let replies: Vec<Reply> = slots
+        .into_iter()
+        .map(|slot| {
+            let input = QueuedInput { ids: vec![2; 250], type_ids: vec![0; 250], top_k: None };
+            rig.batcher.submit(slot, input, Instant::now() + LONG).unwrap()
+        })
+        .collect();
+    until(|| rig.batcher.queued_tokens() == 1000).await;
+    // Behind everything: 100 running + 1,000 queued at 1,000 tokens/s.
+    assert_eq!(rig.batcher.predicted_wait(), Some(Duration::from_millis(1100)));
+    // A 10-token request (inputs of at most 250) waits for the running input and about as much of
+    // the heavy request as its own size plus one input: 100 + min(1000, 260).
+    assert_eq!(rig.batcher.fair_wait(10, 250), Some(Duration::from_millis(360)));
+    // A request as large as the heavy one is charged all of it.
+    assert_eq!(rig.batcher.fair_wait(1000, 250), Some(Duration::from_millis(1100)));
+    // Work still being tokenized counts at its bound, fairly too.
+    let tokenizing = rig.batcher.flow(5000);
+    assert_eq!(rig.batcher.fair_wait(10, 250), Some(Duration::from_millis(620)));
+    drop(tokenizing);
+    assert_eq!(rig.batcher.fair_wait(10, 250), Some(Duration::from_millis(360)));
+    rig.model.release();
+    answer(running).await;
+    futures_join(replies).await;
+    assert_eq!(rig.batcher.fair_wait(10, 250), Some(Duration::ZERO), "nothing left ahead");
 }
 
 /// Awaits every reply in order.

@@ -272,8 +272,17 @@ async fn memory_soak_of_mixed_lengths() {
                         Ok(r) if r.status() == 200 => {
                             r.bytes().await.unwrap();
                         }
-                        _ => {
+                        other => {
                             failures.fetch_add(1, Ordering::Relaxed);
+                            // Which failure, for the figures (the first few only).
+                            if failures.load(Ordering::Relaxed) <= 5 {
+                                match other {
+                                    Ok(r) => {
+                                        eprintln!("soak failure: {} {}", r.status(), r.text().await.unwrap_or_default())
+                                    }
+                                    Err(e) => eprintln!("soak failure: {e}"),
+                                }
+                            }
                         }
                     }
                     if i % every == 0 {

@@ -48,10 +48,11 @@ fn words(n: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heavy_clients_cannot_stall_a_small_request() {
     let deadline = Duration::from_secs(2);
-    // fifo: admission predicts waits in arrival order; under the length policy a small input can
-    // also be overtaken by one batch of heavy ones (queue::MAX_SKIPS), which the prediction does
-    // not count (docs/reliability.md).
-    let server = Server::start("all-MiniLM-L6-v2", &["--request-timeout", "2s", "--batch-policy", "fifo"]);
+    // The default (length) batch policy: admission counts the one batch that may overtake an input
+    // (queue::MAX_SKIPS), so the bound holds under it as under fifo. Batches of 512 tokens: with
+    // the default 2,048 one batch alone takes about the whole 2 s deadline on 2 busy cores, and no
+    // order could serve a small request in time.
+    let server = Server::start("all-MiniLM-L6-v2", &["--request-timeout", "2s", "--max-batch-tokens", "512"]);
     let heavy_clients = if full() { 64 } else { 4 };
     let seconds = if full() { 30.0 } else { 8.0 };
     let stop = Instant::now() + Duration::from_secs_f64(seconds);
@@ -95,9 +96,15 @@ async fn heavy_clients_cannot_stall_a_small_request() {
             other => panic!("a small request got {other} after {latency:?}"),
         }
     }
-    // (Whether any small request is served while the heavy ones saturate the queue is fairness, not
-    // this bound: with all work ahead counted, they may all get their fast 503.)
     assert!(!outcomes.is_empty());
+    // Fairness: the queue interleaves requests, so a small one waits for about one input of each
+    // heavy request rather than their backlog, and admission charges it only that. How many get in
+    // depends on the machine's load (the short form only reports it).
+    let served = outcomes.iter().filter(|(s, _)| *s == 200).count();
+    eprintln!("small requests served: {served} of {}", outcomes.len());
+    if full() {
+        assert!(served > 0, "no small request was served while heavy clients ran");
+    }
     // A heavy request admitted to an empty queue may still outlast its own 2 s deadline (504):
     // retrying cannot make its own work faster, and it costs the small ones nothing.
     assert!(heavy_statuses.iter().all(|s| [200, 503, 504].contains(s)), "heavy clients: {heavy_statuses:?}");
