@@ -300,6 +300,20 @@ fn http11_without_host_and_json_in_another_charset_are_refused() {
     assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("Host"), "{answer}");
     let utf16 = format!("POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json; charset=utf-16\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     assert!(exchange(&utf16).starts_with("HTTP/1.1 415"));
+    // Both Transfer-Encoding and Content-Length (a request-smuggling shape; the length here is a
+    // lie): the body is read by its chunked framing and the connection is closed after the answer
+    // (RFC 9112 §6.1), even though the client asked for none of that.
+    let smuggled = format!(
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let mut s = TcpStream::connect(addr(&server)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(smuggled.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let closed = s.read_to_string(&mut answer).is_ok();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "the connection stays open after a request with both framings: {answer}");
 }
 
 #[test]

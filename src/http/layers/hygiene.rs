@@ -1,7 +1,7 @@
 //! HTTP/1.1 rules hyper leaves to the application (RFC 9112 §3.2): a request without `Host` is
 //! refused (400). (A request with both `Transfer-Encoding` and `Content-Length` never gets here
-//! as such: hyper drops the `Content-Length` and reads the body by its chunked framing, as RFC
-//! 9112 §6.1 allows.)
+//! as such: hyper drops the `Content-Length`, reads the body by its chunked framing and closes the
+//! connection after the answer, as RFC 9112 §6.1 asks; tests/server/hardening.rs checks it.)
 
 use axum::extract::Request;
 use axum::http::{header, Version};
