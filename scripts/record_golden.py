@@ -317,7 +317,9 @@ def standard_plan(texts: list[str]) -> list[tuple[str, dict]]:
 
 
 def record_bert_sentiment() -> Path:
-    cases = classification_cases("tiny-bert-sentiment", standard_plan(CLASSIFICATION))
+    # function_to_apply "none": the raw logits (TEI's raw_scores at /predict).
+    plan = standard_plan(CLASSIFICATION) + [(CLASSIFICATION[0], {"top_k": None, "function_to_apply": "none"})]
+    cases = classification_cases("tiny-bert-sentiment", plan)
     return write_fixture("tiny-bert-sentiment-text-classification", "tiny-bert-sentiment",
                          "text-classification", cases)
 

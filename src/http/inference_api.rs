@@ -41,6 +41,30 @@ struct ApiRequest<P> {
     #[allow(dead_code)]
     #[schema(value_type = Option<Object>)]
     options: Option<serde_json::Value>,
+    /// TEI's `/predict` fields, at the top level: `truncate` and `truncation_direction` as in
+    /// `parameters`, `raw_scores` as `function_to_apply: "none"` (classification). `parameters` wins.
+    #[serde(default)]
+    truncate: Option<bool>,
+    #[serde(default)]
+    truncation_direction: Option<TruncationDirection>,
+    #[serde(default)]
+    raw_scores: Option<bool>,
+}
+
+impl ApiRequest<Params> {
+    /// The parameters for `task`, with TEI's top-level fields where `parameters` leaves them unset.
+    fn params(&mut self, task: Task) -> AppResult<Params> {
+        let mut p = self.parameters.take().unwrap_or_default();
+        p.truncate = p.truncate.or(self.truncate);
+        p.truncation_direction = p.truncation_direction.or(self.truncation_direction);
+        if self.raw_scores == Some(true) {
+            if task != Task::TextClassification {
+                return Err(ApiError::Validation(format!("raw_scores does not apply to {task}")));
+            }
+            p.function_to_apply = p.function_to_apply.or(Some(ClassificationFn::None));
+        }
+        Ok(p)
+    }
 }
 
 /// The body of `/predict` (and of `/` with a JSON content type): which shape applies depends on
@@ -177,13 +201,19 @@ async fn call(
         }
         Task::TextClassification if asks_zero_shot(body) => {
             let request: ApiRequest<ZeroShotParameters> = parse_json(headers, body)?;
-            let p = request.parameters.ok_or_else(|| ApiError::Validation("candidate_labels is missing".into()))?;
+            if request.raw_scores.is_some() || request.truncation_direction.is_some() {
+                let message = "raw_scores and truncation_direction do not apply to zero-shot-classification";
+                return Err(ApiError::Validation(message.into()));
+            }
+            let mut p = request.parameters.ok_or_else(|| ApiError::Validation("candidate_labels is missing".into()))?;
+            p.truncate = p.truncate.or(request.truncate);
             zero_shot(infer, deadline, request.inputs.is_one(), request.inputs.into_vec(), p).await
         }
         _ => {
-            let request: ApiRequest<Params> = parse_json(headers, body)?;
+            let mut request: ApiRequest<Params> = parse_json(headers, body)?;
             let one = request.inputs.is_one();
-            let done = run(infer, deadline, request.inputs.into_vec(), request.parameters.unwrap_or_default()).await?;
+            let params = request.params(infer.info().task)?;
+            let done = run(infer, deadline, request.inputs.into_vec(), params).await?;
             Ok(respond(infer, one, done))
         }
     }

@@ -241,6 +241,26 @@ def check_text_classification(base: str) -> None:
                     close(f"text_classification {c['inputs']!r}", g.score, e["score"])
         CHECKS.append(f"InferenceClient({url[len(base):] or '/'}).text_classification (top_k 1 and 2)")
 
+    # TEI's /predict fields at the top level: raw_scores gives the logits (the pipeline's
+    # function_to_apply="none"), truncate and truncation_direction as in parameters.
+    import httpx
+
+    raw = next(c for c in fx["cases"] if c["parameters"] == {"top_k": None, "function_to_apply": "none"})
+    with httpx.Client(base_url=base, timeout=30) as http:
+        r = http.post("/predict", json={"inputs": raw["inputs"], "raw_scores": True, "truncate": True,
+                                        "truncation_direction": "Right", "parameters": {"top_k": None}})
+        assert r.status_code == 200, r.text
+        got = r.json()[0]
+        assert [g["label"] for g in got] == [e["label"] for e in raw["output"]], (got, raw["output"])
+        for g, e in zip(got, raw["output"]):
+            close("/predict raw_scores", g["score"], e["score"])
+        CHECKS.append("/predict with TEI's top-level raw_scores/truncate: the pipeline's raw logits")
+    check_openapi(base, [
+        ("post", "/predict", {"inputs": raw["inputs"], "raw_scores": True, "truncate": True}),
+        ("post", "/predict", {"inputs": [raw["inputs"], "b"], "parameters": {"top_k": 2}}),
+        ("post", "/", {"inputs": {"text": "a", "text_pair": "b"}}),
+    ])
+
 
 def check_token_classification(base: str) -> None:
     from huggingface_hub import InferenceClient

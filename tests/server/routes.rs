@@ -236,6 +236,10 @@ async fn fill_mask_server_as_in_the_reference_design() {
     let (s, _, v) = post_json(&server, "/predict", json!({"inputs": "no mask here"})).await;
     assert_eq!(s, 422);
     assert_error(&v, "validation", "[MASK]");
+    // TEI's raw_scores is for classification only.
+    let (s, _, v) = post_json(&server, "/predict", json!({"inputs": "a [MASK]", "raw_scores": true})).await;
+    assert_eq!(s, 422);
+    assert_error(&v, "validation", "raw_scores does not apply to fill-mask");
     let (s, _, v) = post_json(&server, "/embed", json!({"inputs": "x"})).await;
     assert_eq!(s, 424, "embedding routes only for embedding models (TEI's status)");
     assert_error(&v, "model_type", "model is not an embedding model");
