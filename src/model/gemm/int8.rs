@@ -4,6 +4,11 @@
 //! With `x ≈ sx · (qx − zx)` per row and `w ≈ sw · qw` per output channel,
 //! `y = x · wᵀ ≈ sx · sw · (qx · qwᵀ − zx · Σₖ qw) `; the integer GEMM computes `qx · qwᵀ` and the
 //! column sums `Σₖ qw` are computed once at load.
+//!
+//! Quantizing the activations and dequantizing the result are per row, so they run on rayon's
+//! pool (the worker instance's own, src/worker) instead of leaving the cores idle around the GEMM.
+
+use rayon::prelude::*;
 
 /// A weight matrix (`n × k`, out × in) quantized per output channel.
 pub struct QuantizedWeight {
@@ -47,13 +52,13 @@ impl QuantizedWeight {
     pub fn dequantize(&self, acc: &[i32], rows: &QuantizedRows, bias: Option<&[f32]>) -> Vec<f32> {
         let n = self.n;
         let mut y = vec![0f32; acc.len()];
-        for (i, (out, acc)) in y.chunks_exact_mut(n).zip(acc.chunks_exact(n)).enumerate() {
+        y.par_chunks_exact_mut(n).zip(acc.par_chunks_exact(n)).enumerate().for_each(|(i, (out, acc))| {
             let (sx, zx) = (rows.scales[i], rows.zero[i]);
             for j in 0..n {
                 let corrected = acc[j] - zx * self.colsum[j];
                 out[j] = sx * self.scales[j] * corrected as f32 + bias.map_or(0.0, |b| b[j]);
             }
-        }
+        });
         y
     }
 }
@@ -62,20 +67,21 @@ impl QuantizedWeight {
 pub fn quantize_rows(x: &[f32], m: usize, k: usize) -> QuantizedRows {
     assert_eq!(x.len(), m * k);
     let mut values = vec![0u8; m * k];
-    let mut scales = Vec::with_capacity(m);
-    let mut zero = Vec::with_capacity(m);
-    for (row, out) in x.chunks_exact(k).zip(values.chunks_exact_mut(k)) {
-        let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-        let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
-        let inv = 1.0 / scale;
-        let z = (-lo * inv).round().clamp(0.0, 255.0);
-        // v · inv + z lies in [0, 255] up to rounding; + 0.5 then a saturating cast rounds half up.
-        for (q, &v) in out.iter_mut().zip(row) {
-            *q = (v * inv + z + 0.5) as u8;
-        }
-        scales.push(scale);
-        zero.push(z as i32);
-    }
+    let (scales, zero): (Vec<f32>, Vec<i32>) = x
+        .par_chunks_exact(k)
+        .zip(values.par_chunks_exact_mut(k))
+        .map(|(row, out)| {
+            let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+            let inv = 1.0 / scale;
+            let z = (-lo * inv).round().clamp(0.0, 255.0);
+            // v · inv + z lies in [0, 255] up to rounding; + 0.5 then a saturating cast rounds half up.
+            for (q, &v) in out.iter_mut().zip(row) {
+                *q = (v * inv + z + 0.5) as u8;
+            }
+            (scale, z as i32)
+        })
+        .unzip();
     QuantizedRows { values, scales, zero }
 }
 
