@@ -9,6 +9,9 @@
 //!  cargo bench --features mkl,openblas,dnnl --bench int8` (any subset of the features).
 //! Environment: `BENCH_SECONDS` per turn (default 2), `BENCH_ROUNDS` (default 3), `BENCH_MODEL`.
 
+#[path = "support/inputs.rs"]
+mod inputs;
+
 use std::time::{Duration, Instant};
 
 /// The server's allocator (src/main.rs), so the model step is measured as it runs there.
@@ -73,14 +76,7 @@ fn main() {
     }
     println!("{threads} threads, {seconds} s per turn, best of {rounds} rounds; model {model}\n");
     for (tokens, batch) in [(130usize, 16usize), (500, 4)] {
-        let ids: Vec<Vec<u32>> = (0..batch)
-            .map(|b| {
-                let mut v = vec![101u32];
-                v.extend((0..tokens - 2).map(|i| 2000 + ((i * 7 + b * 13) % 5000) as u32));
-                v.push(102);
-                v
-            })
-            .collect();
+        let ids = inputs::synthetic_ids(batch, tokens);
         let types = vec![0u32; tokens];
         let inputs: Vec<ModelInput<'_>> = ids.iter().map(|i| ModelInput { ids: i, type_ids: &types }).collect();
         let reference = candidates[0].1.forward(&inputs).expect("forward");

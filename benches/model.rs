@@ -7,6 +7,9 @@
 //! `BENCH_DTYPE` (f32, f16, bf16; for a dtype other than f32 the bench also prints the cosine of
 //! its mean-pooled embeddings to f32's), `BENCH_DEVICE`.
 
+#[path = "support/inputs.rs"]
+mod inputs;
+
 use std::time::{Duration, Instant};
 
 /// The server's allocator (src/main.rs), so the model step is measured as it runs there.
@@ -65,15 +68,7 @@ fn main() {
     let mut worst_cosine = 1f32;
     for tokens in list("BENCH_TOKENS", "16,128") {
         for batch in list("BENCH_BATCHES", "1,8,32") {
-            // [CLS] w w ... [SEP] with ordinary word ids, exactly `tokens` long.
-            let ids: Vec<Vec<u32>> = (0..batch)
-                .map(|b| {
-                    let mut v = vec![101u32];
-                    v.extend((0..tokens - 2).map(|i| 2000 + ((i * 7 + b * 13) % 5000) as u32));
-                    v.push(102);
-                    v
-                })
-                .collect();
+            let ids = inputs::synthetic_ids(batch, tokens);
             let types = vec![0u32; tokens];
             let inputs: Vec<ModelInput<'_>> = ids.iter().map(|i| ModelInput { ids: i, type_ids: &types }).collect();
             let first = engine.model.forward(&inputs).unwrap();
