@@ -70,6 +70,34 @@ impl Input {
         };
         n.min(max_len)
     }
+
+    /// Bytes of text (or ids) to tokenize.
+    fn byte_len(&self) -> usize {
+        match self {
+            Self::Text(text) => text.len(),
+            Self::Ids(ids) => ids.len() * 4,
+            Self::Pair(a, b) => a.len() + b.len(),
+        }
+    }
+}
+
+/// Requests with at most this much text are tokenized on the async runtime's thread, and those
+/// of at most [`INLINE_TOKENS`] tokens post-processed there: tens of microseconds of work, less
+/// than the two hops to the blocking pool and back cost (docs/benchmarks.md, round 4).
+/// Anything larger goes to the blocking pool so the runtime's threads keep serving I/O.
+const INLINE_TEXT_BYTES: usize = 512;
+const INLINE_TOKENS: usize = 128;
+
+/// Runs `work` here when `inline`, else on the blocking pool.
+async fn off_runtime_unless<T: Send + 'static>(
+    inline: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if inline {
+        Ok(work())
+    } else {
+        tokio::task::spawn_blocking(work).await
+    }
 }
 
 impl InferRequest {
@@ -271,7 +299,8 @@ impl Infer {
             let many = inputs.len() > 1;
             let started = std::time::Instant::now();
             let span = tracing::debug_span!("tokenize");
-            let result = tokio::task::spawn_blocking(move || {
+            let small = inputs.iter().map(Input::byte_len).sum::<usize>() <= INLINE_TEXT_BYTES;
+            let result = off_runtime_unless(small, move || {
                 let _span = span.entered();
                 let mut encoded = Vec::with_capacity(inputs.len());
                 for (i, input) in inputs.iter().enumerate() {
@@ -334,7 +363,7 @@ impl Infer {
 
         let (service, gone) = (self.inner.clone(), abandoned.flag());
         let span = tracing::debug_span!("postprocess");
-        let outputs = tokio::task::spawn_blocking(move || {
+        let outputs = off_runtime_unless(tokens <= INLINE_TOKENS, move || {
             let _span = span.entered();
             let mut outputs = Vec::with_capacity(raws.len());
             for (e, raw) in encoded.iter().zip(raws) {

@@ -191,6 +191,9 @@ pub struct TextTokenizer {
     pad_id: u32,
     unk_id: Option<u32>,
     subword_prefix: Option<String>,
+    /// Counted once: `tokenizers` counts it by copying the whole vocabulary into a new map, which
+    /// cost a tenth of the server's CPU on short inputs when every request asked (docs/benchmarks.md).
+    vocab_size: usize,
 }
 
 impl TextTokenizer {
@@ -235,7 +238,19 @@ impl TextTokenizer {
         }
         .filter(|p| !p.is_empty());
         let added_tokens = plain.get_post_processor().map_or(0, |p| p.added_tokens(false));
-        Ok(Self { plain, truncating, truncating_left, max_len, added_tokens, mask, pad_id, unk_id, subword_prefix })
+        let vocab_size = plain.get_vocab_size(true);
+        Ok(Self {
+            plain,
+            truncating,
+            truncating_left,
+            max_len,
+            added_tokens,
+            mask,
+            pad_id,
+            unk_id,
+            subword_prefix,
+            vocab_size,
+        })
     }
 
     /// Tokenizes one input with special tokens. Longer than `max_len`: cut from the side
@@ -433,7 +448,7 @@ impl TextTokenizer {
 
     /// Token ids it can produce: the vocabulary with added tokens.
     pub fn vocab_size(&self) -> usize {
-        self.plain.get_vocab_size(true)
+        self.vocab_size
     }
 
     /// The longest input in tokens, special tokens included.
