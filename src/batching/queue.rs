@@ -59,6 +59,12 @@ impl<T> Entry<T> {
 /// (in arrival order) relies on.
 pub const MAX_SKIPS: u32 = 1;
 
+/// The length policy keeps a batch's lengths within this ratio (longest ≤ 2 × shortest), so padding
+/// is at most half of any input's cost: a short input is not padded into a batch of long ones (on
+/// mixed traffic that padding was 43% of the tokens the model ran, docs/benchmarks.md, round 4);
+/// it waits for the next batch instead, overtaken at most [`MAX_SKIPS`] times.
+pub const MAX_LENGTH_RATIO: usize = 2;
+
 /// Why an entry left the queue without being run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
@@ -210,7 +216,7 @@ impl<T> Queue<T> {
             }
         };
         let mut picked = Vec::new();
-        let mut longest = 0;
+        let (mut longest, mut shortest) = (0, usize::MAX);
         for i in order {
             if picked.len() == self.limits.max_batch_size {
                 break;
@@ -224,7 +230,12 @@ impl<T> Queue<T> {
                 }
                 continue;
             }
+            let ratio_kept = longest.max(tokens) <= MAX_LENGTH_RATIO * shortest.min(tokens).max(1);
+            if !picked.is_empty() && self.limits.policy == BatchPolicy::Length && !ratio_kept {
+                continue;
+            }
             longest = longest.max(tokens);
+            shortest = shortest.min(tokens);
             picked.push(i);
         }
         picked
@@ -376,7 +387,25 @@ mod tests {
             q.push(entry(100, t0, id));
         }
         assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![1, 3], "the short one is overtaken once");
-        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![2, 4], "then the next batch is built around it");
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![2], "then the next batch is built around it, unpadded");
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![4, 5]);
+    }
+
+    #[test]
+    fn the_length_policy_does_not_pad_short_inputs_into_long_batches() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(8, 2048, 0, BatchPolicy::Length));
+        // Mixed traffic as the load bench sends it: 11- and 132-token inputs alternating.
+        for id in 0..8 {
+            q.push(entry(if id % 2 == 0 { 11 } else { 132 }, t0, id));
+        }
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![0, 2, 4, 6], "the short ones, no padding");
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![1, 3, 5, 7]);
+        // Within the ratio, lengths still share a batch (padded to the longest).
+        for (id, len) in [(10, 60), (11, 100), (12, 120)] {
+            q.push(entry(len, t0, id));
+        }
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![10, 11, 12]);
     }
 
     #[test]
