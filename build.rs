@@ -10,6 +10,12 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PIPESERVE_NATIVE_LIBDIR");
     let libdir = std::env::var("PIPESERVE_NATIVE_LIBDIR").unwrap_or_else(|_| LIBDIR.into());
+    if std::env::var_os("CARGO_FEATURE_OPENBLAS").is_some() && std::env::var_os("CARGO_FEATURE_MKL").is_some() {
+        // Both static libraries define the BLAS symbols (`cblas_sgemm`, `sgemm_`, ...); the linker
+        // keeps one copy, OpenBLAS's, so `--gemm mkl` and candle's MKL matmul would silently run
+        // OpenBLAS (seen in a profile: docs/benchmarks.md, round 4).
+        panic!("the `mkl` and `openblas` features cannot be built together: both define cblas_sgemm; build and measure each on its own");
+    }
     if std::env::var_os("CARGO_FEATURE_OPENBLAS").is_some() {
         // The pthread build of OpenBLAS 0.3.21 (DYNAMIC_ARCH), statically: the binary needs nothing.
         let dir = format!("{libdir}/openblas-pthread");

@@ -6,7 +6,9 @@
 //! each candidate's hidden states to candle f32's.
 //!
 //! `scripts/native-gemm.sh && eval "$(scripts/mkl.sh)" &&
-//!  cargo bench --features mkl,openblas,dnnl --bench int8` (any subset of the features).
+//!  cargo bench --features dnnl --bench int8` (any subset of the features, never `mkl` with
+//! `openblas`: build.rs refuses). One library per build measures cleanest: their thread pools
+//! spin against each other between calls.
 //! Environment: `BENCH_SECONDS` per turn (default 2), `BENCH_ROUNDS` (default 3), `BENCH_MODEL`.
 
 #[path = "support/inputs.rs"]

@@ -6,7 +6,8 @@
 //! model's tokens/s ceiling from the best f32 rate and the FLOPs per token of `config.json`.
 //!
 //! `scripts/native-gemm.sh && eval "$(scripts/mkl.sh)" &&
-//!  cargo bench --features mkl,openblas,dnnl --bench matmul` (any subset of the features).
+//!  cargo bench --features mkl,dnnl --bench matmul`, then `--features openblas` (any subset, but
+//! never `mkl` with `openblas`: both define `cblas_sgemm` and the linker keeps one; build.rs refuses).
 //! Environment: `BENCH_SECONDS` per cell (default 1), `BENCH_MODEL` (default
 //! models/all-MiniLM-L6-v2), `BENCH_DTYPES` (candle's matmul in these dtypes, default "f32";
 //! add bf16/f16 to see candle's half-precision paths).
