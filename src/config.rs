@@ -13,7 +13,7 @@ use crate::lifecycle::ConnectionLimits;
 use crate::load::LoadConfig;
 use crate::model::files::HubOptions;
 use crate::model::gemm::{GemmChoice, Quantize};
-use crate::model::{DTypeSpec, DeviceSpec, Task};
+use crate::model::{DTypeSpec, DeviceList, DeviceSpec, Task};
 use crate::worker::WorkerConfig;
 
 /// How the batcher picks the inputs of a batch (`--batch-policy`).
@@ -67,9 +67,10 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_TASK")]
     pub task: Option<Task>,
 
-    /// Device the worker pins the model to: `cpu` or `cuda:N` (needs the `cuda` build).
+    /// Device the worker pins the model to: `cpu` or `cuda:N` (needs the `cuda` build), or a list
+    /// of GPUs (`cuda:0,cuda:1`): each holds a copy of the weights and runs `--instances` instances.
     #[arg(long, env = "PIPESERVE_DEVICE", default_value = "cpu")]
-    pub device: DeviceSpec,
+    pub device: DeviceList,
 
     /// Weights and activations dtype: f32, f16 or bf16.
     #[arg(long, env = "PIPESERVE_DTYPE", default_value = "f32")]
@@ -192,9 +193,9 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_CPUS", default_value_t = 0)]
     pub cpus: usize,
 
-    /// Model instances (Triton's instance groups): batches that run at the same time, each on a
-    /// view of the same weights (loaded once and shared read-only, so memory grows by activations
-    /// only). The batcher hands each batch to an idle instance; a panic in one fails only its own
+    /// Model instances per device (Triton's instance groups): batches that run at the same time,
+    /// each on a view of its device's weights (loaded once per device and shared read-only, so
+    /// memory grows by activations only). The batcher hands each batch to an idle instance; a panic in one fails only its own
     /// batch. Each instance gets `--model-threads` math threads (docs/benchmarks.md measures 1 vs 2).
     #[arg(long, env = "PIPESERVE_INSTANCES", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub instances: u64,
@@ -345,7 +346,8 @@ impl Config {
                     .is_some_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True" | "yes")),
             },
             task: self.task,
-            device: self.device,
+            device: self.device.first(),
+            more_devices: self.device.iter().skip(1).collect(),
             dtype: self.dtype,
             gemm: self.gemm,
             quantize: self.quantize,
@@ -399,11 +401,11 @@ impl Config {
     pub fn batching(&self) -> BatchingConfig {
         BatchingConfig {
             max_batch_size: self.max_batch_size as usize,
-            max_batch_tokens: self.max_batch_tokens.map_or_else(|| default_batch_tokens(self.device), |t| t as usize),
-            max_wait: self.max_wait.unwrap_or_else(|| default_max_wait(self.device)),
+            max_batch_tokens: self.max_batch_tokens.map_or_else(|| default_batch_tokens(self.device.first()), |t| t as usize),
+            max_wait: self.max_wait.unwrap_or_else(|| default_max_wait(self.device.first())),
             max_queue: self.max_queue as usize,
             max_queue_tokens: self.max_queue_tokens.map_or_else(
-                || 16 * self.max_batch_tokens.map_or_else(|| default_batch_tokens(self.device), |t| t as usize),
+                || 16 * self.max_batch_tokens.map_or_else(|| default_batch_tokens(self.device.first()), |t| t as usize),
                 |t| t as usize,
             ),
             request_timeout: self.request_timeout,

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::batching::{Batcher, BatcherConfig, Closed, Overloaded, QueuedInput};
 use crate::load::Loaded;
-use crate::model::{ModelMeta, Task};
+use crate::model::{Model, ModelMeta, Task};
 use crate::pipelines::{self, Output, ParamError, Params, PipelineInfo};
 use crate::telemetry::Metrics;
 use crate::tokenize::{Encoded, InputError, TextTokenizer, Truncation};
@@ -204,10 +204,15 @@ impl Infer {
     /// Moves the model onto its worker's instance threads (each a view of the same weights),
     /// starts the batcher, and returns the service. Must run inside a tokio runtime.
     pub fn start(loaded: Loaded, settings: InferSettings, metrics: Arc<Metrics>) -> std::io::Result<(Self, Backend)> {
-        let Loaded { model, tokenizer, info, meta } = loaded;
-        // One copy of the weights; each instance holds a reference (RSS grows by activations only).
-        let model = Arc::new(model);
-        let instances = vec![model; settings.worker.instances.max(1)];
+        let Loaded { model, replicas, tokenizer, info, meta } = loaded;
+        // One copy of the weights per device; each of the device's `--instances` instances holds a
+        // reference to it (RSS grows by activations only).
+        let per_device = settings.worker.instances.max(1);
+        let instances: Vec<Arc<Model>> = std::iter::once(model)
+            .chain(replicas)
+            .map(Arc::new)
+            .flat_map(|model| std::iter::repeat_n(model, per_device))
+            .collect();
         let (worker_handle, worker) = worker::spawn(instances, settings.worker.math_threads, metrics.clone())?;
         let (batcher, batcher_task) = Batcher::start(settings.batcher, worker_handle, metrics.clone());
         let inner = Inner { tokenizer, info, meta, batcher, settings, metrics };

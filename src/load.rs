@@ -29,6 +29,8 @@ pub struct LoadConfig {
     /// The pipeline; `None` takes it from `config.json`.
     pub task: Option<Task>,
     pub device: DeviceSpec,
+    /// Further GPUs (`--device cuda:0,cuda:1`): each gets its own copy of the weights.
+    pub more_devices: Vec<DeviceSpec>,
     pub dtype: DTypeSpec,
     /// The GEMM library of the encoder's linear layers on CPU (`--gemm`).
     pub gemm: GemmChoice,
@@ -41,6 +43,8 @@ pub struct LoadConfig {
 /// A loaded model with everything the inference service needs around it.
 pub struct Loaded {
     pub model: Model,
+    /// The same model on each of `more_devices`, in order.
+    pub replicas: Vec<Model>,
     pub tokenizer: TextTokenizer,
     pub info: PipelineInfo,
     pub meta: ModelMeta,
@@ -55,9 +59,14 @@ pub fn fetch(config: &LoadConfig) -> Result<std::path::PathBuf, LoadError> {
 pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
     let dir = fetch(config)?;
     let files = ModelFiles::locate(&dir)?;
-    let options =
-        ModelOptions { device: config.device, dtype: config.dtype, gemm: config.gemm, quantize: config.quantize };
-    let (mut model, meta) = Model::load_with_options(&files, config.task, &options)?;
+    let options_on =
+        |device| ModelOptions { device, dtype: config.dtype, gemm: config.gemm, quantize: config.quantize };
+    let (mut model, meta) = Model::load_with_options(&files, config.task, &options_on(config.device))?;
+    let mut replicas = config
+        .more_devices
+        .iter()
+        .map(|&device| Model::load_with_options(&files, config.task, &options_on(device)).map(|(m, _)| m))
+        .collect::<Result<Vec<_>, _>>()?;
     // sentence-transformers cuts every input at `max_seq_length` (all-MiniLM-L6-v2: 256, below the
     // model's 512 positions); serving more would answer with a vector it never produces.
     let sentence_bert: SentenceBertConfig =
@@ -84,7 +93,9 @@ pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
         });
     }
     check_vocabulary(&files, &tokenizer)?;
-    model.set_special_ids(tokenizer.pad_id(), tokenizer.mask().map(|(_, id)| id));
+    for m in std::iter::once(&mut model).chain(&mut replicas) {
+        m.set_special_ids(tokenizer.pad_id(), tokenizer.mask().map(|(_, id)| id));
+    }
     let pooling_config: Option<PoolingConfig> = files.pooling.as_deref().map(read_json).transpose()?;
     let modules: Option<Vec<ModuleEntry>> = files.modules.as_deref().map(read_json).transpose()?;
     let pooling = PoolingDefaults::from_configs(pooling_config.as_ref(), modules.as_deref())
@@ -99,7 +110,7 @@ pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
         prompts: st_config.into(),
         sentence_transformers: files.modules.is_some() || files.pooling.is_some(),
     };
-    Ok(Loaded { model, tokenizer, info, meta })
+    Ok(Loaded { model, replicas, tokenizer, info, meta })
 }
 
 fn tokenizer_path(file: &TokenizerFile) -> &Path {

@@ -60,6 +60,65 @@ impl DeviceSpec {
     }
 }
 
+/// The devices `--device` lists: one, or several GPUs (`cuda:0,cuda:1`), each holding its own copy
+/// of the weights and running its own instances (Triton's instance group per GPU). The CPU is one
+/// device: more CPU instances are `--instances`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceList(Vec<DeviceSpec>);
+
+impl DeviceList {
+    /// The first device: where the model is loaded first, and what device-dependent defaults
+    /// (batch budget, batching deadline) follow.
+    pub fn first(&self) -> DeviceSpec {
+        self.0[0]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = DeviceSpec> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl Default for DeviceList {
+    fn default() -> Self {
+        Self(vec![DeviceSpec::Cpu])
+    }
+}
+
+impl From<DeviceSpec> for DeviceList {
+    fn from(device: DeviceSpec) -> Self {
+        Self(vec![device])
+    }
+}
+
+impl FromStr for DeviceList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let devices = s.split(',').map(str::parse).collect::<Result<Vec<DeviceSpec>, _>>()?;
+        if devices.len() > 1 {
+            if devices.contains(&DeviceSpec::Cpu) {
+                return Err(format!(
+                    "device list {s:?}: only GPUs can be listed together (more CPU instances: --instances N)"
+                ));
+            }
+            if let Some(twice) = devices.iter().enumerate().find(|(i, d)| devices[..*i].contains(d)) {
+                return Err(format!(
+                    "device list {s:?} names {} twice (more instances per device: --instances N)",
+                    twice.1
+                ));
+            }
+        }
+        Ok(Self(devices))
+    }
+}
+
+impl fmt::Display for DeviceList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
 /// Floating-point type of weights and activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeSpec {
@@ -114,6 +173,20 @@ mod tests {
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
         assert_eq!("bf16".parse::<DTypeSpec>().unwrap(), DTypeSpec::BF16);
         assert!("int8".parse::<DTypeSpec>().is_err());
+    }
+
+    #[test]
+    fn parses_device_lists_of_gpus_only_each_once() {
+        let list = |s: &str| s.parse::<DeviceList>();
+        assert_eq!(list("cpu").unwrap(), DeviceList::default());
+        let two = list("cuda:0, cuda:1").unwrap();
+        assert_eq!(two.iter().collect::<Vec<_>>(), vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]);
+        assert_eq!((two.first(), two.to_string()), (DeviceSpec::Cuda(0), "cuda:0,cuda:1".to_string()));
+        let err = list("cpu,cuda:0").unwrap_err();
+        assert!(err.contains("--instances"), "{err}");
+        let err = list("cuda:1,cuda:0,cuda:1").unwrap_err();
+        assert!(err.contains("cuda:1 twice"), "{err}");
+        assert!(list("cpu,cpu").is_err() && list("").is_err() && list("cuda:0,").is_err());
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -13,7 +13,7 @@ mod weights;
 use candle_core::{DType, Device, Tensor};
 
 pub use arch::Act;
-pub use device::{DTypeSpec, DeviceSpec};
+pub use device::{DTypeSpec, DeviceList, DeviceSpec};
 pub use error::LoadError;
 pub use hf_config::HfConfig;
 pub use task::Task;

@@ -102,3 +102,30 @@ async fn download_only_fills_the_cache_for_an_offline_start() {
     let r = Client::new().post(server.url("/predict")).json(&json!({"inputs": "hello"})).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// `--device` lists GPUs only, each once; a GPU list in a build without CUDA fails at start-up
+/// with the rebuild hint instead of serving on the CPU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_list_is_gpus_only_and_needs_the_cuda_build() {
+    let binary = std::env::var("TEST_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pipeserve").to_owned());
+    let model = common::model_dir(MODEL).to_string_lossy().into_owned();
+    let run = |device: &'static str| {
+        let (binary, model) = (binary.clone(), model.clone());
+        async move {
+            let output = tokio::process::Command::new(binary)
+                .args(["--model", &model, "--host", "127.0.0.1", "--port", "0", "--device", device])
+                .output();
+            let output = tokio::time::timeout(Duration::from_secs(60), output).await.expect("exits").unwrap();
+            let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+            (output.status.success(), text)
+        }
+    };
+    let (ok, text) = run("cpu,cuda:0").await;
+    assert!(!ok && text.contains("--instances"), "{text}");
+    let (ok, text) = run("cuda:0,cuda:0").await;
+    assert!(!ok && text.contains("cuda:0 twice"), "{text}");
+    if !cfg!(feature = "cuda") {
+        let (ok, text) = run("cuda:0,cuda:1").await;
+        assert!(!ok && text.contains("--features cuda"), "{text}");
+    }
+}
