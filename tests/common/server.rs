@@ -29,7 +29,6 @@ impl Server {
     /// Starts the binary with `--model <model>` (a folder or a hub id) and returns once a log line
     /// with message `until` appeared (`listening`: as soon as it serves probes; `ready`: loaded).
     pub fn launch(model: &str, args: &[&str], env: &[(&str, &str)], until: &str) -> Self {
-        let until = until.to_string();
         // TEST_SERVER_BIN runs another build of the server (e.g. the release `mkl` build for the
         // long soak of docs/reliability.md); by default, the binary this test run built.
         let binary = std::env::var("TEST_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pipeserve").to_owned());
@@ -39,17 +38,23 @@ impl Server {
                 command.env_remove(name);
             }
         }
-        let mut child = command
+        command
             .arg("--model")
             .arg(model)
             .args(["--host", "127.0.0.1", "--port", "0", "--json-logs"])
             .args(args)
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pipeserve");
+            .envs(env.iter().copied());
+        Self::spawn(command, until)
+    }
+
+    /// Runs `command`, which must log pipeserve's JSON lines (`listening` with its `address`, then
+    /// `until`) on stdout, and returns once `until` appeared. The load bench starts its reference
+    /// server (scripts/torch_server.py) this way.
+    pub fn spawn(mut command: Command, until: &str) -> Self {
+        let until = until.to_string();
+        let mut child =
+            command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the server process");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();
