@@ -401,7 +401,9 @@ impl Config {
     pub fn batching(&self) -> BatchingConfig {
         BatchingConfig {
             max_batch_size: self.max_batch_size as usize,
-            max_batch_tokens: self.max_batch_tokens.map_or_else(|| default_batch_tokens(self.device.first()), |t| t as usize),
+            max_batch_tokens: self
+                .max_batch_tokens
+                .map_or_else(|| default_batch_tokens(self.device.first()), |t| t as usize),
             max_wait: self.max_wait.unwrap_or_else(|| default_max_wait(self.device.first())),
             max_queue: self.max_queue as usize,
             max_queue_tokens: self.max_queue_tokens.map_or_else(
