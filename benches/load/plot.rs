@@ -90,14 +90,21 @@ fn trim(v: f64) -> String {
     s.strip_suffix(".0").map_or(s.clone(), str::to_string)
 }
 
-/// One panel: `curves` (name, points, dashed) on log-log axes.
+/// A named line of (x, y) points; dashed for a reference (model only, FLOP ceiling).
+struct Curve {
+    name: String,
+    points: Vec<(f64, f64)>,
+    dashed: bool,
+}
+
+/// One panel: `curves` on log-log axes.
 fn panel(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
     title: &str,
     (x_desc, y_desc): (&str, &str),
-    curves: &[(String, Vec<(f64, f64)>, bool)],
+    curves: &[Curve],
 ) -> Result<()> {
-    let all: Vec<(f64, f64)> = curves.iter().flat_map(|c| c.1.iter().copied()).filter(|p| p.1 > 0.0).collect();
+    let all: Vec<(f64, f64)> = curves.iter().flat_map(|c| c.points.iter().copied()).filter(|p| p.1 > 0.0).collect();
     let (x_lo, x_hi) = all.iter().fold((f64::MAX, 0f64), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
     let (y_lo, y_hi) = all.iter().fold((f64::MAX, 0f64), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
     let mut chart = ChartBuilder::on(area)
@@ -117,7 +124,7 @@ fn panel(
         .y_label_formatter(&|v| compact(*v))
         .label_style(("sans-serif", 14))
         .draw()?;
-    for (i, (name, points, dashed)) in curves.iter().enumerate() {
+    for (i, Curve { name, points, dashed }) in curves.iter().enumerate() {
         // Reference curves: dashed, black then grey.
         let color = if *dashed { [BLACK, RGBColor(130, 130, 130)][i % 2] } else { COLORS[i % COLORS.len()] };
         let points: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1 > 0.0).collect();
@@ -169,7 +176,7 @@ pub fn sweep(
     let root = BitMapBackend::new(&by_length, (1400, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(700);
-    let per_level = |value: &dyn Fn(&Row) -> f64| -> Vec<(String, Vec<(f64, f64)>, bool)> {
+    let per_level = |value: &dyn Fn(&Row) -> f64| -> Vec<Curve> {
         levels
             .iter()
             .map(|&c| {
@@ -179,7 +186,7 @@ pub fn sweep(
                     .filter_map(|r| tokens_of(&r.input).map(|t| (t as f64, value(r))))
                     .collect();
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                (format!("c={c}"), points, false)
+                Curve { name: format!("c={c}"), points, dashed: false }
             })
             .collect()
     };
@@ -192,8 +199,9 @@ pub fn sweep(
             Some((i.tokens[0] as f64, r["model_only_inputs_per_s"].as_f64()? * i.tokens[0] as f64))
         })
         .collect();
-    throughput.push(("model only (no HTTP)".into(), model_only, true));
-    throughput.push(("f32 FLOP ceiling".into(), lengths.iter().map(|&t| (t as f64, ceiling(t))).collect(), true));
+    throughput.push(Curve { name: "model only (no HTTP)".into(), points: model_only, dashed: true });
+    let ceiling_points = lengths.iter().map(|&t| (t as f64, ceiling(t))).collect();
+    throughput.push(Curve { name: "f32 FLOP ceiling".into(), points: ceiling_points, dashed: true });
     panel(
         &left,
         &format!("{name} ({mode}): throughput vs length"),
@@ -212,7 +220,7 @@ pub fn sweep(
     let root = BitMapBackend::new(&by_concurrency, (1400, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(700);
-    let per_length = |value: &dyn Fn(&Row) -> f64| -> Vec<(String, Vec<(f64, f64)>, bool)> {
+    let per_length = |value: &dyn Fn(&Row) -> f64| -> Vec<Curve> {
         swept
             .iter()
             .map(|i| {
@@ -221,7 +229,7 @@ pub fn sweep(
                     .filter_map(|&c| rows.iter().find(|r| r.input == i.kind && r.concurrency == c))
                     .map(|r| (r.concurrency as f64, value(r)))
                     .collect();
-                (format!("{} tokens", i.tokens[0]), points, false)
+                Curve { name: format!("{} tokens", i.tokens[0]), points, dashed: false }
             })
             .collect()
     };
