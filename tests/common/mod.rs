@@ -79,6 +79,13 @@ pub fn service_from(config: &LoadConfig) -> Infer {
     infer
 }
 
+/// [`service`] with the settings a server started with `flags` would use.
+pub fn service_with_flags(name: &str, flags: &[&str]) -> Infer {
+    let settings = Config::try_parse_from(["pipeserve", "--model", "unused"].iter().chain(flags)).unwrap().infer();
+    let (infer, _backend) = Infer::start(loaded(&load_config(name)), settings, Arc::new(Metrics::new())).unwrap();
+    infer
+}
+
 pub fn service_with(name: &str, task: Option<Task>, dtype: DTypeSpec) -> Infer {
     service_from(&LoadConfig { task, dtype, ..load_config(name) })
 }
