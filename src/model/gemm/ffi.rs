@@ -1,12 +1,13 @@
-//! The only `unsafe` in the crate: calls into the native GEMM libraries behind cargo features
-//! (`openblas`: OpenBLAS `cblas_sgemm`; `dnnl`: oneDNN `dnnl_sgemm` / `dnnl_gemm_u8s8s32`;
-//! `mkl`: MKL `cblas_sgemm` / `cblas_gemm_s8u8s32`, linked by candle's own `mkl` feature).
+//! Calls into the GEMM libraries: the native ones behind cargo features (`openblas`: OpenBLAS
+//! `cblas_sgemm`; `dnnl`: oneDNN `dnnl_sgemm` / `dnnl_gemm_u8s8s32`; `mkl`: MKL `cblas_sgemm`,
+//! `cblas_gemm_s8u8s32` and `cblas_gemm_bf16bf16f32`, linked by candle's own `mkl` feature), and
+//! the `gemm` crate's raw-pointer entry point (candle's own matmul) on strided views.
 //!
-//! Every function here takes Rust slices, checks that they hold the matrices the dimensions
-//! describe (row-major, packed), and only then passes their pointers on. The libraries read
+//! Every function here takes Rust slices or [`MatRef`]/[`MatMut`] views, checks that they hold the
+//! matrices the dimensions describe, and only then passes their pointers on. The libraries read
 //! `a` and `b` and write `c` within those bounds and keep no pointer after returning, so the
-//! safe wrappers are sound as long as the length checks hold. Nothing else in the crate may use
-//! `unsafe` (the crate denies it; this module alone is allowed).
+//! safe wrappers are sound as long as the checks hold. Besides this module only `view.rs` (the
+//! views themselves) may use `unsafe` (the crate denies it).
 #![allow(unsafe_code)]
 
 #[cfg(any(feature = "openblas", feature = "mkl"))]
@@ -18,6 +19,7 @@ mod cblas {
     pub const FIX_OFFSET: i32 = 173;
 }
 
+#[cfg(any(feature = "mkl", feature = "openblas", feature = "dnnl"))]
 /// Panics unless `a` is `m × k`, `b` (the weight, `n × k`) and `c` is `m × n`.
 fn check<A, B, C>(m: usize, n: usize, k: usize, a: &[A], b: &[B], c: &[C]) {
     assert!(a.len() >= m * k, "gemm: a holds {} values, needs {m} × {k}", a.len());
@@ -267,4 +269,156 @@ pub fn mkl_gemm_u8s8s32(m: usize, n: usize, k: usize, a: &[u8], b: &[i8], c: &mu
             co.as_ptr(),
         )
     }
+}
+
+use super::view::{MatMut, MatRef};
+
+/// Panics unless `a · op(b)` fits `c` (`op(b) = bᵀ` when `b_trans`); returns `(m, n, k)`.
+fn check_views<A, B>(
+    a: &MatRef<'_, A>,
+    b: &MatRef<'_, B>,
+    b_trans: bool,
+    c: &MatMut<'_, f32>,
+) -> (usize, usize, usize) {
+    let (m, k) = (a.rows(), a.cols());
+    let (bk, n) = if b_trans { (b.cols(), b.rows()) } else { (b.rows(), b.cols()) };
+    assert_eq!(k, bk, "gemm: a is {m} × {k}, op(b) is {bk} × {n}");
+    assert_eq!((c.rows(), c.cols()), (m, n), "gemm: c is {} × {}, needs {m} × {n}", c.rows(), c.cols());
+    assert!(
+        m.max(n).max(k).max(a.stride()).max(b.stride()).max(c.stride()) <= i32::MAX as usize,
+        "gemm: dimension over i32::MAX"
+    );
+    (m, n, k)
+}
+
+/// `c = a · op(b) + beta · c` with the `gemm` crate on the calling thread.
+pub fn crate_sgemm(a: MatRef<'_, f32>, b: MatRef<'_, f32>, b_trans: bool, mut c: MatMut<'_, f32>, beta: f32) {
+    let (m, n, k) = check_views(&a, &b, b_trans, &c);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // op(b) is k × n: stepping along k (rows of op(b)) and along n (its columns).
+    let (rhs_rs, rhs_cs) = if b_trans { (1, b.stride() as isize) } else { (b.stride() as isize, 1) };
+    // SAFETY: the views were checked to hold m × k, op(b) k × n and c m × n at their strides;
+    // the gemm crate reads and writes only those elements. `dst := beta·dst + 1·lhs·rhs`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c.stride() as isize,
+            beta != 0.0,
+            a.as_ptr(),
+            1,
+            a.stride() as isize,
+            b.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+#[cfg(feature = "mkl")]
+mod mkl_view_sys {
+    extern "C" {
+        pub fn cblas_gemm_bf16bf16f32(
+            layout: i32,
+            transa: i32,
+            transb: i32,
+            m: i32,
+            n: i32,
+            k: i32,
+            alpha: f32,
+            a: *const u16,
+            lda: i32,
+            b: *const u16,
+            ldb: i32,
+            beta: f32,
+            c: *mut f32,
+            ldc: i32,
+        );
+        /// Sets the threads of MKL calls made from this thread (0: back to the global setting).
+        pub fn MKL_Set_Num_Threads_Local(n: i32) -> i32;
+    }
+}
+
+/// Runs `f` with MKL on the calling thread alone: the packed encoder splits its GEMMs over its own
+/// threads, and MKL's OpenMP team would otherwise spin against them.
+#[cfg(feature = "mkl")]
+fn mkl_serial<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: a thread-local setter with no pointers.
+    let before = unsafe { mkl_view_sys::MKL_Set_Num_Threads_Local(1) };
+    let result = f();
+    // SAFETY: as above; restores this thread's previous setting.
+    unsafe { mkl_view_sys::MKL_Set_Num_Threads_Local(before) };
+    result
+}
+
+/// `c = a · op(b) + beta · c` with MKL's `cblas_sgemm` on the calling thread.
+#[cfg(feature = "mkl")]
+pub fn mkl_sgemm_view(a: MatRef<'_, f32>, b: MatRef<'_, f32>, b_trans: bool, mut c: MatMut<'_, f32>, beta: f32) {
+    let (m, n, k) = check_views(&a, &b, b_trans, &c);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let transb = if b_trans { cblas::TRANS } else { cblas::NO_TRANS };
+    let (lda, ldb, ldc) = (a.stride().max(1) as i32, b.stride().max(1) as i32, c.stride().max(1) as i32);
+    // SAFETY: the views were checked to hold the matrices at their leading dimensions.
+    mkl_serial(|| unsafe {
+        mkl_sys::cblas_sgemm(
+            cblas::ROW_MAJOR,
+            cblas::NO_TRANS,
+            transb,
+            m as i32,
+            n as i32,
+            k as i32,
+            1.0,
+            a.as_ptr(),
+            lda,
+            b.as_ptr(),
+            ldb,
+            beta,
+            c.as_mut_ptr(),
+            ldc,
+        )
+    })
+}
+
+/// `c = a · op(b) + beta · c` with bf16 inputs (as `u16` bit patterns) and f32 accumulation and
+/// output, MKL's `cblas_gemm_bf16bf16f32` on the calling thread.
+#[cfg(feature = "mkl")]
+pub fn mkl_bf16_gemm_view(a: MatRef<'_, u16>, b: MatRef<'_, u16>, b_trans: bool, mut c: MatMut<'_, f32>, beta: f32) {
+    let (m, n, k) = check_views(&a, &b, b_trans, &c);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let transb = if b_trans { cblas::TRANS } else { cblas::NO_TRANS };
+    let (lda, ldb, ldc) = (a.stride().max(1) as i32, b.stride().max(1) as i32, c.stride().max(1) as i32);
+    // SAFETY: the views were checked to hold the matrices at their leading dimensions.
+    mkl_serial(|| unsafe {
+        mkl_view_sys::cblas_gemm_bf16bf16f32(
+            cblas::ROW_MAJOR,
+            cblas::NO_TRANS,
+            transb,
+            m as i32,
+            n as i32,
+            k as i32,
+            1.0,
+            a.as_ptr(),
+            lda,
+            b.as_ptr(),
+            ldb,
+            beta,
+            c.as_mut_ptr(),
+            ldc,
+        )
+    })
 }

@@ -14,9 +14,10 @@
 //! integer GEMM. candle's Q8_0 `QMatMul` (no native library) was measured and rejected: 0.25× the
 //! f32 rate here, and it swapped fill-mask top-1 on two golden inputs (docs/benchmarks.md).
 
-#[cfg(any(feature = "mkl", feature = "openblas", feature = "dnnl"))]
+pub mod cpu;
 mod ffi;
 mod int8;
+pub mod view;
 
 use std::fmt;
 use std::str::FromStr;
@@ -150,6 +151,9 @@ pub struct Cpu {
     /// AVX-512 VNNI or AVX-VNNI: `vpdpbusd` accumulates u8 × i8 products in i32 without the i16
     /// saturation of AVX2's `vpmaddubsw`.
     pub vnni: bool,
+    /// AMX-BF16 or AVX512-BF16: a bf16 GEMM runs at 2× (AVX512-BF16 `vdpbf16ps`) to ~16× (AMX
+    /// tiles) the f32 rate.
+    pub bf16: bool,
 }
 
 impl Cpu {
@@ -174,6 +178,7 @@ impl Cpu {
             intel: field("vendor_id") == "GenuineIntel",
             avx512: has("avx512f") && has("avx512bw"),
             vnni: has("avx512_vnni") || has("avx_vnni"),
+            bf16: has("amx_bf16") || has("avx512_bf16"),
         }
     }
 }
@@ -413,10 +418,12 @@ mod tests {
 
     #[test]
     fn reads_vendor_and_isa_from_cpuinfo() {
-        let amd = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n";
-        assert_eq!(Cpu::parse(amd), Cpu { intel: false, avx512: true, vnni: true });
+        let amd = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2 avx512f avx512bw avx512_vnni avx512_bf16\n";
+        assert_eq!(Cpu::parse(amd), Cpu { intel: false, avx512: true, vnni: true, bf16: true });
         let intel = "vendor_id\t: GenuineIntel\nflags\t\t: fpu avx2 fma\n";
-        assert_eq!(Cpu::parse(intel), Cpu { intel: true, avx512: false, vnni: false });
+        assert_eq!(Cpu::parse(intel), Cpu { intel: true, avx512: false, vnni: false, bf16: false });
+        let amx = "vendor_id\t: GenuineIntel\nflags\t\t: avx512f avx512bw amx_bf16 amx_tile\n";
+        assert!(Cpu::parse(amx).bf16);
         assert_eq!(Cpu::parse(""), Cpu::default());
     }
 

@@ -1,0 +1,52 @@
+//! Softmax of each row in place, in f32 with the vectorized exp, optionally also written as bf16
+//! for the next GEMM. Used by attention on its `len × len` scores (no mask: a packed sequence
+//! attends to its own tokens only).
+
+use super::bf16;
+use super::exp::exp_neg;
+
+/// `row = softmax(row)`, shifted by the max as torch does; `out` gets the bf16 copy if given.
+#[inline]
+pub fn softmax_row(row: &mut [f32], out: Option<&mut [u16]>) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = exp_neg(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    match out {
+        Some(out) => {
+            for (o, v) in out.iter_mut().zip(row.iter_mut()) {
+                *v *= inv;
+                *o = bf16::from_f32(*v);
+            }
+        }
+        None => row.iter_mut().for_each(|v| *v *= inv),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kernels::testing::{max_diff, random};
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn matches_candle() {
+        let (rows, width) = (9, 257);
+        let x = random(rows * width, 5, 30.0);
+        let t = Tensor::from_slice(&x, (rows, width), &Device::Cpu).unwrap();
+        let want: Vec<f32> = candle_nn::ops::softmax_last_dim(&t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let mut ours = x.clone();
+        let mut out = vec![0u16; x.len()];
+        for (r, o) in ours.chunks_mut(width).zip(out.chunks_mut(width)) {
+            softmax_row(r, Some(o));
+        }
+        assert!(max_diff(&want, &ours) < 1e-6, "{}", max_diff(&want, &ours));
+        assert!(out.iter().zip(&ours).all(|(&o, &v)| o == bf16::from_f32(v)));
+        for row in ours.chunks(width) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+}
