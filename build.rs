@@ -8,6 +8,14 @@ const LIBDIR: &str = "/usr/lib/x86_64-linux-gnu";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // The bf16 quality gate runs where the CPU that builds the tests (and runs them, in CI) has a
+    // bf16 dot product; elsewhere it is ignored and listed, not passed (tests/engine/bf16.rs).
+    println!("cargo:rustc-check-cfg=cfg(pipeserve_host_bf16)");
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap_or_default();
+    if flags.split_whitespace().any(|f| f == "amx_bf16" || f == "avx512_bf16") {
+        println!("cargo:rustc-cfg=pipeserve_host_bf16");
+    }
     println!("cargo:rerun-if-env-changed=PIPESERVE_NATIVE_LIBDIR");
     let libdir = std::env::var("PIPESERVE_NATIVE_LIBDIR").unwrap_or_else(|_| LIBDIR.into());
     if std::env::var_os("CARGO_FEATURE_OPENBLAS").is_some() && std::env::var_os("CARGO_FEATURE_MKL").is_some() {

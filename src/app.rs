@@ -75,13 +75,14 @@ impl Loader {
         let meta = loaded.meta.clone();
         tracing::info!(
             model = %state.model_name, task = %meta.task, model_type = %meta.model_type,
-            device = %meta.device, dtype = %meta.dtype, seconds = started.elapsed().as_secs_f64(), "model loaded"
+            device = %meta.device, dtype = %meta.dtype, gemm = %meta.gemm, packed = meta.packed, seconds = started.elapsed().as_secs_f64(), "model loaded"
         );
         state.metrics.set_build_info(
             &state.model_name,
             meta.task.as_str(),
             &meta.device.to_string(),
             &meta.dtype.to_string(),
+            &meta.gemm.to_string(),
         );
         let (infer, backend) =
             Infer::start(loaded, settings, state.metrics.clone()).map_err(StartError::WorkerThread)?;

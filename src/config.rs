@@ -72,8 +72,10 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_DEVICE", default_value = "cpu")]
     pub device: DeviceList,
 
-    /// Weights and activations dtype: f32, f16 or bf16.
-    #[arg(long, env = "PIPESERVE_DTYPE", default_value = "f32")]
+    /// Weights and activations dtype: `auto` (bf16 on a CPU with AMX-BF16 or AVX512-BF16 where the
+    /// build has MKL and the model runs on the packed encoder, f32 elsewhere and on GPUs), `f32`,
+    /// `bf16` or `f16`. A dtype the CPU cannot run fast is refused at start-up, saying why.
+    #[arg(long, env = "PIPESERVE_DTYPE", default_value = "auto")]
     pub dtype: DTypeSpec,
 
     /// Address to listen on.

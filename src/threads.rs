@@ -1,13 +1,15 @@
 //! Threads for the model's math on CPU, set once at start-up before any library reads them.
 //!
-//! candle's CPU backend runs three kinds of workers: its own spinning pool and rayon's for
-//! element-wise ops and, in the `mkl` build, MKL's OpenMP team for matmuls, whose threads spin for
-//! 200 ms after each call by default. On a small machine these fight each other and the tokenizer
-//! for the same cores. Measured on 2 vCPUs (docs/benchmarks.md): MKL alone goes wide, candle's
-//! element-wise ops stay on the calling thread, and MKL's threads spin for 1 ms after a call. With
-//! 0 ms every one of the hundreds of small per-head attention GEMMs in a batch wakes a sleeping
-//! thread (5-6x slower on short inputs); with the default 200 ms they keep spinning through
-//! tokenization and HTTP work that needs the core.
+//! The packed encoder (BERT, DistilBERT on the CPU) does all of its math on one pool: each
+//! instance's own rayon pool of [`pool_threads`] threads runs its kernels and splits its GEMMs,
+//! calling MKL single-threaded from each thread, so no second pool spins against it.
+//!
+//! The padded encoders on candle (the other architectures) run three kinds of workers: candle's
+//! pools for element-wise ops and, in the `mkl` build, MKL's OpenMP team for matmuls, whose
+//! threads spin for 200 ms after each call by default. Measured on 2 vCPUs (docs/benchmarks.md):
+//! MKL's threads spin for 1 ms after a call here. With 0 ms every one of the hundreds of small
+//! per-head attention GEMMs in a batch wakes a sleeping thread (5-6x slower on short inputs);
+//! with the default 200 ms they keep spinning through tokenization and HTTP work.
 //!
 //! These libraries only read environment variables, so this module sets them, and only where the
 //! operator has not: an explicit `OMP_NUM_THREADS`, `RAYON_NUM_THREADS` or `KMP_BLOCKTIME` wins.
@@ -27,14 +29,10 @@ pub fn per_instance(model_threads: usize, instances: usize, cpus: usize) -> usiz
     (cores / instances.max(1)).max(1)
 }
 
-/// Threads of each instance's own rayon pool for `per_instance` math threads: all of them, or one
-/// in the `mkl` build, where MKL's team does the matmuls and candle's element-wise ops stay serial.
+/// Threads of each instance's own rayon pool for `per_instance` math threads: all of them (the
+/// packed encoder's kernels and GEMM blocks run there).
 pub fn pool_threads(per_instance: usize) -> usize {
-    if cfg!(feature = "mkl") {
-        1
-    } else {
-        per_instance.max(1)
-    }
+    per_instance.max(1)
 }
 
 /// Sets the thread environment for `per_instance` math threads per model instance (0: one per

@@ -79,6 +79,8 @@ pub async fn info(State(state): State<Arc<AppState>>) -> AppResult<Json<serde_js
         "architecture": meta.model_type,
         "device": meta.device.to_string(),
         "dtype": meta.dtype.to_string(),
+        "gemm": meta.gemm.to_string(),
+        "packed": meta.packed,
         "labels": meta.labels,
         "max_input_tokens": infer.tokenizer().max_len(),
         "auto_truncate": settings.auto_truncate,

@@ -119,10 +119,13 @@ impl fmt::Display for DeviceList {
     }
 }
 
-/// Floating-point type of weights and activations.
+/// Floating-point type of weights and activations, as `--dtype` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeSpec {
+    /// The fastest this CPU and build run at full quality: bf16 where the CPU has AMX-BF16 or
+    /// AVX512-BF16 and the packed encoder runs the model on MKL, f32 elsewhere (and on GPUs).
     #[default]
+    Auto,
     F32,
     F16,
     BF16,
@@ -136,7 +139,8 @@ impl FromStr for DTypeSpec {
             "f32" | "float32" | "fp32" => Ok(Self::F32),
             "f16" | "float16" | "fp16" | "half" => Ok(Self::F16),
             "bf16" | "bfloat16" => Ok(Self::BF16),
-            _ => Err(format!("unknown dtype {s:?}: expected f32, f16 or bf16")),
+            "auto" => Ok(Self::Auto),
+            _ => Err(format!("unknown dtype {s:?}: expected auto, f32, f16 or bf16")),
         }
     }
 }
@@ -144,6 +148,7 @@ impl FromStr for DTypeSpec {
 impl fmt::Display for DTypeSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::Auto => "auto",
             Self::F32 => "f32",
             Self::F16 => "f16",
             Self::BF16 => "bf16",
@@ -151,12 +156,40 @@ impl fmt::Display for DTypeSpec {
     }
 }
 
-impl From<DTypeSpec> for DType {
-    fn from(d: DTypeSpec) -> Self {
-        match d {
-            DTypeSpec::F32 => DType::F32,
-            DTypeSpec::F16 => DType::F16,
-            DTypeSpec::BF16 => DType::BF16,
+impl DTypeSpec {
+    /// The dtype to load with on `device`: `Auto` resolved for this CPU (`bf16_cpu`: it has
+    /// AMX-BF16 or AVX512-BF16) and for whether the packed encoder runs the model on a bf16 GEMM
+    /// (`bf16_gemm`); a dtype the CPU cannot run fast is refused, saying why.
+    pub fn resolve(self, device: DeviceSpec, bf16_cpu: bool, bf16_gemm: bool) -> Result<DType, String> {
+        if device != DeviceSpec::Cpu {
+            return Ok(match self {
+                Self::Auto | Self::F32 => DType::F32,
+                Self::F16 => DType::F16,
+                Self::BF16 => DType::BF16,
+            });
+        }
+        match self {
+            Self::Auto if bf16_cpu && bf16_gemm => Ok(DType::BF16),
+            Self::Auto | Self::F32 => Ok(DType::F32),
+            Self::BF16 if !bf16_cpu => Err("--dtype bf16: this CPU has neither AMX-BF16 nor AVX512-BF16, where bf16 \
+                runs slower than f32; use --dtype f32 (or auto)"
+                .into()),
+            Self::BF16 if !bf16_gemm => Err("--dtype bf16 on the CPU runs on MKL's bf16 GEMM in the packed encoder \
+                (BERT, DistilBERT): rebuild with --features mkl, or use --dtype f32 for this model"
+                .into()),
+            Self::BF16 => Ok(DType::BF16),
+            Self::F16 => Err("--dtype f16 has no fast CPU path (candle's f16 matmul on the CPU is slower than f32); \
+                use --dtype bf16 on a CPU with AMX-BF16 or AVX512-BF16, or f32"
+                .into()),
+        }
+    }
+
+    /// The spec naming a resolved dtype (what `/info` and the metrics report).
+    pub fn of(dtype: DType) -> Self {
+        match dtype {
+            DType::BF16 => Self::BF16,
+            DType::F16 => Self::F16,
+            _ => Self::F32,
         }
     }
 }
@@ -172,6 +205,7 @@ mod tests {
         assert!("tpu".parse::<DeviceSpec>().is_err());
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
         assert_eq!("bf16".parse::<DTypeSpec>().unwrap(), DTypeSpec::BF16);
+        assert_eq!("AUTO".parse::<DTypeSpec>().unwrap(), DTypeSpec::Auto);
         assert!("int8".parse::<DTypeSpec>().is_err());
     }
 
@@ -187,6 +221,25 @@ mod tests {
         let err = list("cuda:1,cuda:0,cuda:1").unwrap_err();
         assert!(err.contains("cuda:1 twice"), "{err}");
         assert!(list("cpu,cpu").is_err() && list("").is_err() && list("cuda:0,").is_err());
+    }
+
+    #[test]
+    fn auto_picks_bf16_only_where_cpu_and_gemm_have_it_and_slow_choices_are_refused() {
+        let cpu = DeviceSpec::Cpu;
+        assert_eq!(DTypeSpec::Auto.resolve(cpu, true, true), Ok(DType::BF16));
+        for (bf16_cpu, bf16_gemm) in [(true, false), (false, true), (false, false)] {
+            assert_eq!(DTypeSpec::Auto.resolve(cpu, bf16_cpu, bf16_gemm), Ok(DType::F32));
+        }
+        assert_eq!(DTypeSpec::F32.resolve(cpu, true, true), Ok(DType::F32));
+        let err = DTypeSpec::BF16.resolve(cpu, false, true).unwrap_err();
+        assert!(err.contains("AVX512-BF16"), "{err}");
+        let err = DTypeSpec::BF16.resolve(cpu, true, false).unwrap_err();
+        assert!(err.contains("--features mkl"), "{err}");
+        assert!(DTypeSpec::F16.resolve(cpu, true, true).unwrap_err().contains("no fast CPU path"));
+        // GPUs: as asked, auto is f32.
+        assert_eq!(DTypeSpec::Auto.resolve(DeviceSpec::Cuda(0), true, true), Ok(DType::F32));
+        assert_eq!(DTypeSpec::F16.resolve(DeviceSpec::Cuda(0), false, false), Ok(DType::F16));
+        assert_eq!(DTypeSpec::of(DType::BF16), DTypeSpec::BF16);
     }
 
     #[cfg(not(feature = "cuda"))]

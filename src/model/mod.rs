@@ -7,6 +7,7 @@ mod error;
 pub mod files;
 pub mod gemm;
 pub mod hf_config;
+pub mod kernels;
 pub mod task;
 mod weights;
 
@@ -18,9 +19,9 @@ pub use error::LoadError;
 pub use hf_config::HfConfig;
 pub use task::Task;
 
-use arch::{Head, Network, PaddedBatch};
+use arch::{EncoderKind, Head, Network, PaddedBatch};
 use files::ModelFiles;
-use gemm::{GemmChoice, LinearOptions, Quantize};
+use gemm::{Backend, Cpu, GemmChoice, LinearOptions, Quantize};
 use weights::Weights;
 
 /// One tokenized input as the model sees it.
@@ -116,7 +117,12 @@ pub struct ModelMeta {
     /// Width of the hidden states (what one token's feature-extraction output holds).
     pub hidden_size: usize,
     pub device: DeviceSpec,
+    /// The dtype the model runs in (`--dtype auto` resolved).
     pub dtype: DTypeSpec,
+    /// The GEMM library of the encoder's linear layers.
+    pub gemm: Backend,
+    /// Whether the encoder runs a batch's tokens packed end to end (no padding).
+    pub packed: bool,
 }
 
 /// How to load a model: where it runs and how its math is done.
@@ -170,8 +176,13 @@ impl Model {
             .map_err(|e| LoadError::BadConfig { path: files.config.clone(), reason: e.to_string() })?;
         let task = resolve_task(task, &config)?;
         let device = device_spec.open()?;
+        let packed = arch::packed_gemm(&config.model_type(), &device, &linear);
+        let dtype = dtype_spec
+            .resolve(device_spec, Cpu::detect().bf16, packed.is_some_and(|g| g.has_bf16()))
+            .map_err(LoadError::Options)?;
+        tracing::info!(dtype = %DTypeSpec::of(dtype), requested = %dtype_spec, packed = packed.is_some(), "dtype");
         let weights = Weights::read(&files.weights)?;
-        let network = arch::load(&config, &raw, weights, task, DType::from(dtype_spec), &device, &linear)?;
+        let network = arch::load(&config, &raw, weights, task, dtype, &device, &linear)?;
         let labels = match &network.head {
             Head::Sequence(_) | Head::Token(_) => config.labels(network.head.outputs()),
             _ => Vec::new(),
@@ -187,7 +198,9 @@ impl Model {
                 .find_map(|k| raw.get(*k).and_then(serde_json::Value::as_u64))
                 .unwrap_or(768) as usize,
             device: device_spec,
-            dtype: dtype_spec,
+            dtype: DTypeSpec::of(dtype),
+            gemm: linear.backend,
+            packed: packed.is_some(),
         };
         let pad_id = config.pad_token_id.unwrap_or(0);
         Ok((Self { network, device, pad_id, mask_id: None }, meta))
@@ -199,17 +212,31 @@ impl Model {
         self.mask_id = mask_id;
     }
 
-    /// Runs one batch: pads to the longest input, masks the padding, returns one output per input.
-    /// An input's output does not depend on its batch-mates.
+    /// Runs one batch and returns one output per input; an input's output does not depend on its
+    /// batch-mates. The packed encoder runs the batch's tokens end to end; the padded one pads
+    /// to the longest input and masks the padding. Heads other than the hidden states take the
+    /// padded layout.
     pub fn forward(&self, inputs: &[ModelInput<'_>]) -> candle_core::Result<Vec<RawOutput>> {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
         let batch_size = inputs.len();
         let seq = inputs.iter().map(|i| i.ids.len()).max().unwrap_or(0);
-        if seq == 0 {
+        if inputs.iter().any(|i| i.ids.is_empty()) {
             candle_core::bail!("empty input in batch");
         }
+        let lens: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
+        let packed = match &self.network.encoder {
+            EncoderKind::Packed(encoder) => {
+                let flat = encoder.forward(inputs)?;
+                let width = flat.len() / lens.iter().sum::<usize>();
+                if matches!(self.network.head, Head::Hidden) {
+                    return Ok(unpack(flat, &lens, width).into_iter().map(RawOutput::Hidden).collect());
+                }
+                Some((flat, width))
+            }
+            EncoderKind::Padded(_) => None,
+        };
         let mut ids = vec![self.pad_id; batch_size * seq];
         let mut type_ids = vec![0u32; batch_size * seq];
         let mut mask = vec![0u32; batch_size * seq];
@@ -225,8 +252,11 @@ impl Model {
             type_ids: Tensor::from_vec(type_ids, shape, &self.device)?,
             mask: Tensor::from_vec(mask, shape, &self.device)?,
         };
-        let hidden = self.network.encoder.forward(&batch)?;
-        let lens: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
+        let hidden = match (&self.network.encoder, packed) {
+            (EncoderKind::Padded(encoder), _) => encoder.forward(&batch)?,
+            (EncoderKind::Packed(_), Some((flat, width))) => pad(&flat, &lens, seq, width, &self.device)?,
+            (EncoderKind::Packed(_), None) => unreachable!("the packed encoder ran above"),
+        };
         match &self.network.head {
             Head::Hidden => per_token(&hidden, &lens).map(|m| m.into_iter().map(RawOutput::Hidden).collect()),
             Head::Token(head) => {
@@ -264,6 +294,32 @@ impl Model {
             }
         }
     }
+}
+
+/// Splits packed `tokens × cols` rows into one `len × cols` matrix per input.
+fn unpack(flat: Vec<f32>, lens: &[usize], cols: usize) -> Vec<Matrix> {
+    if let [len] = lens {
+        return vec![Matrix { rows: *len, cols, data: flat }];
+    }
+    let mut at = 0;
+    lens.iter()
+        .map(|&len| {
+            let data = flat[at * cols..(at + len) * cols].to_vec();
+            at += len;
+            Matrix { rows: len, cols, data }
+        })
+        .collect()
+}
+
+/// Packed `tokens × cols` rows as a zero-padded `batch × seq × cols` tensor, for the heads.
+fn pad(flat: &[f32], lens: &[usize], seq: usize, cols: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let mut padded = vec![0f32; lens.len() * seq * cols];
+    let mut at = 0;
+    for (row, &len) in lens.iter().enumerate() {
+        padded[row * seq * cols..(row * seq + len) * cols].copy_from_slice(&flat[at * cols..(at + len) * cols]);
+        at += len;
+    }
+    Tensor::from_vec(padded, (lens.len(), seq, cols), device)
 }
 
 /// Splits `batch × seq × cols` into one `len × cols` matrix per input, dropping the padding.

@@ -83,7 +83,7 @@ impl Metrics {
         registry.register(Box::new(worker_batches.clone())).expect("unique metric");
         let build_info = IntGaugeVec::new(
             Opts::new("pipeserve_build_info", "Version and loaded model; always 1."),
-            &["version", "model", "task", "device", "dtype"],
+            &["version", "model", "task", "device", "dtype", "gemm"],
         )
         .expect("valid gauge");
         registry.register(Box::new(build_info.clone())).expect("unique metric");
@@ -136,9 +136,10 @@ impl Metrics {
         }
     }
 
-    /// Sets the build-info series once the model is known.
-    pub fn set_build_info(&self, model: &str, task: &str, device: &str, dtype: &str) {
-        self.build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), model, task, device, dtype]).set(1);
+    /// Sets the build-info series once the model is known (`dtype`: the one `--dtype auto`
+    /// resolved to; `gemm`: the linear layers' library).
+    pub fn set_build_info(&self, model: &str, task: &str, device: &str, dtype: &str, gemm: &str) {
+        self.build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), model, task, device, dtype, gemm]).set(1);
     }
 
     /// Forgets what the warm-up request recorded, so the series count served traffic only.

@@ -123,20 +123,6 @@ async fn any_checkpoint_serves_feature_extraction() {
     assert_eq!(common::run(&infer, &["hello"], &Default::default()).await.len(), 1);
 }
 
-#[tokio::test]
-async fn half_precision_embeddings_stay_close_to_f32() {
-    use pipeserve::pipelines::{Output, Params, Pooling};
-    let params = Params { pooling: Some(Pooling::Mean), normalize: Some(true), ..Params::default() };
-    let text = ["A man is playing a guitar on the stage tonight."];
-    let reference = common::run(&common::service("all-MiniLM-L6-v2"), &text, &params).await.remove(0);
-    for dtype in [DTypeSpec::F16, DTypeSpec::BF16] {
-        let out = common::run(&common::service_with("all-MiniLM-L6-v2", None, dtype), &text, &params).await.remove(0);
-        let (Output::Embedding(a), Output::Embedding(b)) = (&reference, &out) else { panic!("not embeddings") };
-        let cosine: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        assert!(cosine > 0.999, "{dtype}: cosine {cosine}");
-    }
-}
-
 #[test]
 fn a_tokenizer_from_another_model_is_named() {
     let d = common::copy_of("tiny-bert-st");

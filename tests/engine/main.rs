@@ -7,9 +7,11 @@ mod common;
 
 mod bad_models;
 mod batch_invariance;
+mod bf16;
 mod golden;
 mod gpu;
 mod health;
 mod instances;
 mod int8;
 mod parse_properties;
+mod quality;

@@ -45,33 +45,59 @@ pub fn load(
     model_type: &str,
     linear: &LinearOptions,
 ) -> std::result::Result<Loaded, LoadFailure> {
-    let config = |e: serde_json::Error| LoadFailure::Config(e.to_string());
-    let (cfg, layout) = if model_type == "distilbert" {
-        let c: DistilBertConfig = serde_json::from_value(raw.clone()).map_err(config)?;
-        (Config::from(c), &DISTILBERT)
-    } else {
-        (serde_json::from_value::<Config>(raw.clone()).map_err(config)?, &BERT)
-    };
+    let (cfg, layout) = config(raw, model_type)?;
     let act = Act::parse(&cfg.hidden_act).map_err(LoadFailure::Config)?;
     let encoder = Bert::load(vb, &cfg, layout, linear).map_err(LoadFailure::Load)?;
-    Ok(Loaded { encoder: Box::new(encoder), max_positions: cfg.max_position_embeddings, act, eps: cfg.layer_norm_eps })
+    Ok(Loaded {
+        encoder: super::EncoderKind::Padded(Box::new(encoder)),
+        max_positions: cfg.max_position_embeddings,
+        act,
+        eps: cfg.layer_norm_eps,
+    })
+}
+
+/// The hyper-parameters and tensor names of BERT or DistilBERT (`model_type`).
+pub fn config(
+    raw: &serde_json::Value,
+    model_type: &str,
+) -> std::result::Result<(Config, &'static Layout), LoadFailure> {
+    let config = |e: serde_json::Error| LoadFailure::Config(e.to_string());
+    if model_type == "distilbert" {
+        let c: DistilBertConfig = serde_json::from_value(raw.clone()).map_err(config)?;
+        Ok((Config::from(c), &DISTILBERT))
+    } else {
+        Ok((serde_json::from_value::<Config>(raw.clone()).map_err(config)?, &BERT))
+    }
+}
+
+/// Query, key and value of layer `l` as one `3·hidden × hidden` weight and its bias, with the
+/// attention scale 1/√head_dim folded into the query rows (no scaling pass over the scores).
+pub fn fused_qkv(l: &VarBuilder, names: &Layout, cfg: &Config) -> Result<(Tensor, Tensor)> {
+    let h = cfg.hidden_size;
+    let scale = 1.0 / ((h / cfg.num_attention_heads) as f64).sqrt();
+    let (q, k, v) =
+        (linear(h, h, l.pp(names.query))?, linear(h, h, l.pp(names.key))?, linear(h, h, l.pp(names.value))?);
+    let bias = |x: &Linear| x.bias().cloned().ok_or_else(|| candle_core::Error::msg("missing bias"));
+    let weight = Tensor::cat(&[(q.weight() * scale)?, k.weight().clone(), v.weight().clone()], 0)?;
+    let bias = Tensor::cat(&[(bias(&q)? * scale)?, bias(&k)?, bias(&v)?], 0)?;
+    Ok((weight, bias))
 }
 
 /// Where an architecture keeps the encoder's tensors.
 pub struct Layout {
-    word: &'static str,
-    position: &'static str,
-    token_type: Option<&'static str>,
-    embeddings_norm: &'static str,
-    layers: &'static str,
-    query: &'static str,
-    key: &'static str,
-    value: &'static str,
-    attention_out: &'static str,
-    attention_norm: &'static str,
-    intermediate: &'static str,
-    output: &'static str,
-    output_norm: &'static str,
+    pub(super) word: &'static str,
+    pub(super) position: &'static str,
+    pub(super) token_type: Option<&'static str>,
+    pub(super) embeddings_norm: &'static str,
+    pub(super) layers: &'static str,
+    pub(super) query: &'static str,
+    pub(super) key: &'static str,
+    pub(super) value: &'static str,
+    pub(super) attention_out: &'static str,
+    pub(super) attention_norm: &'static str,
+    pub(super) intermediate: &'static str,
+    pub(super) output: &'static str,
+    pub(super) output_norm: &'static str,
 }
 
 pub const BERT: Layout = Layout {
@@ -181,7 +207,6 @@ impl Bert {
         }
         let act = Act::parse(&cfg.hidden_act).map_err(candle_core::Error::msg)?;
         let h = cfg.hidden_size;
-        let scale = 1.0 / ((h / cfg.num_attention_heads) as f64).sqrt();
         let eps = cfg.layer_norm_eps;
         let embeddings = Embeddings {
             word: embedding(cfg.vocab_size, h, vb.pp(names.word))?,
@@ -192,14 +217,7 @@ impl Bert {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
                 let l = vb.pp(format!("{}.{i}", names.layers));
-                let (q, k, v) = (
-                    linear(h, h, l.pp(names.query))?,
-                    linear(h, h, l.pp(names.key))?,
-                    linear(h, h, l.pp(names.value))?,
-                );
-                let bias = |x: &Linear| x.bias().cloned().ok_or_else(|| candle_core::Error::msg("missing bias"));
-                let weight = Tensor::cat(&[(q.weight() * scale)?, k.weight().clone(), v.weight().clone()], 0)?;
-                let qkv_bias = Tensor::cat(&[(bias(&q)? * scale)?, bias(&k)?, bias(&v)?], 0)?;
+                let (weight, qkv_bias) = fused_qkv(&l, names, cfg)?;
                 let dense = |l: Linear| Dense::new(l, options);
                 Ok(Layer {
                     qkv: dense(Linear::new(weight, Some(qkv_bias)))?,

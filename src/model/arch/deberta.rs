@@ -4,7 +4,7 @@ use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::debertav2::{Config, DebertaV2Model};
 
-use super::{Act, Encoder, LoadFailure, Loaded, PaddedBatch};
+use super::{Act, Encoder, EncoderKind, LoadFailure, Loaded, PaddedBatch};
 
 pub struct Deberta(DebertaV2Model);
 
@@ -16,7 +16,7 @@ pub fn load(vb: VarBuilder, raw: &serde_json::Value) -> std::result::Result<Load
     };
     let (max, eps) = (cfg.max_position_embeddings, cfg.layer_norm_eps);
     let model = DebertaV2Model::load(vb, &cfg).map_err(LoadFailure::Load)?;
-    Ok(Loaded { encoder: Box::new(Deberta(model)), max_positions: max, act, eps })
+    Ok(Loaded { encoder: EncoderKind::Padded(Box::new(Deberta(model))), max_positions: max, act, eps })
 }
 
 impl Encoder for Deberta {

@@ -6,6 +6,7 @@
 //! are written with candle-nn on the Hugging Face tensor names, so fine-tuned checkpoints load unchanged.
 
 mod bert;
+pub mod bert_packed;
 mod deberta;
 mod gelu;
 mod heads;
@@ -16,6 +17,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 
 pub use heads::{Head, HeadContext, SequencePooling};
 
+use super::gemm::cpu::{CpuGemm, Precision};
 use super::gemm::{Backend, LinearOptions, Quantize};
 use super::hf_config::HfConfig;
 use super::task::Task;
@@ -70,9 +72,28 @@ impl Module for Act {
     }
 }
 
+/// How an encoder takes a batch.
+pub enum EncoderKind {
+    /// Padded to the longest input (`batch × seq × hidden`), on candle: any device and dtype.
+    Padded(Box<dyn Encoder>),
+    /// The batch's tokens packed end to end, on the CPU (src/model/arch/bert_packed.rs).
+    Packed(bert_packed::PackedBert),
+}
+
+/// The GEMM library the packed encoder would run `model_type` on, or `None` where the padded
+/// encoder serves it: another architecture, a GPU, int8, or a GEMM library (OpenBLAS, oneDNN)
+/// whose thread pool cannot be switched off per call.
+pub fn packed_gemm(model_type: &str, device: &Device, linear: &LinearOptions) -> Option<CpuGemm> {
+    let ours = matches!(model_type, "bert" | "distilbert");
+    if !ours || !device.is_cpu() || linear.quantize != Quantize::None {
+        return None;
+    }
+    CpuGemm::for_backend(linear.backend)
+}
+
 /// An encoder as an architecture module returns it.
 pub struct Loaded {
-    pub encoder: Box<dyn Encoder>,
+    pub encoder: EncoderKind,
     /// Longest input in tokens the position embeddings allow.
     pub max_positions: usize,
     /// The activation the masked-LM transform uses.
@@ -88,7 +109,7 @@ pub enum LoadFailure {
 
 /// An encoder with the head its task needs.
 pub struct Network {
-    pub encoder: Box<dyn Encoder>,
+    pub encoder: EncoderKind,
     pub head: Head,
     /// Model type as loaded (`bert`, `distilbert`, ...).
     pub model_type: String,
@@ -125,7 +146,10 @@ pub fn load(
     let prefix = names.base_prefix(&weights);
     heads::check_task(task, &names, &prefix, &weights)?;
     let num_labels = heads::num_labels(task, &names, &weights);
-    let vb = weights.into_var_builder(dtype, device);
+    let packed = packed_gemm(&model_type, device, linear);
+    // The packed encoder converts its GEMM weights itself; everything else it holds, and the
+    // heads on top of it, stay f32.
+    let vb = weights.into_var_builder(if packed.is_some() { DType::F32 } else { dtype }, device);
     let mismatch = |e: candle_core::Error| {
         LoadError::WeightsMismatch(e.to_string().lines().next().unwrap_or_default().to_string())
     };
@@ -135,12 +159,24 @@ pub fn load(
         LoadFailure::Config(reason) => bad_config(reason),
         LoadFailure::Load(e) => mismatch(e),
     };
-    let loaded = match model_type.as_str() {
-        "bert" | "distilbert" => bert::load(base, raw_config, &model_type, linear),
-        "deberta-v2" => deberta::load(base, raw_config),
+    let loaded = match (model_type.as_str(), packed) {
+        (_, Some(gemm)) => {
+            let precision = if dtype == DType::BF16 { Precision::Bf16 } else { Precision::F32 };
+            bert_packed::PackedBert::load(base, raw_config, &model_type, gemm, precision).and_then(|(encoder, cfg)| {
+                let act = Act::parse(&cfg.hidden_act).map_err(LoadFailure::Config)?;
+                Ok(Loaded {
+                    encoder: EncoderKind::Packed(encoder),
+                    max_positions: cfg.max_position_embeddings,
+                    act,
+                    eps: cfg.layer_norm_eps,
+                })
+            })
+        }
+        ("bert" | "distilbert", None) => bert::load(base, raw_config, &model_type, linear),
+        ("deberta-v2", None) => deberta::load(base, raw_config),
         // candle's ModernBERT adds its `model.` prefix itself.
-        "modernbert" => modernbert::load(vb.clone(), raw_config),
-        _ => roberta::load(base, raw_config),
+        ("modernbert", None) => modernbert::load(vb.clone(), raw_config),
+        (_, None) => roberta::load(base, raw_config),
     }
     .map_err(load_failure)?;
     let Loaded { encoder, max_positions, act, eps } = loaded;

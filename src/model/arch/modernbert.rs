@@ -4,7 +4,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::modernbert::{Config, ModernBert};
 
-use super::{Act, Encoder, LoadFailure, Loaded, PaddedBatch};
+use super::{Act, Encoder, EncoderKind, LoadFailure, Loaded, PaddedBatch};
 
 pub struct ModernBertEncoder(ModernBert);
 
@@ -21,7 +21,7 @@ pub fn load(vb: VarBuilder, raw: &serde_json::Value) -> std::result::Result<Load
     let act = Act::parse(act_name).map_err(LoadFailure::Config)?;
     let (max, eps) = (cfg.max_position_embeddings, cfg.layer_norm_eps);
     let model = ModernBert::load(vb, &cfg).map_err(LoadFailure::Load)?;
-    Ok(Loaded { encoder: Box::new(ModernBertEncoder(model)), max_positions: max, act, eps })
+    Ok(Loaded { encoder: EncoderKind::Padded(Box::new(ModernBertEncoder(model))), max_positions: max, act, eps })
 }
 
 impl Encoder for ModernBertEncoder {

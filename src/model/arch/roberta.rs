@@ -4,7 +4,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::xlm_roberta::{Config, XLMRobertaModel};
 
-use super::{Act, Encoder, LoadFailure, Loaded, PaddedBatch};
+use super::{Act, Encoder, EncoderKind, LoadFailure, Loaded, PaddedBatch};
 
 pub struct Roberta(XLMRobertaModel);
 
@@ -18,7 +18,7 @@ pub fn load(vb: VarBuilder, raw: &serde_json::Value) -> std::result::Result<Load
     let max = cfg.max_position_embeddings.saturating_sub(cfg.pad_token_id as usize + 1);
     let eps = cfg.layer_norm_eps;
     let model = XLMRobertaModel::new(&cfg, vb).map_err(LoadFailure::Load)?;
-    Ok(Loaded { encoder: Box::new(Roberta(model)), max_positions: max, act: Act::Gelu, eps })
+    Ok(Loaded { encoder: EncoderKind::Padded(Box::new(Roberta(model))), max_positions: max, act: Act::Gelu, eps })
 }
 
 impl Encoder for Roberta {
