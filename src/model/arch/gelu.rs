@@ -1,13 +1,11 @@
-//! Exact (erf) GELU for f32 on CPU, vectorizable and spread over the cores.
-//!
-//! candle's `gelu_erf` calls scalar `libm::erff` per element on one thread; on MiniLM that is
-//! the feed-forward's whole `tokens × 1536` activation, six times per forward pass. Here erf is a
-//! branch-free rational approximation (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7) with a
-//! polynomial exp, plain arithmetic the compiler turns into SIMD, over chunks run in parallel.
-//! Other dtypes and devices keep candle's kernel.
+//! Exact (erf) GELU for f32 on CPU as a candle op, for the padded encoder and the heads: the
+//! packed encoder's vectorized GELU (src/model/kernels/activation.rs) over chunks run in
+//! parallel. Other dtypes and devices keep candle's kernel.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+
+use crate::model::kernels::activation::gelu;
 
 /// Elements per parallel chunk; below two chunks the op runs on the calling thread.
 const CHUNK: usize = 16 * 1024;
@@ -50,56 +48,9 @@ fn apply(src: &[f32], dst: &mut [f32]) {
     }
 }
 
-#[inline(always)]
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// erf(z) = sign(z) · (1 − poly(t) · exp(−z²)), t = 1 / (1 + p|z|).
-#[inline(always)]
-fn erf(z: f32) -> f32 {
-    const P: f32 = 0.327_591_1;
-    // Abramowitz & Stegun 7.1.26, written as published (f32 rounds them).
-    #[allow(clippy::excessive_precision)]
-    const A: [f32; 5] = [0.254_829_592, -0.284_496_736, 1.421_413_741, -1.453_152_027, 1.061_405_429];
-    let a = z.abs();
-    let t = 1.0 / (1.0 + P * a);
-    let poly = ((((A[4] * t + A[3]) * t + A[2]) * t + A[1]) * t + A[0]) * t;
-    let y = 1.0 - poly * exp(-a * a);
-    y.copysign(z)
-}
-
-/// e^x for x ≤ 0 (clamped at −87, where it is ~1e-38): 2^n · e^r with |r| ≤ ln2/2, e^r by its
-/// Taylor polynomial to degree 7 (< 2e-8), n rounded by the 1.5·2^23 trick so everything stays in
-/// SIMD registers.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
-    let x = x.max(-87.0);
-    let shifted = x * std::f32::consts::LOG2_E + MAGIC;
-    let n = shifted - MAGIC;
-    // ln 2 in two parts (Cody-Waite), so n · ln2 stays exact to f32 precision for every n.
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    // n's integer value sits in the low mantissa bits of `shifted`.
-    let bits = (shifted.to_bits() as i32 - MAGIC.to_bits() as i32 + 127) << 23;
-    p * f32::from_bits(bits as u32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_is_accurate_on_its_range() {
-        for i in 0..=8700 {
-            let x = -(i as f32) * 1e-2;
-            let rel = ((exp(x) as f64 - (x as f64).exp()) / (x as f64).exp()).abs();
-            assert!(rel < 1e-6, "exp({x}): relative error {rel}");
-        }
-    }
 
     #[test]
     fn tensor_op_matches_candle() {
