@@ -10,6 +10,8 @@ installs the pinned clients from scripts/requirements-test.txt); exits non-zero 
     check_clients.py token-classification BASE_URL    # tiny-bert-ner
     check_clients.py reranker BASE_URL                # tiny-bert-reranker (cross-encoder)
     check_clients.py zero-shot BASE_URL               # tiny-bert-nli
+    check_clients.py v2-embeddings BASE_URL NAME      # all-MiniLM-L6-v2, KServe v2 (tritonclient)
+    check_clients.py v2-text-classification BASE_URL NAME   # tiny-bert-sentiment, KServe v2
 """
 
 from __future__ import annotations
@@ -356,6 +358,59 @@ def check_zero_shot(base: str) -> None:
     ])
 
 
+def check_v2(base: str, task: str, name: str) -> None:
+    """KServe's Open Inference Protocol over REST with tritonclient's HTTP client: probes,
+    metadata, and infer against the transformers / sentence-transformers references. Tensors go
+    as JSON (`binary_data=False`): the binary tensor extension is refused with a 400, checked too."""
+    import numpy as np
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    client = httpclient.InferenceServerClient(url=base.split("://", 1)[1])
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(name)
+    assert client.get_server_metadata()["name"] == "pipeserve"
+    meta = client.get_model_metadata(name)
+    assert meta["name"] == name and meta["inputs"][0]["datatype"] == "BYTES", meta
+    CHECKS.append(f"tritonclient: live, ready, model {name} ready, metadata {meta['outputs']}")
+
+    def infer(texts: list[str], model: str = name, binary: bool = False):
+        tensor = httpclient.InferInput("text", [len(texts)], "BYTES")
+        tensor.set_data_from_numpy(np.array(texts, dtype=object), binary_data=binary)
+        output = httpclient.InferRequestedOutput("output-0", binary_data=False)
+        return client.infer(model, [tensor], outputs=[output]).as_numpy("output-0")
+
+    if task == "v2-embeddings":
+        cases = [c for c in golden("minilm-sentence-embeddings")["cases"]
+                 if c["parameters"] == {"normalize": True} and isinstance(c["inputs"], str)]
+        vectors = infer([c["inputs"] for c in cases])
+        assert vectors.dtype == np.float32 and vectors.shape == (len(cases), 384), (vectors.dtype, vectors.shape)
+        for case, vector in zip(cases, vectors):
+            same_vector(f"tritonclient infer FP32 {case['inputs'][:30]!r}", vector, case["output"])
+    else:
+        import httpx
+
+        labels = httpx.get(f"{base}/info").json()["labels"]
+        cases = [c for c in golden("tiny-bert-sentiment-text-classification")["cases"]
+                 if c["parameters"] == {} and isinstance(c["inputs"], str)]
+        ids = infer([c["inputs"] for c in cases])
+        expected = [labels.index(c["output"][0]["label"]) for c in cases]
+        assert ids.dtype == np.int64 and ids.tolist() == expected, (ids, expected)
+        CHECKS.append(f"tritonclient infer INT64 class ids {expected} as transformers' labels")
+
+    for what, call, status, needle in [
+        ("another model", lambda: infer(["a"], model="other"), "404", "not served"),
+        ("binary tensors", lambda: infer(["a"], binary=True), "400", "binary"),
+        ("an empty text", lambda: infer([""]), "422", "empty"),
+    ]:
+        try:
+            call()
+        except InferenceServerException as e:
+            assert e.status() == status and needle in e.message(), (what, e.status(), e.message())
+            CHECKS.append(f"tritonclient {what}: HTTP {status} naming {needle!r}")
+        else:
+            raise AssertionError(f"{what}: expected HTTP {status}, got a success")
+
+
 def main() -> int:
     task, base = sys.argv[1], sys.argv[2].rstrip("/")
     if task == "embeddings":
@@ -370,6 +425,8 @@ def main() -> int:
         check_reranker(base)
     elif task == "zero-shot":
         check_zero_shot(base)
+    elif task in ("v2-embeddings", "v2-text-classification"):
+        check_v2(base, task, sys.argv[3])
     else:
         raise SystemExit(f"unknown check {task}")
     for line in CHECKS:
