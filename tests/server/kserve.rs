@@ -264,3 +264,43 @@ async fn v2_classification_fill_mask_and_token_classification() {
     assert_eq!(s, 422);
     assert_v2_error(&v, "aggregation_strategy");
 }
+
+/// The shared stack in front of `infer`: shedding answers 503 with `Retry-After` at once (the
+/// protocol's body; tests/server/batching.rs times it), while the v2 probes and model readiness keep answering 200; the request
+/// timeout answers 504.
+#[tokio::test]
+async fn v2_infer_is_shed_and_timed_out_by_the_shared_stack() {
+    use std::time::{Duration, Instant};
+
+    // A long batching wait and a big batch: inputs sit in the queue, which fills at 4.
+    let server = Server::start("all-MiniLM-L6-v2", &["--max-wait", "3s", "--max-queue", "4", "--max-batch-size", "64"]);
+    let model = "all-MiniLM-L6-v2";
+    let waiting: Vec<_> = (0..4)
+        .map(|i| {
+            let url = server.url(&format!("/v2/models/{model}/infer"));
+            tokio::spawn(async move {
+                Client::new().post(url).json(&request(&[&format!("q {i}")])).send().await.unwrap().status()
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while server.metric("pipeserve_queue_depth").await < 4.0 {
+        assert!(Instant::now() < deadline, "queue never filled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (s, headers, v) = infer(&server, model, &request(&["one more"])).await;
+    assert_eq!(s, 503);
+    assert!(headers.contains_key("retry-after"));
+    assert_v2_error(&v, "overloaded");
+    assert_eq!(get(&server, "/v2/health/ready").await.0, 200, "probes are not shed");
+    assert_eq!(get(&server, &format!("/v2/models/{model}/ready")).await.0, 200, "nor is model readiness");
+    for w in waiting {
+        assert_eq!(w.await.unwrap(), 200, "queued requests still complete");
+    }
+    drop(server);
+
+    let server = Server::start("all-MiniLM-L6-v2", &["--max-wait", "1s", "--request-timeout", "300ms"]);
+    let (s, _, v) = infer(&server, model, &request(&["too slow"])).await;
+    assert_eq!(s, 504);
+    assert_v2_error(&v, "timed out");
+}
