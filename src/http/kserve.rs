@@ -22,7 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AnyOfBuilder, Schema};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::api::EmbeddingParameters;
 use super::error::{ApiError, OwnBody, Rejection};
@@ -142,13 +144,27 @@ pub struct InferRequestBody {
 }
 
 /// A tensor's data, flat in row-major order.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum TensorData {
     Fp32(Vec<f32>),
     Int64(Vec<i64>),
     Bytes(Vec<String>),
 }
+
+/// `anyOf`, not the derive's `oneOf`: an INT64 tensor's integers are numbers too.
+impl PartialSchema for TensorData {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .description(Some("flat, row-major: numbers (FP32), integers (INT64) or strings (BYTES)"))
+            .item(Vec::<f32>::schema())
+            .item(Vec::<i64>::schema())
+            .item(Vec::<String>::schema())
+            .into()
+    }
+}
+
+impl ToSchema for TensorData {}
 
 /// One output tensor.
 #[derive(Debug, Serialize, ToSchema)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -172,6 +173,16 @@ def check_embeddings(base: str, served: str) -> None:
     ])
 
 
+def path_template(path: str) -> str:
+    """The OpenAPI path of a concrete one (`/v2/models/m/versions/1/infer` → `.../{name}/versions/{version}/infer`)."""
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{model}"
+    m = re.fullmatch(r"/v2/models/[^/]+(/versions/[^/]+)?(/ready|/infer)?", path)
+    if m:
+        return "/v2/models/{name}" + ("/versions/{version}" if m.group(1) else "") + (m.group(2) or "")
+    return path
+
+
 def check_openapi(base: str, calls: list[tuple[str, str, dict | None]]) -> None:
     """/openapi.json is valid OpenAPI 3.1, and real requests and answers fit its schemas:
     `calls` are (method, path, JSON body or None) sent as they are and checked both ways."""
@@ -190,7 +201,7 @@ def check_openapi(base: str, calls: list[tuple[str, str, dict | None]]) -> None:
             assert not errors, f"{what}: {errors[0].message} at {list(errors[0].absolute_path)}"
 
         for method, path, body in calls:
-            template = "/v1/models/{model}" if path.startswith("/v1/models/") else path
+            template = path_template(path)
             operation = spec["paths"][template][method]
             if body is not None:
                 schema = operation["requestBody"]["content"]["application/json"]["schema"]
@@ -386,6 +397,19 @@ def check_v2(base: str, task: str, name: str) -> None:
         assert vectors.dtype == np.float32 and vectors.shape == (len(cases), 384), (vectors.dtype, vectors.shape)
         for case, vector in zip(cases, vectors):
             same_vector(f"tritonclient infer FP32 {case['inputs'][:30]!r}", vector, case["output"])
+        one = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}
+        check_openapi(base, [
+            ("get", "/v2", None),
+            ("get", "/v2/health/live", None),
+            ("get", "/v2/health/ready", None),
+            ("get", f"/v2/models/{name}", None),
+            ("get", f"/v2/models/{name}/versions/1", None),
+            ("get", f"/v2/models/{name}/ready", None),
+            ("get", "/v2/models/other", None),
+            ("post", f"/v2/models/{name}/infer", {**one, "id": "x", "parameters": {"dimensions": 4}}),
+            ("post", f"/v2/models/{name}/versions/1/infer", one),
+            ("post", f"/v2/models/{name}/infer", {**one, "parameters": {"top_k": 2}}),
+        ])
     else:
         import httpx
 
@@ -396,6 +420,13 @@ def check_v2(base: str, task: str, name: str) -> None:
         expected = [labels.index(c["output"][0]["label"]) for c in cases]
         assert ids.dtype == np.int64 and ids.tolist() == expected, (ids, expected)
         CHECKS.append(f"tritonclient infer INT64 class ids {expected} as transformers' labels")
+        texts = {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["I love it"]}
+        pairs = {"name": "text_pair", "shape": [1], "datatype": "BYTES", "data": ["I do"]}
+        check_openapi(base, [
+            ("get", f"/v2/models/{name}", None),
+            ("post", f"/v2/models/{name}/infer", {"inputs": [texts]}),
+            ("post", f"/v2/models/{name}/infer", {"inputs": [texts, pairs]}),
+        ])
 
     for what, call, status, needle in [
         ("another model", lambda: infer(["a"], model="other"), "404", "not served"),
