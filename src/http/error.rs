@@ -42,6 +42,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("not found")]
     NotFound,
+    /// A model name (or version) other than the served one (KServe v2 routes).
+    #[error("model {0} is not served here")]
+    UnknownModel(String),
     /// A TEI route the served model has no head for (`/rerank` on an embedding model): TEI's 424.
     #[error("model is not {0} model")]
     WrongModel(&'static str),
@@ -106,7 +109,7 @@ impl ApiError {
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UnknownModel(_) => StatusCode::NOT_FOUND,
             Self::WrongModel(_) => StatusCode::FAILED_DEPENDENCY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Loading => StatusCode::SERVICE_UNAVAILABLE,
@@ -135,6 +138,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::NotFound => "not_found",
+            Self::UnknownModel(_) => "model_not_found",
             Self::WrongModel(_) => "model_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Loading => "loading",

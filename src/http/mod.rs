@@ -4,6 +4,7 @@ pub mod api;
 pub mod error;
 mod handlers;
 mod inference_api;
+pub mod kserve;
 pub mod layers;
 pub mod openai;
 mod openapi;
@@ -44,7 +45,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 9. HTTP/1.1 hygiene: no `Host` → 400;
 ///
 /// and on the inference routes only (health and metrics stay reachable under overload and
-/// without a key):
+/// without a key; KServe v2's model metadata and readiness get the API key only):
 /// 10. API key → 401, when `--api-key` is set (before shedding, so strangers never see our load);
 /// 11. load shedding → 503 at once when the queue is full (or the model still loads);
 /// 12. timeout → 504, its deadline handed to the handler so the queue expires inputs at the same instant;
@@ -65,13 +66,13 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
         .routes(routes!(openai::embeddings))
         .routes(routes!(openai::models))
         .routes(routes!(openai::model))
+        .routes(routes!(kserve::infer))
+        .routes(routes!(kserve::infer_version))
         .split_for_parts();
+    let api_key = config.api_key.as_ref().map(|key| layers::auth::ApiKey(key.0.as_bytes().into()));
     let inference = inference.route_layer(
         ServiceBuilder::new()
-            .layer(from_fn_with_state(
-                config.api_key.as_ref().map(|key| layers::auth::ApiKey(key.0.as_bytes().into())),
-                layers::auth::layer,
-            ))
+            .layer(from_fn_with_state(api_key.clone(), layers::auth::layer))
             .layer(from_fn_with_state(state.clone(), layers::shed::layer))
             .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
             .layer(DefaultBodyLimit::disable())
@@ -84,15 +85,30 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
                 layers::body::layer,
             )),
     );
+    // KServe v2's model metadata and readiness: behind the API key (they name the model), not
+    // behind shedding or the body limits (a question about the model is no work for it, and a
+    // readiness answer must not turn into "overloaded").
+    let (model_info, model_info_doc) = OpenApiRouter::<Arc<AppState>>::new()
+        .routes(routes!(kserve::model_metadata))
+        .routes(routes!(kserve::model_version_metadata))
+        .routes(routes!(kserve::model_ready))
+        .routes(routes!(kserve::model_version_ready))
+        .split_for_parts();
+    let model_info = model_info.route_layer(from_fn_with_state(api_key, layers::auth::layer));
     let (operational, operational_doc) = OpenApiRouter::<Arc<AppState>>::new()
         .routes(routes!(handlers::info))
         .routes(routes!(tei::health))
         .routes(routes!(handlers::live))
         .routes(routes!(handlers::ready))
         .routes(routes!(handlers::metrics))
+        .routes(routes!(kserve::server_metadata))
+        .routes(routes!(kserve::server_live))
+        .routes(routes!(kserve::server_ready))
         .split_for_parts();
-    let document: Arc<str> =
-        openapi::document(inference_doc, operational_doc).to_json().expect("the OpenAPI document serializes").into();
+    let document: Arc<str> = openapi::document(inference_doc, model_info_doc, operational_doc)
+        .to_json()
+        .expect("the OpenAPI document serializes")
+        .into();
     let operational = operational.route(
         "/openapi.json",
         get(move || {
@@ -103,6 +119,7 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
 
     let metrics = state.metrics.clone();
     inference
+        .merge(model_info)
         .merge(operational)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

@@ -9,6 +9,7 @@ use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, Ref, RefOr, Response
 use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ErrorBody;
+use super::kserve::{is_v2_path, V2ErrorBody};
 use super::openai::OpenAiErrorBody;
 
 /// The errors of the layers in front of every inference route.
@@ -24,22 +25,43 @@ const LAYER_ERRORS: [(&str, &str); 9] = [
     ("504", "the request took longer than `--request-timeout`"),
 ];
 
-/// Adds the layers' errors to every operation of the inference routes (`inference`) and the
-/// document's own information, then merges the operational routes' document.
-pub fn document(mut inference: OpenApi, operational: OpenApi) -> OpenApi {
+/// The error body of a path: OpenAI's SDKs read errors in OpenAI's shape on its routes, KServe's
+/// clients the protocol's on `/v2`.
+fn error_body_name(path: &str) -> std::borrow::Cow<'static, str> {
+    if path.starts_with("/v1/") {
+        OpenAiErrorBody::name()
+    } else if is_v2_path(path) {
+        V2ErrorBody::name()
+    } else {
+        ErrorBody::name()
+    }
+}
+
+/// Adds the layers' errors to every operation of the inference routes (`inference`; of
+/// `model_info`, the API key's 401 only) and the document's own information, then merges the
+/// operational routes' document.
+pub fn document(mut inference: OpenApi, mut model_info: OpenApi, operational: OpenApi) -> OpenApi {
     for (path, item) in inference.paths.paths.iter_mut() {
-        // OpenAI's SDKs read errors in OpenAI's shape on its routes.
-        let body = if path.starts_with("/v1/") { OpenAiErrorBody::name() } else { ErrorBody::name() };
+        let body = error_body_name(path);
         let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete];
         for operation in operations.into_iter().flatten() {
-            add_errors(operation, &body);
+            add_errors(operation, &body, &LAYER_ERRORS);
         }
     }
+    for (path, item) in model_info.paths.paths.iter_mut() {
+        let body = error_body_name(path);
+        for operation in [&mut item.get].into_iter().flatten() {
+            add_errors(operation, &body, &LAYER_ERRORS[1..2]);
+        }
+    }
+    inference.merge(model_info);
     inference.merge(operational);
     let components = inference.components.get_or_insert_with(Default::default);
-    for (name, schema) in
-        [(ErrorBody::name(), ErrorBody::schema()), (OpenAiErrorBody::name(), OpenAiErrorBody::schema())]
-    {
+    for (name, schema) in [
+        (ErrorBody::name(), ErrorBody::schema()),
+        (OpenAiErrorBody::name(), OpenAiErrorBody::schema()),
+        (V2ErrorBody::name(), V2ErrorBody::schema()),
+    ] {
         components.schemas.entry(name.into_owned()).or_insert(schema);
     }
     let mut nested = Vec::new();
@@ -50,14 +72,15 @@ pub fn document(mut inference: OpenApi, operational: OpenApi) -> OpenApi {
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
             "Hugging Face encoder pipelines over HTTP: the Inference API (`/`, `/predict`), \
-             text-embeddings-inference's routes and OpenAI's embeddings API.",
+             text-embeddings-inference's routes, OpenAI's embeddings API and KServe's Open \
+             Inference Protocol (v2).",
         ))
         .build();
     inference
 }
 
-fn add_errors(operation: &mut Operation, body: &str) {
-    for (status, description) in LAYER_ERRORS {
+fn add_errors(operation: &mut Operation, body: &str, errors: &[(&str, &str)]) {
+    for &(status, description) in errors {
         let content = ContentBuilder::new().schema(Some(RefOr::<Schema>::Ref(Ref::from_schema_name(body)))).build();
         let response = ResponseBuilder::new().description(description).content("application/json", content).build();
         operation.responses.responses.entry(status.to_string()).or_insert(response.into());

@@ -10,12 +10,15 @@ installs the pinned clients from scripts/requirements-test.txt); exits non-zero 
     check_clients.py token-classification BASE_URL    # tiny-bert-ner
     check_clients.py reranker BASE_URL                # tiny-bert-reranker (cross-encoder)
     check_clients.py zero-shot BASE_URL               # tiny-bert-nli
+    check_clients.py v2-embeddings BASE_URL NAME      # all-MiniLM-L6-v2, KServe v2 (tritonclient)
+    check_clients.py v2-text-classification BASE_URL NAME   # tiny-bert-sentiment, KServe v2
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -170,6 +173,16 @@ def check_embeddings(base: str, served: str) -> None:
     ])
 
 
+def path_template(path: str) -> str:
+    """The OpenAPI path of a concrete one (`/v2/models/m/versions/1/infer` → `.../{name}/versions/{version}/infer`)."""
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{model}"
+    m = re.fullmatch(r"/v2/models/[^/]+(/versions/[^/]+)?(/ready|/infer)?", path)
+    if m:
+        return "/v2/models/{name}" + ("/versions/{version}" if m.group(1) else "") + (m.group(2) or "")
+    return path
+
+
 def check_openapi(base: str, calls: list[tuple[str, str, dict | None]]) -> None:
     """/openapi.json is valid OpenAPI 3.1, and real requests and answers fit its schemas:
     `calls` are (method, path, JSON body or None) sent as they are and checked both ways."""
@@ -188,7 +201,7 @@ def check_openapi(base: str, calls: list[tuple[str, str, dict | None]]) -> None:
             assert not errors, f"{what}: {errors[0].message} at {list(errors[0].absolute_path)}"
 
         for method, path, body in calls:
-            template = "/v1/models/{model}" if path.startswith("/v1/models/") else path
+            template = path_template(path)
             operation = spec["paths"][template][method]
             if body is not None:
                 schema = operation["requestBody"]["content"]["application/json"]["schema"]
@@ -356,6 +369,79 @@ def check_zero_shot(base: str) -> None:
     ])
 
 
+def check_v2(base: str, task: str, name: str) -> None:
+    """KServe's Open Inference Protocol over REST with tritonclient's HTTP client: probes,
+    metadata, and infer against the transformers / sentence-transformers references. Tensors go
+    as JSON (`binary_data=False`): the binary tensor extension is refused with a 400, checked too."""
+    import numpy as np
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    client = httpclient.InferenceServerClient(url=base.split("://", 1)[1])
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(name)
+    assert client.get_server_metadata()["name"] == "pipeserve"
+    meta = client.get_model_metadata(name)
+    assert meta["name"] == name and meta["inputs"][0]["datatype"] == "BYTES", meta
+    CHECKS.append(f"tritonclient: live, ready, model {name} ready, metadata {meta['outputs']}")
+
+    def infer(texts: list[str], model: str = name, binary: bool = False):
+        tensor = httpclient.InferInput("text", [len(texts)], "BYTES")
+        tensor.set_data_from_numpy(np.array(texts, dtype=object), binary_data=binary)
+        output = httpclient.InferRequestedOutput("output-0", binary_data=False)
+        return client.infer(model, [tensor], outputs=[output]).as_numpy("output-0")
+
+    if task == "v2-embeddings":
+        cases = [c for c in golden("minilm-sentence-embeddings")["cases"]
+                 if c["parameters"] == {"normalize": True} and isinstance(c["inputs"], str)]
+        vectors = infer([c["inputs"] for c in cases])
+        assert vectors.dtype == np.float32 and vectors.shape == (len(cases), 384), (vectors.dtype, vectors.shape)
+        for case, vector in zip(cases, vectors):
+            same_vector(f"tritonclient infer FP32 {case['inputs'][:30]!r}", vector, case["output"])
+        one = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}
+        check_openapi(base, [
+            ("get", "/v2", None),
+            ("get", "/v2/health/live", None),
+            ("get", "/v2/health/ready", None),
+            ("get", f"/v2/models/{name}", None),
+            ("get", f"/v2/models/{name}/versions/1", None),
+            ("get", f"/v2/models/{name}/ready", None),
+            ("get", "/v2/models/other", None),
+            ("post", f"/v2/models/{name}/infer", {**one, "id": "x", "parameters": {"dimensions": 4}}),
+            ("post", f"/v2/models/{name}/versions/1/infer", one),
+            ("post", f"/v2/models/{name}/infer", {**one, "parameters": {"top_k": 2}}),
+        ])
+    else:
+        import httpx
+
+        labels = httpx.get(f"{base}/info").json()["labels"]
+        cases = [c for c in golden("tiny-bert-sentiment-text-classification")["cases"]
+                 if c["parameters"] == {} and isinstance(c["inputs"], str)]
+        ids = infer([c["inputs"] for c in cases])
+        expected = [labels.index(c["output"][0]["label"]) for c in cases]
+        assert ids.dtype == np.int64 and ids.tolist() == expected, (ids, expected)
+        CHECKS.append(f"tritonclient infer INT64 class ids {expected} as transformers' labels")
+        texts = {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["I love it"]}
+        pairs = {"name": "text_pair", "shape": [1], "datatype": "BYTES", "data": ["I do"]}
+        check_openapi(base, [
+            ("get", f"/v2/models/{name}", None),
+            ("post", f"/v2/models/{name}/infer", {"inputs": [texts]}),
+            ("post", f"/v2/models/{name}/infer", {"inputs": [texts, pairs]}),
+        ])
+
+    for what, call, status, needle in [
+        ("another model", lambda: infer(["a"], model="other"), "404", "not served"),
+        ("binary tensors", lambda: infer(["a"], binary=True), "400", "binary"),
+        ("an empty text", lambda: infer([""]), "422", "empty"),
+    ]:
+        try:
+            call()
+        except InferenceServerException as e:
+            assert e.status() == status and needle in e.message(), (what, e.status(), e.message())
+            CHECKS.append(f"tritonclient {what}: HTTP {status} naming {needle!r}")
+        else:
+            raise AssertionError(f"{what}: expected HTTP {status}, got a success")
+
+
 def main() -> int:
     task, base = sys.argv[1], sys.argv[2].rstrip("/")
     if task == "embeddings":
@@ -370,6 +456,8 @@ def main() -> int:
         check_reranker(base)
     elif task == "zero-shot":
         check_zero_shot(base)
+    elif task in ("v2-embeddings", "v2-text-classification"):
+        check_v2(base, task, sys.argv[3])
     else:
         raise SystemExit(f"unknown check {task}")
     for line in CHECKS:

@@ -454,7 +454,7 @@ fn cases() -> Vec<Case> {
             error_type: "method_not_allowed",
             names: "method",
         },
-        case("unknown route", "/v2/predict", J, r#"{"inputs": "a"}"#, 404, "not_found", "not found"),
+        case("unknown route", "/v9/predict", J, r#"{"inputs": "a"}"#, 404, "not_found", "not found"),
         case("path traversal", "/../../etc/passwd", None, "", 404, "not_found", "not found"),
         case("encoded traversal", "/%2e%2e/%2e%2e/etc/passwd", None, "", 404, "not_found", "not found"),
     ]

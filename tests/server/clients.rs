@@ -1,6 +1,6 @@
 //! The client libraries people already use, on their default paths, against the real binary:
 //! the OpenAI SDK, LangChain's OpenAI embeddings and `huggingface_hub`'s `InferenceClient` (at `/`,
-//! `/embed` and `/predict`), plus TEI's routes. The checks live in `tests/clients/check_clients.py`
+//! `/embed` and `/predict`), plus TEI's routes, and tritonclient's HTTP client on KServe's v2. The checks live in `tests/clients/check_clients.py`
 //! and compare with references recorded from transformers / sentence-transformers
 //! (`tests/fixtures/golden/`). The clients come from the repo's `.venv`, which `scripts/test.sh`
 //! installs from `scripts/requirements-test.txt`; without it these tests FAIL (never skip), so a
@@ -74,4 +74,16 @@ fn cross_encoder_rerank_and_text_pairs() {
 fn inference_client_zero_shot_classification() {
     let server = Server::start("tiny-bert-nli", &[]);
     run_clients("zero-shot", &server, &[]);
+}
+
+#[test]
+fn tritonclient_kserve_v2_embeddings() {
+    let server = Server::start("all-MiniLM-L6-v2", &[]);
+    run_clients("v2-embeddings", &server, &["all-MiniLM-L6-v2"]);
+}
+
+#[test]
+fn tritonclient_kserve_v2_text_classification() {
+    let server = Server::start("tiny-bert-sentiment", &[]);
+    run_clients("v2-text-classification", &server, &["tiny-bert-sentiment"]);
 }

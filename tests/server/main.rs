@@ -11,6 +11,7 @@ mod drain;
 mod faults;
 mod hardening;
 mod instances;
+mod kserve;
 mod loading;
 mod logs;
 mod routes;

@@ -364,6 +364,13 @@ async fn openapi_document_describes_every_route() {
         ("GET", "/metrics"),
         ("GET", "/v1/models"),
         ("GET", "/v1/models/{model}"),
+        ("GET", "/v2"),
+        ("GET", "/v2/health/live"),
+        ("GET", "/v2/health/ready"),
+        ("GET", "/v2/models/{name}"),
+        ("GET", "/v2/models/{name}/ready"),
+        ("GET", "/v2/models/{name}/versions/{version}"),
+        ("GET", "/v2/models/{name}/versions/{version}/ready"),
         ("POST", "/"),
         ("POST", "/decode"),
         ("POST", "/embed"),
@@ -372,12 +379,15 @@ async fn openapi_document_describes_every_route() {
         ("POST", "/rerank"),
         ("POST", "/tokenize"),
         ("POST", "/v1/embeddings"),
+        ("POST", "/v2/models/{name}/infer"),
+        ("POST", "/v2/models/{name}/versions/{version}/infer"),
     ];
     let mut expected: Vec<(String, String)> = expected.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     expected.sort();
     assert_eq!(documented, expected);
     for (method, path) in &documented {
-        let url = server.url(&path.replace("{model}", "tiny-bert-st"));
+        let url = server
+            .url(&path.replace("{model}", "tiny-bert-st").replace("{name}", "tiny-bert-st").replace("{version}", "1"));
         let request = match method.as_str() {
             "GET" => client.get(&url),
             _ => client.post(&url).header("content-type", "application/json").body("{}"),

@@ -1,5 +1,6 @@
 //! Every error response leaves in one shape, `{"error", "error_type", "request_id"}` (on the
-//! OpenAI routes `/v1/*`, OpenAI's `{"error": {"message", "type", "param", "code"}}`). The error was
+//! OpenAI routes `/v1/*`, OpenAI's `{"error": {"message", "type", "param", "code"}}`; on KServe's
+//! `/v2/*`, the protocol's `{"error"}`: the request id is in `x-request-id`). The error was
 //! decided where it happened ([`Rejection`] in the response's extensions); this layer stamps the
 //! request id into the body, logs 5xx details (they never reach the client) and closes the
 //! connection when the rejection says so. An error status without a rejection is a bug: it is
@@ -16,6 +17,8 @@ use crate::http::error::{ApiError, OwnBody, Rejection};
 pub async fn layer(request: Request, next: Next) -> Response {
     // OpenAI's SDKs read errors in OpenAI's shape on its routes.
     let openai = request.uri().path().starts_with("/v1/");
+    // KServe's v2 clients read `{"error": "..."}` on its routes.
+    let v2 = crate::http::kserve::is_v2_path(request.uri().path());
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let response = next.run(request).await;
     let status = response.status();
@@ -37,6 +40,8 @@ pub async fn layer(request: Request, next: Next) -> Response {
     }
     let body = if openai {
         Json(crate::http::openai::error_body(&rejection)).into_response()
+    } else if v2 {
+        Json(crate::http::kserve::error_body(&rejection)).into_response()
     } else {
         Json(rejection.body(request_id)).into_response()
     };
