@@ -34,7 +34,13 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--json-logs", action="store_true", help="accepted for the harness; always JSON")
     parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--window-ms", type=float, default=1.0, help="batching window after the first item")
+    parser.add_argument("--window-ms", type=float, default=1.0, help="batching window (see --batcher)")
+    parser.add_argument("--batcher", choices=["guide", "first"], default="guide",
+                        help="guide: keep gathering while items arrive within the window of each other (the "
+                             "guide's loop, full batches under load); first: close the window after the first item")
+    parser.add_argument("--dtype", choices=["f32", "bf16"], default="f32",
+                        help="bf16: model.to(torch.bfloat16), the one line a PyTorch user adds on an AMX or "
+                             "AVX512-BF16 CPU")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     args, _ = parser.parse_known_args()
 
@@ -58,12 +64,15 @@ def main():
 
     torch.set_num_threads(args.threads)
     model = SentenceTransformer(args.model, device="cpu")
+    if args.dtype == "bf16":
+        model = model.to(torch.bfloat16)
     model.eval()
     queue: asyncio.Queue = asyncio.Queue()
 
     def encode(texts):
         with torch.inference_mode():
-            return model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True)
+            vectors = model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_tensor=True)
+            return vectors.float().numpy()
 
     async def batcher():
         loop = asyncio.get_running_loop()
@@ -71,6 +80,9 @@ def main():
             items = [await queue.get()]
             deadline = loop.time() + args.window_ms / 1000
             while len(items) < args.max_batch_size:
+                if args.batcher == "guide" and len(items) > 1:
+                    # The guide's loop: wait up to the window for the next item after each one.
+                    deadline = loop.time() + args.window_ms / 1000
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -99,7 +111,7 @@ def main():
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         task = asyncio.get_running_loop().create_task(batcher())
-        log("ready", threads=args.threads, torch=torch.__version__)
+        log("ready", threads=args.threads, torch=torch.__version__, dtype=args.dtype, batcher=args.batcher)
         yield
         task.cancel()
 

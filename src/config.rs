@@ -72,9 +72,9 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_DEVICE", default_value = "cpu")]
     pub device: DeviceList,
 
-    /// Weights and activations dtype: `auto` (bf16 on a CPU with AMX-BF16 or AVX512-BF16 where the
-    /// build has MKL and the model runs on the packed encoder, f32 elsewhere and on GPUs), `f32`,
-    /// `bf16` or `f16`. A dtype the CPU cannot run fast is refused at start-up, saying why.
+    /// Weights and activations dtype: `auto` (bf16 on a CPU with AMX-BF16 where the build has MKL
+    /// and the model runs on the packed encoder, f32 elsewhere and on GPUs), `f32`, `bf16` or
+    /// `f16`. A dtype the CPU has no fast path for is refused at start-up, saying why.
     #[arg(long, env = "PIPESERVE_DTYPE", default_value = "auto")]
     pub dtype: DTypeSpec,
 

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device};
 
+use super::gemm::Bf16Support;
 use super::LoadError;
 
 /// Where the model runs.
@@ -122,8 +123,9 @@ impl fmt::Display for DeviceList {
 /// Floating-point type of weights and activations, as `--dtype` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeSpec {
-    /// The fastest this CPU and build run at full quality: bf16 where the CPU has AMX-BF16 or
-    /// AVX512-BF16 and the packed encoder runs the model on MKL, f32 elsewhere (and on GPUs).
+    /// The fastest this CPU and build run at full quality: bf16 where the CPU has AMX-BF16 and the
+    /// packed encoder runs the model on MKL, f32 elsewhere (on AVX512-BF16 without AMX bf16 served
+    /// slower than f32: docs/benchmarks.md, round 5) and on GPUs.
     #[default]
     Auto,
     F32,
@@ -157,10 +159,10 @@ impl fmt::Display for DTypeSpec {
 }
 
 impl DTypeSpec {
-    /// The dtype to load with on `device`: `Auto` resolved for this CPU (`bf16_cpu`: it has
-    /// AMX-BF16 or AVX512-BF16) and for whether the packed encoder runs the model on a bf16 GEMM
-    /// (`bf16_gemm`); a dtype the CPU cannot run fast is refused, saying why.
-    pub fn resolve(self, device: DeviceSpec, bf16_cpu: bool, bf16_gemm: bool) -> Result<DType, String> {
+    /// The dtype to load with on `device`: `Auto` resolved for this CPU's bf16 arithmetic and for
+    /// whether the packed encoder runs the model on a bf16 GEMM (`bf16_gemm`); a dtype the CPU has
+    /// no arithmetic for is refused, saying why.
+    pub fn resolve(self, device: DeviceSpec, cpu: Bf16Support, bf16_gemm: bool) -> Result<DType, String> {
         if device != DeviceSpec::Cpu {
             return Ok(match self {
                 Self::Auto | Self::F32 => DType::F32,
@@ -169,11 +171,13 @@ impl DTypeSpec {
             });
         }
         match self {
-            Self::Auto if bf16_cpu && bf16_gemm => Ok(DType::BF16),
+            Self::Auto if cpu == Bf16Support::Amx && bf16_gemm => Ok(DType::BF16),
             Self::Auto | Self::F32 => Ok(DType::F32),
-            Self::BF16 if !bf16_cpu => Err("--dtype bf16: this CPU has neither AMX-BF16 nor AVX512-BF16, where bf16 \
+            Self::BF16 if cpu == Bf16Support::None => {
+                Err("--dtype bf16: this CPU has neither AMX-BF16 nor AVX512-BF16, where bf16 \
                 runs slower than f32; use --dtype f32 (or auto)"
-                .into()),
+                    .into())
+            }
             Self::BF16 if !bf16_gemm => Err("--dtype bf16 on the CPU runs on MKL's bf16 GEMM in the packed encoder \
                 (BERT, DistilBERT): rebuild with --features mkl, or use --dtype f32 for this model"
                 .into()),
@@ -226,19 +230,22 @@ mod tests {
     #[test]
     fn auto_picks_bf16_only_where_cpu_and_gemm_have_it_and_slow_choices_are_refused() {
         let cpu = DeviceSpec::Cpu;
-        assert_eq!(DTypeSpec::Auto.resolve(cpu, true, true), Ok(DType::BF16));
-        for (bf16_cpu, bf16_gemm) in [(true, false), (false, true), (false, false)] {
-            assert_eq!(DTypeSpec::Auto.resolve(cpu, bf16_cpu, bf16_gemm), Ok(DType::F32));
+        let (amx, avx512, none) = (Bf16Support::Amx, Bf16Support::Avx512, Bf16Support::None);
+        assert_eq!(DTypeSpec::Auto.resolve(cpu, amx, true), Ok(DType::BF16));
+        for (support, bf16_gemm) in [(amx, false), (avx512, true), (none, true), (none, false)] {
+            assert_eq!(DTypeSpec::Auto.resolve(cpu, support, bf16_gemm), Ok(DType::F32), "{support:?}");
         }
-        assert_eq!(DTypeSpec::F32.resolve(cpu, true, true), Ok(DType::F32));
-        let err = DTypeSpec::BF16.resolve(cpu, false, true).unwrap_err();
+        assert_eq!(DTypeSpec::F32.resolve(cpu, amx, true), Ok(DType::F32));
+        // Asked for, bf16 runs wherever the CPU has bf16 arithmetic.
+        assert_eq!(DTypeSpec::BF16.resolve(cpu, avx512, true), Ok(DType::BF16));
+        let err = DTypeSpec::BF16.resolve(cpu, none, true).unwrap_err();
         assert!(err.contains("AVX512-BF16"), "{err}");
-        let err = DTypeSpec::BF16.resolve(cpu, true, false).unwrap_err();
+        let err = DTypeSpec::BF16.resolve(cpu, amx, false).unwrap_err();
         assert!(err.contains("--features mkl"), "{err}");
-        assert!(DTypeSpec::F16.resolve(cpu, true, true).unwrap_err().contains("no fast CPU path"));
+        assert!(DTypeSpec::F16.resolve(cpu, amx, true).unwrap_err().contains("no fast CPU path"));
         // GPUs: as asked, auto is f32.
-        assert_eq!(DTypeSpec::Auto.resolve(DeviceSpec::Cuda(0), true, true), Ok(DType::F32));
-        assert_eq!(DTypeSpec::F16.resolve(DeviceSpec::Cuda(0), false, false), Ok(DType::F16));
+        assert_eq!(DTypeSpec::Auto.resolve(DeviceSpec::Cuda(0), amx, true), Ok(DType::F32));
+        assert_eq!(DTypeSpec::F16.resolve(DeviceSpec::Cuda(0), none, false), Ok(DType::F16));
         assert_eq!(DTypeSpec::of(DType::BF16), DTypeSpec::BF16);
     }
 

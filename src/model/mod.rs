@@ -177,9 +177,12 @@ impl Model {
         let task = resolve_task(task, &config)?;
         let device = device_spec.open()?;
         let packed = arch::packed_gemm(&config.model_type(), &device, &linear);
-        let dtype = dtype_spec
-            .resolve(device_spec, Cpu::detect().bf16, packed.is_some_and(|g| g.has_bf16()))
-            .map_err(LoadError::Options)?;
+        let bf16 = Cpu::detect().bf16;
+        let dtype =
+            dtype_spec.resolve(device_spec, bf16, packed.is_some_and(|g| g.has_bf16())).map_err(LoadError::Options)?;
+        if dtype == DType::BF16 && device_spec == DeviceSpec::Cpu && bf16 == gemm::Bf16Support::Avx512 {
+            tracing::warn!("bf16 on AVX512-BF16 without AMX served slower than f32 in docs/benchmarks.md (round 5)");
+        }
         tracing::info!(dtype = %DTypeSpec::of(dtype), requested = %dtype_spec, packed = packed.is_some(), "dtype");
         let weights = Weights::read(&files.weights)?;
         let network = arch::load(&config, &raw, weights, task, dtype, &device, &linear)?;

@@ -1,5 +1,5 @@
-//! The bf16 quality gate (`--dtype bf16`, what `--dtype auto` serves on a CPU with AMX-BF16 or
-//! AVX512-BF16 in the `mkl` build): on every golden input, the mean-pooled embedding within
+//! The bf16 quality gate (`--dtype bf16`, what `--dtype auto` serves on a CPU with AMX-BF16 in the
+//! `mkl` build, and what `--dtype bf16` runs on one with AVX512-BF16): on every golden input, the mean-pooled embedding within
 //! cosine 0.9999 of f32's, and f32's labels and fill-mask top-1 (ties under the margins below
 //! exempt, counted and printed). Where the CPU or the build has no bf16 GEMM the gate is ignored
 //! (listed by the test runner, never passed) and bf16 must be refused with the reason. CI runs it

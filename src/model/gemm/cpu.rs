@@ -81,15 +81,12 @@ impl CpuGemm {
     }
 }
 
+/// One block's GEMM: `a`, `b`, `c` of the block.
+type Block<'f, T> = dyn Fn(MatRef<'_, T>, MatRef<'_, T>, MatMut<'_, f32>) + Sync + 'f;
+
 /// Cuts `c = a · op(b)` into one block per thread: rows of `a` and `c` when there are enough
 /// rows, else columns of `op(b)` and `c`, else one call.
-fn split<T: Sync>(
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
-    b_trans: bool,
-    c: MatMut<'_, f32>,
-    run: &(dyn Fn(MatRef<'_, T>, MatRef<'_, T>, MatMut<'_, f32>) + Sync),
-) {
+fn split<T: Sync>(a: MatRef<'_, T>, b: MatRef<'_, T>, b_trans: bool, c: MatMut<'_, f32>, run: &Block<'_, T>) {
     let threads = rayon::current_num_threads();
     let (m, n) = (c.rows(), c.cols());
     if threads > 1 && m >= MIN_ROWS_PER_THREAD * threads {

@@ -151,9 +151,20 @@ pub struct Cpu {
     /// AVX-512 VNNI or AVX-VNNI: `vpdpbusd` accumulates u8 × i8 products in i32 without the i16
     /// saturation of AVX2's `vpmaddubsw`.
     pub vnni: bool,
-    /// AMX-BF16 or AVX512-BF16: a bf16 GEMM runs at 2× (AVX512-BF16 `vdpbf16ps`) to ~16× (AMX
-    /// tiles) the f32 rate.
-    pub bf16: bool,
+    /// The CPU's bf16 arithmetic.
+    pub bf16: Bf16Support,
+}
+
+/// What bf16 arithmetic a CPU has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Bf16Support {
+    #[default]
+    None,
+    /// AVX512-BF16 (`vdpbf16ps`): on an Intel Xeon without AMX it served *slower* than f32
+    /// (docs/benchmarks.md, round 5), so `--dtype auto` does not pick bf16 for it.
+    Avx512,
+    /// AMX-BF16 tiles: PyTorch's bf16 model step ran 3.5× its f32 one on such a Xeon.
+    Amx,
 }
 
 impl Cpu {
@@ -178,7 +189,13 @@ impl Cpu {
             intel: field("vendor_id") == "GenuineIntel",
             avx512: has("avx512f") && has("avx512bw"),
             vnni: has("avx512_vnni") || has("avx_vnni"),
-            bf16: has("amx_bf16") || has("avx512_bf16"),
+            bf16: if has("amx_bf16") {
+                Bf16Support::Amx
+            } else if has("avx512_bf16") {
+                Bf16Support::Avx512
+            } else {
+                Bf16Support::None
+            },
         }
     }
 }
@@ -419,11 +436,11 @@ mod tests {
     #[test]
     fn reads_vendor_and_isa_from_cpuinfo() {
         let amd = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2 avx512f avx512bw avx512_vnni avx512_bf16\n";
-        assert_eq!(Cpu::parse(amd), Cpu { intel: false, avx512: true, vnni: true, bf16: true });
+        assert_eq!(Cpu::parse(amd), Cpu { intel: false, avx512: true, vnni: true, bf16: Bf16Support::Avx512 });
         let intel = "vendor_id\t: GenuineIntel\nflags\t\t: fpu avx2 fma\n";
-        assert_eq!(Cpu::parse(intel), Cpu { intel: true, avx512: false, vnni: false, bf16: false });
+        assert_eq!(Cpu::parse(intel), Cpu { intel: true, avx512: false, vnni: false, bf16: Bf16Support::None });
         let amx = "vendor_id\t: GenuineIntel\nflags\t\t: avx512f avx512bw amx_bf16 amx_tile\n";
-        assert!(Cpu::parse(amx).bf16);
+        assert_eq!(Cpu::parse(amx).bf16, Bf16Support::Amx);
         assert_eq!(Cpu::parse(""), Cpu::default());
     }
 
