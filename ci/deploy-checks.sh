@@ -19,7 +19,7 @@
 #                     offline load from its cache
 #   SKIP_KSERVE=1     skip (e): the server run with the KServe runtime's args and env
 #   SKIP_BROWSER=1    skip (f): /docs driven in headless Chromium (apt's chromium, installed when missing)
-#   SCREENSHOT=PATH   (f) also saves a screenshot of /docs there (docs/images/docs-page.png is one)
+#   SCREENSHOT=PATH   (f) also saves a screenshot of /docs there (docs/docs-page.png is one)
 #   SKIP_LIVE=1       skip all live checks
 #   KUBE_VERSIONS     Kubernetes versions to validate against (default "1.30.0 1.37.0")
 #
