@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Deployment checks for pipeserve: Helm chart, Kubernetes and CRD schemas (KEDA vendored), Dockerfile,
-# alert rules and their unit tests, Grafana dashboard, and live runs of the real server binary:
-# image, Prometheus (every query, and the exact autoscaling queries of KEDA and prometheus-adapter),
-# the rendered Deployment kubelet-style, and the hub paths (slow load, init container, offline).
+# Deployment checks for pipeserve: Helm chart, Kubernetes and CRD schemas (KEDA and KServe vendored),
+# the KServe runtime (deploy/kserve/), Dockerfile, alert rules and their unit tests, Grafana
+# dashboard, and live runs of the real server binary: image, Prometheus (every query, and the exact
+# autoscaling queries of KEDA and prometheus-adapter), the rendered Deployment kubelet-style, the
+# hub paths (slow load, init container, offline), the KServe runtime's container as KServe runs it,
+# and the /docs page in a headless Chromium.
 #
 #   bash ci/deploy-checks.sh
 #
@@ -15,6 +17,9 @@
 #   SKIP_CHART_RUN=1  skip (c): the server run as the rendered Deployment says, kubelet-style
 #   SKIP_HUB=1        skip (d): slow model load from a local fake hub, --download-only init container,
 #                     offline load from its cache
+#   SKIP_KSERVE=1     skip (e): the server run with the KServe runtime's args and env
+#   SKIP_BROWSER=1    skip (f): /docs driven in headless Chromium (apt's chromium, installed when missing)
+#   SCREENSHOT=PATH   (f) also saves a screenshot of /docs there (docs/docs-page.png is one)
 #   SKIP_LIVE=1       skip all live checks
 #   KUBE_VERSIONS     Kubernetes versions to validate against (default "1.30.0 1.37.0")
 #
@@ -169,8 +174,10 @@ for f in "$OUT"/rendered/*.yaml; do
       kubernetes-validate --strict --quiet -k "$v" "$f"
   done
 done
-SHOW_LINES=3 run "ServiceMonitor/PrometheusRule (operator CRDs), ScaledObject (vendored KEDA CRD)" \
-  env TOOLS_NODE_MODULES="$TOOLS/node/node_modules" node ci/validate_crds.mjs "$OUT"/rendered/*.yaml
+SHOW_LINES=8 run "ServiceMonitor/PrometheusRule (operator CRDs), ScaledObject (vendored KEDA CRD), deploy/kserve (vendored KServe CRDs)" \
+  env TOOLS_NODE_MODULES="$TOOLS/node/node_modules" node ci/validate_crds.mjs "$OUT"/rendered/*.yaml deploy/kserve/*.yaml
+SHOW_LINES=2 run "KServe runtime: ClusterServingRuntime = ServingRuntime, /mnt/models, {{.Name}}, ports, probes, metrics annotations" \
+  python ci/kserve_check.py config deploy/kserve
 run "prometheus-adapter rule: strict config fields, values file = rendered ConfigMap" \
   python ci/autoscaling_check.py config --adapter-values "$CHART/files/prometheus-adapter-values.yaml" \
     --rendered "$OUT"/rendered/*.yaml
@@ -215,9 +222,10 @@ stage_end
 # ---------------------------------------------------------------------------------------------
 # Live checks.
 # ---------------------------------------------------------------------------------------------
-[[ "${SKIP_LIVE:-0}" == 1 ]] && SKIP_IMAGE=1 SKIP_PROMETHEUS=1 SKIP_CHART_RUN=1 SKIP_HUB=1
+[[ "${SKIP_LIVE:-0}" == 1 ]] && SKIP_IMAGE=1 SKIP_PROMETHEUS=1 SKIP_CHART_RUN=1 SKIP_HUB=1 SKIP_KSERVE=1 SKIP_BROWSER=1
 LIVE_READY=1
-if [[ "${SKIP_IMAGE:-0}" != 1 || "${SKIP_PROMETHEUS:-0}" != 1 || "${SKIP_CHART_RUN:-0}" != 1 || "${SKIP_HUB:-0}" != 1 ]]; then
+if [[ "${SKIP_IMAGE:-0}" != 1 || "${SKIP_PROMETHEUS:-0}" != 1 || "${SKIP_CHART_RUN:-0}" != 1 || "${SKIP_HUB:-0}" != 1 \
+   || "${SKIP_KSERVE:-0}" != 1 || "${SKIP_BROWSER:-0}" != 1 ]]; then
   stage "live prerequisites (binary, model)"
   if [[ ! -x "$PIPESERVE_BIN" && "$PIPESERVE_BIN" == "$DEFAULT_BIN" ]]; then
     run "cargo build --release --locked" cargo build --release --locked
@@ -417,6 +425,34 @@ else
   # (ci/tools.sh leaves `set -e` on: a non-zero status here would end the script.)
   stop_pid "$HUB_PID" 5 || true
   PIDS=()
+  stage_end
+fi
+
+# (e) The KServe runtime's container, as KServe's pod runs it once the storage initializer filled
+# /mnt/models. The runtime passes --grpc-port: a binary without the gRPC server cannot run it.
+if [[ "${SKIP_KSERVE:-0}" == 1 ]]; then skip "(e) KServe runtime run"
+elif [[ $LIVE_READY != 1 ]]; then fail "(e) KServe runtime run: no binary or model"
+elif ! "$PIPESERVE_BIN" --help | grep -q -- '--grpc-port'; then
+  skip "(e) KServe runtime run: this binary has no --grpc-port (the gRPC server), which the runtime passes"
+else
+  stage "(e) KServe runtime (deploy/kserve) run as its pod"
+  SHOW_LINES=10 run "(e) runtime args/env: startup probe, probes, v2 health/metadata/infer, /metrics, gRPC port, exit 0" \
+    python ci/kserve_check.py live deploy/kserve --bin "$PIPESERVE_BIN" --model-dir "$MODEL_DIR"
+  stage_end
+fi
+
+# (f) /docs in a real browser: renders the routes, only local requests, no console or CSP error,
+# "Try it out" on /embed 401 without the key and 200 with it.
+if [[ "${SKIP_BROWSER:-0}" == 1 ]]; then skip "(f) /docs in Chromium"
+elif [[ $LIVE_READY != 1 ]]; then fail "(f) /docs in Chromium: no binary or model"
+else
+  stage "(f) /docs in headless Chromium"
+  if ! command -v chromium >/dev/null; then
+    SHOW_LINES=0 run "apt-get install chromium" bash -c \
+      'apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null'
+  fi
+  SHOW_LINES=10 run "(f) /docs renders the routes; Try it out POST /embed: 401 without the key, 200 with it" \
+    python ci/docs_browser_check.py --bin "$PIPESERVE_BIN" --model-dir "$MODEL_DIR" ${SCREENSHOT:+--screenshot "$SCREENSHOT"}
   stage_end
 fi
 

@@ -2,15 +2,20 @@
 // kubernetes-validate does not carry:
 //   - ServiceMonitor, PrometheusRule: the Prometheus Operator's schemas
 //     (@kubernetes-models/prometheus-operator);
-//   - every kind with a CRD vendored under ci/crds/ (KEDA's ScaledObject): the CRD's own
-//     openAPIV3Schema, compiled with ajv. Unknown fields are errors, as with
+//   - every kind with a CRD vendored under ci/crds/ (KEDA's ScaledObject; KServe's ServingRuntime,
+//     ClusterServingRuntime, InferenceService, gzipped: the InferenceService CRD is 2 MB): the
+//     CRD's own openAPIV3Schema, compiled with ajv. Unknown fields are errors, as with
 //     `kubectl apply --validate=strict` (objects without x-kubernetes-preserve-unknown-fields get
 //     additionalProperties: false), plus the checks KEDA's admission webhook makes that a schema
-//     cannot (replica bounds, fallback needs an AverageValue trigger, prometheus trigger metadata).
+//     cannot (replica bounds, fallback needs an AverageValue trigger, prometheus trigger metadata)
+//     and those KServe's controller makes (protocol names, the runtime an InferenceService names
+//     exists among the files and supports its model format and protocol).
 // Reads multi-document YAML files; exits 1 on any error.
-//   node ci/validate_crds.mjs rendered.yaml...
-// A self-test first feeds a broken ScaledObject and fails if it is accepted.
+//   node ci/validate_crds.mjs rendered.yaml... deploy/kserve/*.yaml
+// A self-test first feeds a broken ScaledObject and a broken runtime and InferenceService, and
+// fails if they are accepted.
 import { readFileSync, readdirSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -54,8 +59,10 @@ ajv.addFormat("float", { type: "number", validate: () => true });
 ajv.addFormat("date-time", /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/);
 ajv.addFormat("byte", /^[A-Za-z0-9+/]*={0,2}$/);
 const crdValidators = {};
-for (const f of readdirSync(crdDir).filter((f) => f.endsWith(".yaml"))) {
-  for (const crd of yaml.loadAll(readFileSync(join(crdDir, f), "utf8"))) {
+for (const f of readdirSync(crdDir).filter((f) => f.endsWith(".yaml") || f.endsWith(".yaml.gz"))) {
+  const raw = readFileSync(join(crdDir, f));
+  const text = (f.endsWith(".gz") ? gunzipSync(raw) : raw).toString("utf8");
+  for (const crd of yaml.loadAll(text)) {
     if (crd?.kind !== "CustomResourceDefinition") continue;
     for (const v of crd.spec.versions) {
       const schema = strict(v.schema.openAPIV3Schema);
@@ -89,6 +96,36 @@ function kedaSemantics(doc) {
   return errs;
 }
 
+// What KServe v0.20 checks beyond the schema: protocolVersions are its four protocol names
+// (pkg/constants InferenceServiceProtocol); the serving container is `kserve-container`; an
+// InferenceService's predictor.model names a runtime (ServingRuntime or ClusterServingRuntime in
+// `runtimes`, the other documents checked) that lists its model format and protocol, and has a
+// storageUri in a scheme the storage initializer reads.
+const KSERVE_PROTOCOLS = new Set(["v1", "v2", "grpc-v1", "grpc-v2"]);
+const STORAGE_SCHEMES = ["hf://", "s3://", "gs://", "pvc://", "https://", "http://", "oci://", "hdfs://", "webhdfs://"];
+const runtimes = new Map();
+function kserveSemantics(doc) {
+  const errs = [];
+  const s = doc.spec ?? {};
+  if (doc.kind === "ServingRuntime" || doc.kind === "ClusterServingRuntime") {
+    for (const p of s.protocolVersions ?? []) if (!KSERVE_PROTOCOLS.has(p)) errs.push(`protocolVersions: unknown protocol ${p}`);
+    if (s.containers?.[0]?.name !== "kserve-container") errs.push("the first container must be kserve-container");
+  }
+  if (doc.kind === "InferenceService") {
+    const m = s.predictor?.model;
+    if (!m) return errs;
+    const rt = runtimes.get(m.runtime);
+    if (!rt) { errs.push(`runtime ${m.runtime} is not among the files checked`); return errs; }
+    if (!(rt.spec.supportedModelFormats ?? []).some((f) => f.name === m.modelFormat?.name)) {
+      errs.push(`runtime ${m.runtime} does not support model format ${m.modelFormat?.name}`);
+    }
+    const protocol = m.protocolVersion ?? "v1";
+    if (!(rt.spec.protocolVersions ?? ["v1"]).includes(protocol)) errs.push(`runtime ${m.runtime} does not speak ${protocol}`);
+    if (m.storageUri && !STORAGE_SCHEMES.some((p) => m.storageUri.startsWith(p))) errs.push(`storageUri ${m.storageUri}: unknown scheme`);
+  }
+  return errs;
+}
+
 function validate(doc) {
   const [group, version] = (doc.apiVersion ?? "").split("/");
   if (group === "monitoring.coreos.com") {
@@ -100,6 +137,7 @@ function validate(doc) {
   if (!v) return null;  // a core kind: kubernetes-validate's job
   const errs = v.validate(doc) ? [] : v.validate.errors.map((e) => `${e.instancePath || "/"} ${e.message}${e.params?.additionalProperty ? ` (${e.params.additionalProperty})` : ""}`);
   if (group === "keda.sh") errs.push(...kedaSemantics(doc));
+  if (group === "serving.kserve.io") errs.push(...kserveSemantics(doc));
   return errs;
 }
 
@@ -115,19 +153,38 @@ for (const want of ["pollingIntervall", "minReplicaCount 3 > maxReplicaCount 2",
     process.exit(1);
   }
 }
-console.log(`ok   self-test: broken ScaledObject rejected (${brokenErrs.length} errors); CRDs: ${Object.keys(crdValidators).join(", ")}`);
-
-let failed = 0, checked = 0;
-for (const file of process.argv.slice(2)) {
-  for (const doc of yaml.loadAll(readFileSync(file, "utf8"))) {
-    if (!doc) continue;
-    const errs = validate(doc);
-    if (errs === null) continue;
-    checked++;
-    const where = `${file.split("/").pop()}: ${doc.kind}/${doc.metadata?.name}`;
-    if (errs.length) { console.log(`FAIL ${where}: ${errs.join("; ")}`); failed++; }
-    else console.log(`ok   ${where}`);
+console.log(`ok   self-test: broken ScaledObject rejected (${brokenErrs.length} errors)`);
+// Self-test: a runtime with a misspelt container field and an unknown protocol, and an
+// InferenceService that names it with a format and protocol it lacks.
+const brokenRuntime = { apiVersion: "serving.kserve.io/v1alpha1", kind: "ClusterServingRuntime", metadata: { name: "broken" },
+  spec: { supportedModelFormats: [{ name: "huggingface" }], protocolVersions: ["v2", "rest-v2"],
+    containers: [{ name: "kserve-container", image: "x", argz: ["--port=8080"] }] } };
+runtimes.set("broken", brokenRuntime);
+const brokenIsvc = { apiVersion: "serving.kserve.io/v1beta1", kind: "InferenceService", metadata: { name: "x" },
+  spec: { predictor: { model: { modelFormat: { name: "onnx" }, runtime: "broken", protocolVersion: "grpc-v2", storageUri: "ftp://x" }, replica: 1 } } };
+const kserveErrs = [...(validate(brokenRuntime) ?? []), ...(validate(brokenIsvc) ?? [])];
+for (const want of ["argz", "rest-v2", "replica", "model format onnx", "does not speak grpc-v2", "unknown scheme"]) {
+  if (!kserveErrs.some((e) => e.includes(want))) {
+    console.log(`FAIL self-test: a broken runtime/InferenceService was not rejected for ${want}: ${JSON.stringify(kserveErrs)}`);
+    process.exit(1);
   }
+}
+runtimes.clear();
+console.log(`ok   self-test: broken ServingRuntime/InferenceService rejected (${kserveErrs.length} errors); CRDs: ${Object.keys(crdValidators).join(", ")}`);
+
+const inputs = process.argv.slice(2).flatMap((file) =>
+  yaml.loadAll(readFileSync(file, "utf8")).filter(Boolean).map((doc) => ({ file, doc })));
+for (const { doc } of inputs) {
+  if (doc.kind === "ServingRuntime" || doc.kind === "ClusterServingRuntime") runtimes.set(doc.metadata?.name, doc);
+}
+let failed = 0, checked = 0;
+for (const { file, doc } of inputs) {
+  const errs = validate(doc);
+  if (errs === null) continue;
+  checked++;
+  const where = `${file.split("/").pop()}: ${doc.kind}/${doc.metadata?.name}`;
+  if (errs.length) { console.log(`FAIL ${where}: ${errs.join("; ")}`); failed++; }
+  else console.log(`ok   ${where}`);
 }
 console.log(`${checked} custom resources checked, ${failed} invalid`);
 process.exit(failed ? 1 : 0);

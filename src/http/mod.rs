@@ -1,6 +1,7 @@
 //! HTTP: routes and the ONE tower stack in front of them.
 
 pub mod api;
+mod docs;
 pub mod error;
 mod handlers;
 mod inference_api;
@@ -116,6 +117,8 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
             async move { ([(header::CONTENT_TYPE, "application/json")], document.to_string()) }
         }),
     );
+    // `/docs`: the API explorer on that document (its assets are compiled in).
+    let operational = operational.merge(docs::routes());
 
     let metrics = state.metrics.clone();
     inference

@@ -5,6 +5,7 @@
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::Schema;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -46,12 +47,14 @@ pub fn document(mut inference: OpenApi, mut model_info: OpenApi, operational: Op
         let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete];
         for operation in operations.into_iter().flatten() {
             add_errors(operation, &body, &LAYER_ERRORS);
+            operation.security = Some(api_key_security());
         }
     }
     for (path, item) in model_info.paths.paths.iter_mut() {
         let body = error_body_name(path);
         for operation in [&mut item.get].into_iter().flatten() {
             add_errors(operation, &body, &LAYER_ERRORS[1..2]);
+            operation.security = Some(api_key_security());
         }
     }
     inference.merge(model_info);
@@ -64,6 +67,13 @@ pub fn document(mut inference: OpenApi, mut model_info: OpenApi, operational: Op
     ] {
         components.schemas.entry(name.into_owned()).or_insert(schema);
     }
+    // `Authorization: Bearer <key>`: what /docs' "Authorize" sends once a key is entered.
+    components.add_security_scheme(
+        API_KEY_SCHEME,
+        SecurityScheme::Http(
+            HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("`--api-key`")).build(),
+        ),
+    );
     let mut nested = Vec::new();
     OpenAiErrorBody::schemas(&mut nested);
     components.schemas.extend(nested);
@@ -77,6 +87,14 @@ pub fn document(mut inference: OpenApi, mut model_info: OpenApi, operational: Op
         ))
         .build();
     inference
+}
+
+/// The name of the API key's security scheme in the document.
+const API_KEY_SCHEME: &str = "api_key";
+
+/// No key, or the API key: the key is needed only when the server runs with `--api-key`.
+fn api_key_security() -> Vec<SecurityRequirement> {
+    vec![SecurityRequirement::default(), SecurityRequirement::new(API_KEY_SCHEME, Vec::<String>::new())]
 }
 
 fn add_errors(operation: &mut Operation, body: &str, errors: &[(&str, &str)]) {

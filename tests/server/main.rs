@@ -7,6 +7,7 @@ mod common;
 mod bad_input_battery;
 mod batching;
 mod clients;
+mod docs;
 mod drain;
 mod faults;
 mod hardening;
