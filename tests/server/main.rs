@@ -9,6 +9,7 @@ mod batching;
 mod clients;
 mod drain;
 mod faults;
+mod grpc;
 mod hardening;
 mod instances;
 mod kserve;
