@@ -1,4 +1,5 @@
-//! Links the native GEMM libraries of the `openblas` and `dnnl` features (the `mkl` feature is
+//! Compiles the vendored .proto files of the gRPC services (proto/) with protox, a protobuf
+//! compiler in Rust, so a build needs no system `protoc`. Links the native GEMM libraries of the `openblas` and `dnnl` features (the `mkl` feature is
 //! linked by candle's intel-mkl-src). Both come from Debian packages that
 //! `scripts/native-gemm.sh` installs; a missing library fails here with that hint.
 
@@ -8,6 +9,7 @@ const LIBDIR: &str = "/usr/lib/x86_64-linux-gnu";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    compile_protos();
     // The bf16 quality gate runs where the CPU that builds the tests (and runs them, in CI) has a
     // bf16 dot product; elsewhere it is ignored and listed, not passed (tests/engine/bf16.rs).
     println!("cargo:rustc-check-cfg=cfg(pipeserve_host_bf16)");
@@ -37,6 +39,18 @@ fn main() {
         require(&format!("{libdir}/libdnnl.so"), "libdnnl-dev");
         println!("cargo:rustc-link-search=native={libdir}");
     }
+}
+
+/// The gRPC services' messages and server traits, from the vendored protos (servers only: the
+/// tests' clients are Python's).
+fn compile_protos() {
+    println!("cargo:rerun-if-changed=proto");
+    let files = protox::compile(["grpc_predict_v2.proto"], ["proto"]).unwrap_or_else(|e| panic!("proto/: {e}"));
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_transport(false)
+        .compile_fds(files)
+        .unwrap_or_else(|e| panic!("generating the gRPC code: {e}"));
 }
 
 fn require(path: &str, package: &str) {

@@ -1,4 +1,4 @@
-//! Assembling the server: the router and health exist before the model does, so the process
+//! Assembling the server: the router (and the gRPC services) and health exist before the model does, so the process
 //! answers probes and scrapes while it loads; [`App::load`] then loads and warms the model, starts
 //! the worker and the batcher, and hands the inference service to the routes.
 
@@ -37,6 +37,8 @@ pub struct App {
     pub health: Arc<Health>,
     pub loader: Loader,
     pub metrics: Arc<Metrics>,
+    /// The gRPC services, when `--grpc-port` is set.
+    pub grpc: Option<crate::grpc::GrpcServer>,
 }
 
 /// Loads the model into a built [`App`].
@@ -58,8 +60,9 @@ impl App {
             metrics.clone(),
         ));
         let router = crate::http::router(state.clone(), &config.http());
+        let grpc = config.grpc_port.map(|_| crate::grpc::GrpcServer::new(state.clone(), config.grpc()));
         let loader = Loader { state, load: config.load(), settings: config.infer() };
-        Self { router, health, loader, metrics }
+        Self { router, health, loader, metrics, grpc }
     }
 }
 

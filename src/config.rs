@@ -86,6 +86,11 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_PORT", default_value_t = 8000)]
     pub port: u16,
 
+    /// Port of the gRPC server (KServe's Open Inference Protocol v2, `inference.GRPCInferenceService`,
+    /// and `grpc.health.v1`) on `--host`; unset: no gRPC server. 0 picks a free one and logs it.
+    #[arg(long, env = "PIPESERVE_GRPC_PORT")]
+    pub grpc_port: Option<u16>,
+
     /// Most inputs in one model batch.
     #[arg(long, env = "PIPESERVE_MAX_BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_batch_size: u64,
@@ -486,6 +491,22 @@ impl Config {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
+    }
+
+    /// The gRPC server's address, when `--grpc-port` is set.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_port.map(|port| SocketAddr::new(self.host, port))
+    }
+
+    /// What the gRPC server needs: its messages bounded like HTTP bodies and responses.
+    pub fn grpc(&self) -> crate::grpc::GrpcConfig {
+        crate::grpc::GrpcConfig {
+            max_request_bytes: self.body_limit,
+            // The service refuses responses above --max-response-bytes from its estimate before the
+            // model runs; the slack covers the message's framing.
+            max_response_bytes: self.max_response_bytes.saturating_add(64 * 1024),
+            api_key: self.api_key.clone(),
+        }
     }
 }
 

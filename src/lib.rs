@@ -9,6 +9,7 @@
 pub mod app;
 pub mod batching;
 pub mod config;
+pub mod grpc;
 pub mod http;
 pub mod infer;
 pub mod lifecycle;

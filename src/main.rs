@@ -73,6 +73,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr()))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
+    let grpc = match config.grpc_addr() {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {addr}: {e}"))?;
+            tracing::info!(address = %listener.local_addr()?, "gRPC listening");
+            Some(listener)
+        }
+        None => None,
+    };
     let app = App::new(&config);
-    Ok(pipeserve::lifecycle::serve(app, listener, config.lifecycle()).await?)
+    Ok(pipeserve::lifecycle::serve(app, listener, grpc, config.lifecycle()).await?)
 }

@@ -1,14 +1,6 @@
 //! KServe's Open Inference Protocol (v2) over REST: server and model metadata, health, readiness and
-//! `infer`, as a thin adapter over [`crate::infer::Infer`]. The texts arrive as a `BYTES` input
-//! tensor (a second one holds the text pairs of a cross-encoder); the pipeline's parameters come in
-//! the request's `parameters`. The output is one tensor, `output-0`, shaped as KServe's
-//! huggingfaceserver answers the same task (README, "KServe v2"):
-//! - feature-extraction: the pooled, normalized sentence embeddings, `FP32 [n, dim]`;
-//! - text-classification: the best class id per input, `INT64 [n]`;
-//! - fill-mask: the best token of each mask, decoded, per input, `BYTES [n]`;
-//! - token-classification: the best label id per token, `INT64 [n, 1, tokens]`, up to the last word
-//!   token (`-1` where a token has no label: the leading special token, and the padding of shorter
-//!   inputs; the pipeline gives special tokens none).
+//! `infer`, as a thin adapter over [`crate::infer::Infer`]: the JSON tensors become strings here;
+//! what the protocol does with them (and the output per task) is [`super::oip`]'s, shared with gRPC.
 //!
 //! Errors use the protocol's `{"error": "..."}` body; their status is decided by [`ApiError`] as on
 //! every other route.
@@ -22,29 +14,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::openapi::schema::{AnyOfBuilder, Schema};
-use utoipa::openapi::RefOr;
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::ToSchema;
 
-use super::api::EmbeddingParameters;
 use super::error::{ApiError, OwnBody, Rejection};
-use super::handlers::{embed_inputs, run, AppResult, EmbedOptions};
+use super::handlers::AppResult;
 use super::layers::timeout::Deadline;
+use super::oip::{self, ResponseOutput, TensorMetadata, VERSION};
 use super::parse::parse_json;
 use super::state::AppState;
-use crate::infer::{Infer, Input};
-use crate::model::Task;
-use crate::pipelines::{argmax, Output, Params, TopK};
-
-/// The one version of the served model.
-const VERSION: &str = "1";
-
-/// The name of the one output tensor (huggingfaceserver's).
-const OUTPUT: &str = "output-0";
-
-/// Request-level parameters of the protocol itself, not of the pipeline: tritonclient asks for
-/// binary outputs this way; the answer is JSON either way (its clients read both).
-const PROTOCOL_PARAMETERS: [&str; 1] = ["binary_data_output"];
+use crate::infer::Input;
 
 /// The body of an error on a `/v2` route.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -69,15 +47,6 @@ pub struct ServerMetadata {
     version: &'static str,
     /// Protocol extensions served: none (no binary tensors, no model repository).
     extensions: Vec<String>,
-}
-
-/// A tensor's description in model metadata.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TensorMetadata {
-    name: &'static str,
-    datatype: &'static str,
-    /// `-1`: any size.
-    shape: Vec<i64>,
 }
 
 /// `GET /v2/models/{name}`: the model's metadata.
@@ -143,38 +112,6 @@ pub struct InferRequestBody {
     outputs: Option<Vec<RequestOutput>>,
 }
 
-/// A tensor's data, flat in row-major order.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum TensorData {
-    Fp32(Vec<f32>),
-    Int64(Vec<i64>),
-    Bytes(Vec<String>),
-}
-
-/// `anyOf`, not the derive's `oneOf`: an INT64 tensor's integers are numbers too.
-impl PartialSchema for TensorData {
-    fn schema() -> RefOr<Schema> {
-        AnyOfBuilder::new()
-            .description(Some("flat, row-major: numbers (FP32), integers (INT64) or strings (BYTES)"))
-            .item(Vec::<f32>::schema())
-            .item(Vec::<i64>::schema())
-            .item(Vec::<String>::schema())
-            .into()
-    }
-}
-
-impl ToSchema for TensorData {}
-
-/// One output tensor.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResponseOutput {
-    name: &'static str,
-    datatype: &'static str,
-    shape: Vec<usize>,
-    data: TensorData,
-}
-
 /// The answer of an infer request.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InferResponseBody {
@@ -217,19 +154,6 @@ fn probe(key: &str, ok: bool) -> Response {
     }
 }
 
-/// Fails unless `name` (and `version`, when given) is the served model.
-fn check_model(state: &AppState, name: &str, version: Option<&str>) -> AppResult<()> {
-    if name != state.served_model_name {
-        return Err(ApiError::UnknownModel(name.chars().take(100).collect()));
-    }
-    match version {
-        Some(v) if v != VERSION => {
-            Err(ApiError::UnknownModel(format!("{name} version {}", v.chars().take(100).collect::<String>())))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// `GET /v2/models/{name}`: the model's tensors.
 #[utoipa::path(get, path = "/v2/models/{name}", tag = "KServe v2", params(("name" = String, Path, description = "the served model's name")),
     responses((status = 200, body = ModelMetadata), (status = 404, description = "another name", body = V2ErrorBody)))]
@@ -252,26 +176,14 @@ pub async fn model_version_metadata(
 }
 
 fn metadata(state: &AppState, name: &str, version: Option<&str>) -> AppResult<Json<ModelMetadata>> {
-    check_model(state, name, version)?;
-    let infer = state.infer()?;
-    let task = infer.info().task;
-    let text = |name| TensorMetadata { name, datatype: "BYTES", shape: vec![-1] };
-    let mut inputs = vec![text("text")];
-    if task == Task::TextClassification {
-        inputs.push(text("text_pair"));
-    }
-    let (datatype, shape) = match task {
-        Task::FeatureExtraction => ("FP32", vec![-1, infer.meta().hidden_size as i64]),
-        Task::TextClassification => ("INT64", vec![-1]),
-        Task::FillMask => ("BYTES", vec![-1]),
-        Task::TokenClassification => ("INT64", vec![-1, 1, -1]),
-    };
+    oip::check_model(&state.served_model_name, name, version)?;
+    let (inputs, outputs) = oip::model_tensors(state.infer()?);
     Ok(Json(ModelMetadata {
         name: state.served_model_name.clone(),
         versions: vec![VERSION],
         platform: "pipeserve",
         inputs,
-        outputs: vec![TensorMetadata { name: OUTPUT, datatype, shape }],
+        outputs,
     }))
 }
 
@@ -296,7 +208,7 @@ pub async fn model_version_ready(
 }
 
 fn readiness(state: &AppState, name: &str, version: Option<&str>) -> AppResult<Response> {
-    check_model(state, name, version)?;
+    oip::check_model(&state.served_model_name, name, version)?;
     state.health.publish();
     let ready = state.health.is_ready();
     let body = Json(ModelReady { name: state.served_model_name.clone(), ready });
@@ -346,30 +258,20 @@ async fn call(
     name: &str,
     version: Option<&str>,
 ) -> AppResult<Response> {
-    check_model(state, name, version)?;
+    oip::check_model(&state.served_model_name, name, version)?;
     if headers.contains_key("inference-header-content-length") {
         return Err(binary_refused());
     }
     let request: InferRequestBody = parse_json(headers, body)?;
     let infer = state.infer()?;
     let inputs = texts(&request.inputs)?;
-    for output in request.outputs.iter().flatten() {
-        if output.name != OUTPUT {
-            return Err(ApiError::Validation(format!(
-                "unknown output {:?}: the one output is {OUTPUT:?}",
-                output.name
-            )));
-        }
-    }
-    let mut parameters = request.parameters.unwrap_or_default();
-    for key in PROTOCOL_PARAMETERS {
-        parameters.remove(key);
-    }
+    oip::check_outputs(request.outputs.iter().flatten().map(|o| o.name.as_str()))?;
+    let parameters = request.parameters.unwrap_or_default();
     let id = request
         .id
         .or_else(|| headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string))
         .unwrap_or_default();
-    let (output, stats) = outputs(infer, deadline, inputs, parameters).await?;
+    let (output, stats) = oip::infer(infer, deadline, inputs, parameters).await?;
     let response = InferResponseBody {
         model_name: state.served_model_name.clone(),
         model_version: version.map(str::to_string),
@@ -386,23 +288,7 @@ fn binary_refused() -> ApiError {
 /// The texts of the request's input tensors: one `BYTES` tensor, or two (text, text pair) of the
 /// same length.
 fn texts(tensors: &[RequestInput]) -> AppResult<Vec<Input>> {
-    let columns = tensors.iter().enumerate().map(|(i, t)| strings(i, t)).collect::<AppResult<Vec<_>>>()?;
-    let mut columns = columns.into_iter();
-    match (columns.next(), columns.next(), columns.next()) {
-        (Some(texts), None, None) => Ok(texts.into_iter().map(Input::Text).collect()),
-        (Some(texts), Some(pairs), None) => {
-            if texts.len() != pairs.len() {
-                return Err(ApiError::Validation(format!(
-                    "inputs[0] has {} texts and inputs[1] {} text pairs: they must match",
-                    texts.len(),
-                    pairs.len()
-                )));
-            }
-            Ok(texts.into_iter().zip(pairs).map(|(a, b)| Input::Pair(a, b)).collect())
-        }
-        (None, ..) => Err(ApiError::Validation("inputs is empty: send one BYTES tensor of texts".into())),
-        _ => Err(ApiError::Validation("at most two input tensors: the texts and their text pairs".into())),
-    }
+    oip::inputs(tensors.iter().enumerate().map(|(i, t)| strings(i, t)).collect::<AppResult<Vec<_>>>()?)
 }
 
 /// One `BYTES` tensor's strings, checked against its shape.
@@ -411,22 +297,10 @@ fn strings(index: usize, tensor: &RequestInput) -> AppResult<Vec<String>> {
     if tensor.parameters.as_ref().is_some_and(|p| p.contains_key("binary_data_size")) {
         return Err(binary_refused());
     }
-    if tensor.datatype != "BYTES" {
-        return Err(ApiError::Validation(format!(
-            "inputs[{index}] ({name}): datatype {:?}, a text tensor is BYTES",
-            tensor.datatype.chars().take(20).collect::<String>()
-        )));
-    }
+    oip::check_datatype(index, name, &tensor.datatype)?;
     let mut out = Vec::new();
     flatten(&tensor.data, &mut out, 0).map_err(|e| ApiError::Validation(format!("inputs[{index}] ({name}): {e}")))?;
-    let count = tensor.shape.iter().try_fold(1u64, |n, &d| u64::try_from(d).ok().and_then(|d| n.checked_mul(d)));
-    if count != Some(out.len() as u64) {
-        return Err(ApiError::Validation(format!(
-            "inputs[{index}] ({name}): shape {:?} does not hold the {} strings sent",
-            tensor.shape,
-            out.len()
-        )));
-    }
+    oip::check_shape(index, name, &tensor.shape, out.len())?;
     Ok(out)
 }
 
@@ -445,126 +319,6 @@ fn flatten(value: &Value, out: &mut Vec<String>, depth: usize) -> Result<(), &'s
         _ => return Err("data must be strings"),
     }
     Ok(())
-}
-
-/// The pipeline's parameters of type `P` from the request's `parameters`.
-fn parameters<P: serde::de::DeserializeOwned>(parameters: Map<String, Value>) -> AppResult<P> {
-    serde_json::from_value(Value::Object(parameters))
-        .map_err(|e| ApiError::Validation(format!("invalid parameters: {e}")))
-}
-
-/// Fails when `set`: the v2 output has its one shape (KServe's), which this parameter would change.
-fn not_here(set: bool, name: &str) -> AppResult<()> {
-    if set {
-        return Err(ApiError::Validation(format!(
-            "parameter {name} does not apply to the v2 protocol: its output has one shape per task (README)"
-        )));
-    }
-    Ok(())
-}
-
-/// Runs the pipeline and shapes its outputs as `output-0`.
-async fn outputs(
-    infer: &Infer,
-    deadline: Deadline,
-    inputs: Vec<Input>,
-    raw: Map<String, Value>,
-) -> AppResult<(ResponseOutput, crate::infer::BatchStats)> {
-    let n = inputs.len();
-    let task = infer.info().task;
-    if task == Task::FeatureExtraction {
-        let p: EmbeddingParameters = parameters(raw)?;
-        not_here(p.pooling.is_some(), "pooling")?;
-        not_here(p.encoding_format.is_some(), "encoding_format")?;
-        let options = EmbedOptions {
-            normalize: p.normalize.unwrap_or(true),
-            truncate: p.truncate,
-            truncation_direction: p.truncation_direction.unwrap_or_default(),
-            prompt_name: p.prompt_name,
-            dimensions: p.dimensions,
-        };
-        let (vectors, done) = embed_inputs(infer, deadline, inputs, options).await?;
-        let dim = vectors.first().map_or(0, Vec::len);
-        let data = TensorData::Fp32(vectors.into_iter().flatten().collect());
-        return Ok((ResponseOutput { name: OUTPUT, datatype: "FP32", shape: vec![n, dim], data }, done.stats));
-    }
-    let mut params: Params = parameters(raw)?;
-    not_here(params.top_k != TopK::Default, "top_k")?;
-    match task {
-        Task::TextClassification => params.top_k = TopK::All,
-        Task::FillMask => params.top_k = TopK::K(1),
-        Task::TokenClassification => {
-            not_here(params.aggregation_strategy.is_some(), "aggregation_strategy")?;
-            not_here(params.ignore_labels.is_some(), "ignore_labels")?;
-            // Every token's label, "O" included.
-            params.ignore_labels = Some(Vec::new());
-        }
-        Task::FeatureExtraction => {}
-    }
-    let done = run(infer, deadline, inputs, params).await?;
-    let labels = &infer.info().labels;
-    let label_id = |label: &str| {
-        labels
-            .iter()
-            .position(|l| l == label)
-            .map(|i| i as i64)
-            .ok_or_else(|| ApiError::Internal(format!("unknown label {label}")))
-    };
-    let mismatch = || ApiError::Internal(format!("the v2 adapter got an output that does not fit {task}"));
-    let output = match task {
-        Task::TextClassification => {
-            let mut ids = Vec::with_capacity(n);
-            for output in &done.outputs {
-                let Output::Labels(scores) = output else { return Err(mismatch()) };
-                let values: Vec<f32> = scores.iter().map(|s| s.score).collect();
-                let best = scores.get(argmax(&values).0).ok_or_else(mismatch)?;
-                ids.push(label_id(&best.label)?);
-            }
-            ResponseOutput { name: OUTPUT, datatype: "INT64", shape: vec![n], data: TensorData::Int64(ids) }
-        }
-        Task::FillMask => {
-            let mut words = Vec::with_capacity(n);
-            for output in &done.outputs {
-                let best: Vec<u32> = match output {
-                    Output::FillMask(candidates) => candidates.first().map(|c| c.token).into_iter().collect(),
-                    Output::FillMaskMulti(per_mask) => {
-                        per_mask.iter().filter_map(|c| c.first().map(|c| c.token)).collect()
-                    }
-                    _ => return Err(mismatch()),
-                };
-                words.push(infer.tokenizer().decode(&best, false));
-            }
-            ResponseOutput { name: OUTPUT, datatype: "BYTES", shape: vec![n], data: TensorData::Bytes(words) }
-        }
-        Task::TokenClassification => {
-            let mut rows = Vec::with_capacity(n);
-            for output in &done.outputs {
-                let Output::Entities(entities) = output else { return Err(mismatch()) };
-                let len = entities.iter().filter_map(|e| e.index).max().map_or(0, |i| i + 1);
-                let mut row = vec![-1i64; len];
-                for e in entities {
-                    if let (Some(i), Some(label)) = (e.index, &e.entity) {
-                        row[i] = label_id(label)?;
-                    }
-                }
-                rows.push(row);
-            }
-            // Padded to the longest input's tokens (as a padded batch), -1 past each input's end.
-            let width = rows.iter().map(Vec::len).max().unwrap_or(0);
-            let data = rows.into_iter().flat_map(|mut r| {
-                r.resize(width, -1);
-                r
-            });
-            ResponseOutput {
-                name: OUTPUT,
-                datatype: "INT64",
-                shape: vec![n, 1, width],
-                data: TensorData::Int64(data.collect()),
-            }
-        }
-        Task::FeatureExtraction => return Err(mismatch()),
-    };
-    Ok((output, done.stats))
 }
 
 #[cfg(test)]

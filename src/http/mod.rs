@@ -7,6 +7,7 @@ mod handlers;
 mod inference_api;
 pub mod kserve;
 pub mod layers;
+pub mod oip;
 pub mod openai;
 mod openapi;
 pub mod parse;

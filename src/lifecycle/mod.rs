@@ -29,12 +29,20 @@ pub enum ServeError {
     Unfinished(Duration),
 }
 
-/// Serves `app` on `listener` while its model loads and after, until SIGTERM/SIGINT; then shuts
-/// down gracefully. A second signal exits at once. Fails when the model cannot be loaded, and when
+/// Serves `app` on `listener` (and its gRPC services on `grpc`) while its model loads and after,
+/// until SIGTERM/SIGINT; then shuts down gracefully: readiness (and gRPC health) flips first, then
+/// after the drain delay both listeners close and the requests and RPCs in flight finish. A second signal exits at once. Fails when the model cannot be loaded, and when
 /// the shutdown timeout cuts accepted requests off (so the exit status says so).
-pub async fn serve(app: App, listener: TcpListener, config: LifecycleConfig) -> Result<(), ServeError> {
-    let App { router, health, loader, metrics } = app;
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    grpc: Option<TcpListener>,
+    config: LifecycleConfig,
+) -> Result<(), ServeError> {
+    let App { router, health, loader, metrics, grpc: grpc_server } = app;
     let closing = Arc::new(Notify::new());
+    // Set when the listeners close: the gRPC server stops accepting then, with the HTTP one.
+    let (closed, closed_seen) = tokio::sync::watch::channel(false);
     let drain = {
         let (closing, health) = (closing.clone(), health.clone());
         async move {
@@ -52,9 +60,19 @@ pub async fn serve(app: App, listener: TcpListener, config: LifecycleConfig) -> 
             tokio::time::sleep(delay).await;
             tracing::info!("closing the listener and idle connections; finishing requests in flight");
             closing.notify_one();
+            let _ = closed.send(true);
         }
     };
-    let server = connections::serve(listener, router, config.connections, metrics, drain);
+    let http = connections::serve(listener, router, config.connections, metrics, drain);
+    let grpc = async move {
+        if let (Some(server), Some(listener)) = (grpc_server, grpc) {
+            let mut closed_seen = closed_seen;
+            server.serve(listener, async move { drop(closed_seen.wait_for(|c| *c).await) }).await;
+        }
+    };
+    let server = async {
+        tokio::join!(http, grpc);
+    };
     tokio::pin!(server);
     let backend = tokio::select! {
         loaded = loader.load() => loaded?,

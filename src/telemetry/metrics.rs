@@ -9,6 +9,10 @@ pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
+    /// gRPC calls by method (`/package.Service/Method`) and status code name (`OK`, `UNAVAILABLE`, ...).
+    pub grpc_requests: IntCounterVec,
+    /// End-to-end gRPC call duration by method.
+    pub grpc_request_duration: HistogramVec,
     pub queue_depth: IntGauge,
     pub queue_tokens: IntGauge,
     pub throughput: IntGauge,
@@ -75,6 +79,19 @@ impl Metrics {
         )
         .expect("valid histogram");
         registry.register(Box::new(request_duration.clone())).expect("unique metric");
+        let grpc_requests = IntCounterVec::new(
+            Opts::new("pipeserve_grpc_requests_total", "gRPC calls by method and status code."),
+            &["method", "code"],
+        )
+        .expect("valid counter");
+        registry.register(Box::new(grpc_requests.clone())).expect("unique metric");
+        let grpc_request_duration = HistogramVec::new(
+            HistogramOpts::new("pipeserve_grpc_request_duration_seconds", "End-to-end gRPC call duration.")
+                .buckets(LATENCY.to_vec()),
+            &["method"],
+        )
+        .expect("valid histogram");
+        registry.register(Box::new(grpc_request_duration.clone())).expect("unique metric");
         let worker_batches = IntCounterVec::new(
             Opts::new("pipeserve_worker_batches_total", "Batches run, by model instance."),
             &["instance"],
@@ -90,6 +107,8 @@ impl Metrics {
         Self {
             requests,
             request_duration,
+            grpc_requests,
+            grpc_request_duration,
             queue_depth: gauge("pipeserve_queue_depth", "Inputs admitted and not yet handed to the model."),
             queue_tokens: gauge(
                 "pipeserve_queue_tokens",

@@ -10,6 +10,7 @@ mod clients;
 mod docs;
 mod drain;
 mod faults;
+mod grpc;
 mod hardening;
 mod instances;
 mod kserve;

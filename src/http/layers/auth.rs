@@ -20,13 +20,21 @@ pub async fn layer(State(key): State<Option<ApiKey>>, request: Request, next: Ne
     let Some(key) = key else {
         return next.run(request).await;
     };
-    let refusal = match presented(request.headers()) {
-        Some(given) if bool::from(given.ct_eq(&key.0)) => return next.run(request).await,
-        Some(_) => ApiError::Unauthorized("invalid API key"),
-        None => ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`"),
-    };
-    // The body is read (or the connection closed) so the client's next request is not misread.
-    super::body::refuse(request, refusal).await
+    match verify(&key, request.headers()) {
+        Ok(()) => next.run(request).await,
+        // The body is read (or the connection closed) so the client's next request is not misread.
+        Err(refusal) => super::body::refuse(request, refusal).await,
+    }
+}
+
+/// Checks the key `headers` present against `key`, in constant time: the one check of every
+/// transport (gRPC metadata are HTTP/2 headers).
+pub fn verify(key: &ApiKey, headers: &HeaderMap) -> Result<(), ApiError> {
+    match presented(headers) {
+        Some(given) if bool::from(given.ct_eq(&key.0)) => Ok(()),
+        Some(_) => Err(ApiError::Unauthorized("invalid API key")),
+        None => Err(ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`")),
+    }
 }
 
 /// The key the client sent, if any. (`ct_eq` on slices of different lengths is false without

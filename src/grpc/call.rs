@@ -1,0 +1,265 @@
+//! The edge every RPC passes, the gRPC side of HTTP's tower stack (src/http/mod.rs), in order:
+//! 1. request id: the client's `x-request-id` metadata or a new UUID v4, sent back on the answer;
+//! 2. a `request` span carrying it, child of the client's `traceparent` (W3C trace context);
+//! 3. one access-log line and the `pipeserve_grpc_*` metrics when the call ends, answered or not
+//!    (a client that went away counts as `CANCELLED`);
+//! 4. the API key (`authorization: Bearer <key>` or `x-api-key`), by HTTP's own check;
+//! 5. admission: `Infer::shed` refuses at once when the queue cannot serve the call in time;
+//! 6. the deadline: `grpc-timeout`, capped by `--request-timeout`; the queue drops the call's inputs
+//!    at that instant and the answer is `DEADLINE_EXCEEDED`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue};
+use tokio::time::Instant;
+use tonic::{Code, Request, Response, Status};
+use tower_http::request_id::{MakeRequestId, MakeRequestUuid};
+use tracing::{Instrument, Span};
+
+use crate::http::error::ApiError;
+use crate::http::layers::auth::{self, ApiKey};
+use crate::http::layers::timeout::Deadline;
+use crate::http::state::AppState;
+use crate::infer::{BatchStats, InferError};
+use crate::telemetry::traces;
+
+/// How long before the client's own `grpc-timeout` the call gives up, so that its answer is ours
+/// (`DEADLINE_EXCEEDED`, inputs dropped) and not tonic's timer racing it with `CANCELLED`.
+const AHEAD_OF_CLIENT_DEADLINE: Duration = Duration::from_millis(5);
+
+/// What a call must pass before its handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Guard {
+    /// Probes and server metadata: open, as `/v2/health/*` and `/v2` are.
+    Open,
+    /// Model metadata and readiness: the API key, no shedding (as the REST routes).
+    Key,
+    /// Inference: the API key and admission.
+    Work,
+}
+
+/// A call's identity and time budget, for its handler.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub request_id: String,
+    pub deadline: Deadline,
+}
+
+/// What the handlers share: the server's state and the API key.
+pub struct Edge {
+    pub state: Arc<AppState>,
+    key: Option<ApiKey>,
+}
+
+/// What a handler answers: its message, and how the call's inputs were batched (for the log).
+pub type Handled<R> = Result<(R, Option<BatchStats>), ApiError>;
+
+impl Edge {
+    pub fn new(state: Arc<AppState>, key: Option<ApiKey>) -> Self {
+        Self { state, key }
+    }
+
+    /// Runs one unary call of `method` (`/package.Service/Method`) through the edge.
+    pub async fn unary<T, R, F, Fut>(
+        &self,
+        method: &'static str,
+        guard: Guard,
+        request: Request<T>,
+        handler: F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: FnOnce(Call, T) -> Fut,
+        Fut: Future<Output = Handled<R>>,
+    {
+        let started = Instant::now();
+        let headers = request.metadata().clone().into_headers();
+        let request_id = request_id(&headers);
+        let span = tracing::info_span!(
+            "request", rpc.system = "grpc", rpc.method = method, request_id = %request_id, otel.kind = "server",
+            rpc.grpc.status_code = tracing::field::Empty, otel.status_code = tracing::field::Empty,
+        );
+        traces::set_remote_parent(&span, &headers);
+        let mut line = Line {
+            edge_metrics: self.state.metrics.clone(),
+            method,
+            request_id: request_id.clone(),
+            started,
+            span: span.clone(),
+            outcome: None,
+        };
+        let call = Call { request_id: request_id.clone(), deadline: Deadline(self.deadline(started, &headers)) };
+        let result = async {
+            if guard >= Guard::Key {
+                if let Some(key) = &self.key {
+                    auth::verify(key, &headers)?;
+                }
+            }
+            if guard == Guard::Work {
+                self.state.infer()?.shed(call.deadline.0)?;
+            }
+            let deadline = call.deadline.0;
+            match tokio::time::timeout_at(deadline, handler(call, request.into_inner())).await {
+                Ok(handled) => handled,
+                Err(_) => Err(ApiError::Infer(InferError::Timeout)),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let mut answer = match result {
+            Ok((message, batch)) => {
+                line.outcome = Some((Code::Ok, batch));
+                Ok(Response::new(message))
+            }
+            Err(e) => {
+                let status = span.in_scope(|| super::status::status(&e));
+                line.outcome = Some((status.code(), None));
+                Err(status)
+            }
+        };
+        let metadata = match &mut answer {
+            Ok(response) => response.metadata_mut(),
+            Err(status) => status.metadata_mut(),
+        };
+        if let Ok(v) = request_id.parse() {
+            metadata.insert("x-request-id", v);
+        }
+        if let Some(sc) = traces::span_context(&span) {
+            if let Ok(v) = sc.trace_id().to_string().parse() {
+                metadata.insert("x-trace-id", v);
+            }
+            if let Ok(v) = traces::traceparent(&sc).parse() {
+                metadata.insert("traceparent", v);
+            }
+        }
+        answer
+    }
+
+    /// When the call's time is up: the client's `grpc-timeout` (just ahead of it), at most
+    /// `--request-timeout`.
+    fn deadline(&self, started: Instant, headers: &HeaderMap) -> Instant {
+        let limit = self.state.batching.request_timeout;
+        match headers.get("grpc-timeout").and_then(grpc_timeout) {
+            Some(timeout) if timeout < limit => started + timeout.saturating_sub(AHEAD_OF_CLIENT_DEADLINE),
+            _ => started + limit,
+        }
+    }
+}
+
+/// The client's request id, else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    let given = headers.get("x-request-id").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+    match given {
+        Some(id) => id.to_string(),
+        None => {
+            let made = MakeRequestUuid.make_request_id(&axum::http::Request::new(()));
+            made.and_then(|id| id.header_value().to_str().ok().map(str::to_string)).unwrap_or_default()
+        }
+    }
+}
+
+/// `grpc-timeout` (gRPC over HTTP/2: at most 8 digits and a unit, `H M S m u n`).
+fn grpc_timeout(value: &HeaderValue) -> Option<Duration> {
+    let value = value.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The call's log line and metrics, written when the call ends, answered or not.
+struct Line {
+    edge_metrics: Arc<crate::telemetry::Metrics>,
+    method: &'static str,
+    request_id: String,
+    started: Instant,
+    span: Span,
+    outcome: Option<(Code, Option<BatchStats>)>,
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        let (code, batch) = self.outcome.unwrap_or((Code::Cancelled, None));
+        let elapsed = self.started.elapsed();
+        let name = code_name(code);
+        self.edge_metrics.grpc_requests.with_label_values(&[self.method, name]).inc();
+        self.edge_metrics.grpc_request_duration.with_label_values(&[self.method]).observe(elapsed.as_secs_f64());
+        let span = &self.span;
+        span.record("rpc.grpc.status_code", code as i64);
+        if matches!(code, Code::Internal | Code::Unknown | Code::DataLoss | Code::Unimplemented) {
+            span.record("otel.status_code", "ERROR");
+        }
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let trace_id = traces::trace_id(span);
+        let queue_wait_ms = batch.map(|b| b.queue_wait.as_secs_f64() * 1000.0);
+        let batch_size = batch.map(|b| b.batch_size as u64);
+        let (route, request_id, status) = (self.method, &self.request_id, name);
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    parent: span, $level, protocol = "grpc", route, status, latency_ms, queue_wait_ms, batch_size,
+                    request_id, trace_id, "request"
+                )
+            };
+        }
+        // Probes come every few seconds and say little.
+        if route.starts_with("/grpc.health.v1.") {
+            line!(tracing::Level::DEBUG);
+        } else {
+            line!(tracing::Level::INFO);
+        }
+    }
+}
+
+/// The status code's name as gRPC writes it (`OK`, `DEADLINE_EXCEEDED`, ...).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_is_read_in_every_unit_and_garbage_is_ignored() {
+        let t = |s: &'static str| grpc_timeout(&HeaderValue::from_static(s));
+        assert_eq!(t("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(t("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(t("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(t("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(t("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(t("9n"), Some(Duration::from_nanos(9)));
+        for bad in ["", "S", "5", "5x", "-5S", "123456789S"] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+    }
+}

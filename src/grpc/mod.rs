@@ -1,0 +1,78 @@
+//! gRPC, a sibling of `http/` on its own port (`--grpc-port`): KServe's Open Inference Protocol v2
+//! (`inference.GRPCInferenceService`, [`oip`]) and `grpc.health.v1` ([`health`]), thin adapters
+//! over the same [`crate::infer::Infer`] the HTTP routes call. Every RPC goes through one edge
+//! ([`call`]): request id, trace context, API key, admission (`Infer::shed`), the deadline
+//! (`grpc-timeout`, capped by `--request-timeout`), metrics and the access log; each error becomes
+//! a `tonic::Status` once ([`status`]). Message sizes are bounded like HTTP bodies: requests by
+//! `--body-limit`, responses by `--max-response-bytes`.
+//!
+//! On drain the health service answers NOT_SERVING at once (it reads the server's readiness), and
+//! once the listeners close the server stops accepting and finishes the RPCs in flight.
+
+pub mod call;
+pub mod health;
+pub mod oip;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::ApiKey;
+use crate::http::state::AppState;
+
+/// The code generated from the vendored protos (proto/, compiled by build.rs).
+pub mod pb {
+    /// KServe's `grpc_predict_v2.proto` (package `inference`).
+    #[allow(clippy::all, missing_docs)]
+    pub mod inference {
+        tonic::include_proto!("inference");
+    }
+}
+
+/// What the gRPC server needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct GrpcConfig {
+    /// Largest request message (decoded), in bytes: `--body-limit`.
+    pub max_request_bytes: usize,
+    /// Largest response message (encoded), in bytes: above `--max-response-bytes`, which the
+    /// service already enforces from its estimate before the model runs, by the framing's slack.
+    pub max_response_bytes: usize,
+    /// `--api-key`.
+    pub api_key: Option<ApiKey>,
+}
+
+/// The gRPC services, built with the HTTP router before the model loads (they answer UNAVAILABLE
+/// until it is ready, health NOT_SERVING).
+pub struct GrpcServer {
+    edge: Arc<call::Edge>,
+    config: GrpcConfig,
+}
+
+impl GrpcServer {
+    pub fn new(state: Arc<AppState>, config: GrpcConfig) -> Self {
+        let key = config.api_key.as_ref().map(|k| crate::http::layers::auth::ApiKey(k.0.as_bytes().into()));
+        Self { edge: Arc::new(call::Edge::new(state, key)), config }
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops accepting and returns once the
+    /// RPCs in flight are answered. Drops the services (and with them the inference service).
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let Self { edge, config } = self;
+        let inference =
+            pb::inference::grpc_inference_service_server::GrpcInferenceServiceServer::new(oip::Oip::new(edge.clone()))
+                .max_decoding_message_size(config.max_request_bytes)
+                .max_encoding_message_size(config.max_response_bytes);
+        let health = tonic_health::pb::health_server::HealthServer::new(health::HealthService::new(edge));
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let served = tonic::transport::Server::builder()
+            .add_service(inference)
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        if let Err(e) = served {
+            tracing::error!("gRPC server failed: {e}");
+        }
+    }
+}
