@@ -362,6 +362,9 @@ async fn call(
         }
     }
     let mut parameters = request.parameters.unwrap_or_default();
+    // Triton's request-level `priority` (and ours: a class name), not a pipeline parameter.
+    let priority = parameters.remove("priority").map(|p| super::parse::priority(&p)).transpose()?.flatten();
+    let deadline = deadline.with_priority(priority);
     for key in PROTOCOL_PARAMETERS {
         parameters.remove(key);
     }

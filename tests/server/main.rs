@@ -16,4 +16,5 @@ mod loading;
 mod logs;
 mod routes;
 mod security;
+mod tenants;
 mod traces;
