@@ -59,8 +59,12 @@ impl App {
             health.clone(),
             metrics.clone(),
         ));
-        let router = crate::http::router(state.clone(), &config.http());
-        let grpc = config.grpc_port.map(|_| crate::grpc::GrpcServer::new(state.clone(), config.grpc()));
+        let http = config.http();
+        // One set of keys (and one thread re-reading the keys file) for both transports.
+        let keys = crate::auth::Keys::start(&http.auth);
+        metrics.declare_tenants(&keys.tenant_names(), &["interactive", "batch"]);
+        let router = crate::http::router(state.clone(), &http, keys.clone());
+        let grpc = config.grpc_port.map(|_| crate::grpc::GrpcServer::new(state.clone(), config.grpc(), keys));
         let loader = Loader { state, load: config.load(), settings: config.infer() };
         Self { router, health, loader, metrics, grpc }
     }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
-use crate::batching::{self, BatcherConfig, Limits};
-use crate::infer::InferSettings;
+use crate::auth::AuthConfig;
+use crate::batching::{self, BatcherConfig, ClassBudgets, ClassLimits, Limits, Priority};
+use crate::infer::{Classes, InferSettings};
 use crate::lifecycle::ConnectionLimits;
 use crate::load::LoadConfig;
 use crate::model::files::HubOptions;
@@ -167,6 +168,55 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_API_KEY", hide_env_values = true)]
     pub api_key: Option<ApiKey>,
 
+    /// A JSON file of API keys (SHA-256 hashes), each with its tenant, default priority class and
+    /// optional token quota (README: "Tenants"); re-read within about a second when its contents
+    /// change (a rotated Kubernetes Secret), a broken file keeps the last good keys. Works beside
+    /// `--api-key` (tenant `default`).
+    #[arg(long, env = "PIPESERVE_API_KEYS_FILE")]
+    pub api_keys_file: Option<std::path::PathBuf>,
+
+    /// The priority class of requests that name none (`x-priority`, the body's `priority`) and
+    /// whose tenant names none: `interactive` or `batch`.
+    #[arg(long, env = "PIPESERVE_DEFAULT_PRIORITY", default_value = "interactive")]
+    pub default_priority: Priority,
+
+    /// Time budget of an interactive request (504 after it). Default: `--request-timeout`.
+    #[arg(long, env = "PIPESERVE_INTERACTIVE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub interactive_timeout: Option<Duration>,
+
+    /// Time budget of a batch-class request (504 after it). Default: `--request-timeout`.
+    #[arg(long, env = "PIPESERVE_BATCH_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub batch_timeout: Option<Duration>,
+
+    /// Most tokens of batch-class requests in the queue; the rest of `--max-queue-tokens` is
+    /// headroom only interactive requests use, so under overload batch work is refused first.
+    /// Default: three quarters of `--max-queue-tokens`.
+    #[arg(long, env = "PIPESERVE_BATCH_QUEUE_TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_queue_tokens: Option<u64>,
+
+    /// Most inputs of batch-class requests in the queue. Default: three quarters of `--max-queue`.
+    #[arg(long, env = "PIPESERVE_BATCH_MAX_QUEUE", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_max_queue: Option<u64>,
+
+    /// The least `Retry-After` an interactive request is told when refused (503).
+    #[arg(long, env = "PIPESERVE_INTERACTIVE_RETRY_AFTER", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interactive_retry_after: Duration,
+
+    /// The least `Retry-After` a batch-class request is told when refused (503).
+    #[arg(long, env = "PIPESERVE_BATCH_RETRY_AFTER", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub batch_retry_after: Duration,
+
+    /// While both classes wait, at least one batch in this many is batch-class, so batch work
+    /// never starves (1: batch work goes first).
+    #[arg(long, env = "PIPESERVE_BATCH_FLOOR", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_floor: u32,
+
+    /// Padded-token budget of a batch-class batch while interactive work waits or arrived in the
+    /// last second, so an interactive input waits behind a small batch at most. Default: a
+    /// quarter of `--max-batch-tokens`.
+    #[arg(long, env = "PIPESERVE_INTERACTIVE_BATCH_TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub interactive_batch_tokens: Option<u64>,
+
     /// Most time a client may take to send the request line and headers; the connection is
     /// closed after it, so slow clients cannot hold connections open. hyper applies it to idle
     /// keep-alive connections too: the default stays above the 60s upstream idle timeout of
@@ -285,7 +335,10 @@ pub struct HttpConfig {
     pub body_limit: usize,
     pub max_buffered_body_bytes: usize,
     pub body_read_timeout: Duration,
-    pub api_key: Option<ApiKey>,
+    /// The API keys.
+    pub auth: AuthConfig,
+    /// The priority classes' defaults (the timeout layer's deadline per class).
+    pub classes: Classes,
 }
 
 /// The batching policy, as the batcher and `/info` see it.
@@ -384,11 +437,41 @@ impl Config {
                     max_batch_tokens: b.max_batch_tokens,
                     max_wait: b.max_wait,
                     policy: b.policy,
+                    classes: ClassLimits {
+                        batch_floor: self.batch_floor,
+                        interactive_batch_tokens: self.interactive_batch_tokens.map_or_else(
+                            || ClassLimits::for_budget(b.max_batch_tokens).interactive_batch_tokens,
+                            |t| t as usize,
+                        ),
+                    },
                 },
                 max_queue: b.max_queue,
                 max_queue_tokens: b.max_queue_tokens,
+                classes: self.class_budgets(&b),
             },
             worker: self.worker(),
+            classes: self.classes(),
+        }
+    }
+
+    /// The batch class's share of the queue and each class's least `Retry-After`.
+    fn class_budgets(&self, b: &BatchingConfig) -> ClassBudgets {
+        let defaults = ClassBudgets::for_queue(b.max_queue, b.max_queue_tokens);
+        ClassBudgets {
+            batch_max_queue: self.batch_max_queue.map_or(defaults.batch_max_queue, |n| n as usize),
+            batch_max_queue_tokens: self.batch_queue_tokens.map_or(defaults.batch_max_queue_tokens, |n| n as usize),
+            retry_after: [self.interactive_retry_after, self.batch_retry_after],
+        }
+    }
+
+    /// The classes' default and time budgets.
+    pub fn classes(&self) -> Classes {
+        Classes {
+            default: self.default_priority,
+            timeout: [
+                self.interactive_timeout.unwrap_or(self.request_timeout),
+                self.batch_timeout.unwrap_or(self.request_timeout),
+            ],
         }
     }
 
@@ -440,7 +523,12 @@ impl Config {
             body_limit: self.body_limit,
             max_buffered_body_bytes: self.max_buffered_body_bytes,
             body_read_timeout: self.body_read_timeout,
-            api_key: self.api_key.clone(),
+            auth: AuthConfig {
+                api_key: self.api_key.as_ref().map(|k| k.0.clone()),
+                keys_file: self.api_keys_file.clone(),
+                poll: Duration::from_secs(1),
+            },
+            classes: self.classes(),
         }
     }
 
@@ -505,7 +593,7 @@ impl Config {
             // The service refuses responses above --max-response-bytes from its estimate before the
             // model runs; the slack covers the message's framing.
             max_response_bytes: self.max_response_bytes.saturating_add(64 * 1024),
-            api_key: self.api_key.clone(),
+            classes: self.classes(),
         }
     }
 }

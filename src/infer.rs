@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::batching::{Batcher, BatcherConfig, Closed, Overloaded, QueuedInput};
+use crate::auth::{OverQuota, Tenant};
+use crate::batching::{Batcher, BatcherConfig, Closed, Origin, Overloaded, Priority, QueuedInput};
 use crate::load::Loaded;
 use crate::model::{Model, ModelMeta, Task};
 use crate::pipelines::{self, Output, ParamError, Params, PipelineInfo};
@@ -29,6 +30,48 @@ pub struct InferSettings {
     pub batcher: BatcherConfig,
     /// Model instances and their math threads.
     pub worker: WorkerConfig,
+    /// The priority classes' defaults.
+    pub classes: Classes,
+}
+
+/// The priority classes' defaults: the class of requests that name none (and whose tenant names
+/// none), and each class's time budget when the caller sets no deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classes {
+    pub default: Priority,
+    /// Interactive's, then batch's.
+    pub timeout: [Duration; 2],
+}
+
+impl Classes {
+    /// Both classes with one timeout, interactive the default.
+    pub fn uniform(timeout: Duration) -> Self {
+        Self { default: Priority::Interactive, timeout: [timeout; 2] }
+    }
+
+    /// The class `caller` runs in: its own, else its tenant's, else the default.
+    pub fn of(&self, caller: &Caller) -> Priority {
+        caller.priority.or(caller.tenant.priority).unwrap_or(self.default)
+    }
+
+    /// The time budget of `class`.
+    pub fn timeout(&self, class: Priority) -> Duration {
+        self.timeout[class as usize]
+    }
+}
+
+/// Who a call is for: its tenant (from its key) and the class it asked for, if any.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Arc<Tenant>,
+    pub priority: Option<Priority>,
+}
+
+impl Default for Caller {
+    /// Anonymous, in the default class.
+    fn default() -> Self {
+        Self { tenant: Tenant::anonymous(), priority: None }
+    }
 }
 
 /// One input of a call.
@@ -54,9 +97,11 @@ impl From<String> for Input {
 pub struct InferRequest {
     pub inputs: Vec<Input>,
     pub params: Params,
-    /// When the caller stops waiting; `None`: now + the request timeout. Inputs still queued then
-    /// are dropped before they reach the model.
+    /// When the caller stops waiting; `None`: now + its class's timeout. Inputs still queued
+    /// then are dropped before they reach the model.
     pub deadline: Option<Instant>,
+    /// Whose call, in which class.
+    pub caller: Caller,
 }
 
 impl Input {
@@ -102,7 +147,12 @@ async fn off_runtime_unless<T: Send + 'static>(
 
 impl InferRequest {
     pub fn new(inputs: Vec<String>, params: Params) -> Self {
-        Self { inputs: inputs.into_iter().map(Input::from).collect(), params, deadline: None }
+        Self {
+            inputs: inputs.into_iter().map(Input::from).collect(),
+            params,
+            deadline: None,
+            caller: Caller::default(),
+        }
     }
 }
 
@@ -144,6 +194,9 @@ pub enum InferError {
     /// The queue cannot take the request in time; `retry_after` says when it likely can.
     #[error("server is overloaded, retry later")]
     Overloaded { retry_after: Duration },
+    /// The tenant used its token quota; `retry_after` is when its bucket has tokens again.
+    #[error("rate limit exceeded: the tenant's token quota is used up, retry later")]
+    RateLimited { retry_after: Duration },
     /// The caller went away (or its deadline passed) before the work was done.
     #[error("the request was abandoned")]
     Abandoned,
@@ -160,6 +213,12 @@ pub enum InferError {
 impl From<Overloaded> for InferError {
     fn from(e: Overloaded) -> Self {
         Self::Overloaded { retry_after: e.retry_after }
+    }
+}
+
+impl From<OverQuota> for InferError {
+    fn from(e: OverQuota) -> Self {
+        Self::RateLimited { retry_after: e.retry_after }
     }
 }
 
@@ -235,11 +294,17 @@ impl Infer {
         &self.inner.settings
     }
 
-    /// Refuses at once when no input can be admitted, or when the work already queued would not
-    /// be done by `deadline` at the worker's measured rate (the edge calls it before reading a
-    /// body, [`Infer::run`] again before tokenizing, with the request's own work).
-    pub fn shed(&self, deadline: Instant) -> Result<(), InferError> {
-        self.shed_for(deadline, 0)
+    /// The class `caller` runs in.
+    pub fn class_of(&self, caller: &Caller) -> Priority {
+        self.inner.settings.classes.of(caller)
+    }
+
+    /// Refuses at once a tenant over its quota (429), and when no input of the caller's class can
+    /// be admitted, or the work its class waits for would not be done by `deadline` at the
+    /// worker's measured rate (503; the edge calls it before reading a body, [`Infer::run`] again
+    /// before tokenizing, with the request's own work).
+    pub fn shed(&self, caller: &Caller, deadline: Instant) -> Result<(), InferError> {
+        self.shed_for(caller, deadline, 0)
     }
 
     /// [`Infer::shed`] for a request of at most `own_tokens`: it waits for what the queue's fair
@@ -248,19 +313,32 @@ impl Infer {
     /// both be done by `deadline`. So a small request still fits where large ones do not, instead
     /// of whoever retries fastest taking every freed place. On an idle server a request is admitted
     /// whatever its size (its own estimate never refuses it alone).
-    fn shed_for(&self, deadline: Instant, own_tokens: usize) -> Result<(), InferError> {
+    fn shed_for(&self, caller: &Caller, deadline: Instant, own_tokens: usize) -> Result<(), InferError> {
+        let class = self.class_of(caller);
+        let metrics = &self.inner.metrics;
+        if let Some(quota) = &caller.tenant.quota {
+            quota
+                .check()
+                .inspect_err(|_| metrics.tenant_outcome(&caller.tenant.name, class.as_str(), "rate_limited"))?;
+        }
         let batcher = &self.inner.batcher;
         let budget = deadline.saturating_duration_since(Instant::now());
-        let wait = batcher.fair_wait(own_tokens, self.inner.tokenizer.max_len());
+        let origin = Origin { class, tenant: caller.tenant.id };
+        let wait = batcher.fair_wait(own_tokens, self.inner.tokenizer.max_len(), origin);
         let late = wait.is_some_and(|wait| {
             let own = batcher.predicted_time(own_tokens).unwrap_or_default();
             wait > budget || (!wait.is_zero() && wait + own > budget)
         });
-        if batcher.is_full() || late {
-            self.inner.metrics.shed.inc();
-            return Err(Batcher::refusal(wait.unwrap_or_default(), budget).into());
+        if batcher.is_full(class) || late {
+            self.shed_metric(caller, class);
+            return Err(batcher.refusal(class, wait.unwrap_or_default(), budget).into());
         }
         Ok(())
+    }
+
+    fn shed_metric(&self, caller: &Caller, class: Priority) {
+        self.inner.metrics.shed.inc();
+        self.inner.metrics.tenant_outcome(&caller.tenant.name, class.as_str(), "shed");
     }
 
     /// Tokenizes and checks one input exactly as [`Infer::run`] does.
@@ -272,9 +350,11 @@ impl Infer {
     /// Dropping the future (the client left, the timeout fired) abandons the work: tokenization
     /// and post-processing stop between inputs, queued inputs are skipped by the batcher.
     pub async fn run(&self, request: InferRequest) -> Result<Inferred, InferError> {
-        let InferRequest { inputs, mut params, deadline } = request;
+        let InferRequest { inputs, mut params, deadline, caller } = request;
         let inner = &self.inner;
-        let deadline = deadline.unwrap_or_else(|| Instant::now() + inner.settings.request_timeout);
+        let class = self.class_of(&caller);
+        let origin = Origin { class, tenant: caller.tenant.id };
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + inner.settings.classes.timeout(class));
         let abandoned = Abandon::default();
         let mut slots = tracing::debug_span!("validate", inputs = inputs.len() as i64).in_scope(|| {
             check_request(&inputs, &params, inner.info.task, inner.settings.max_client_batch_size)?;
@@ -286,18 +366,19 @@ impl Infer {
             params.truncate = Some(params.truncate.unwrap_or(inner.settings.auto_truncate));
             // Admission before tokenization: a full or late queue costs neither tokenizer nor model.
             let own = inputs.iter().map(|i| i.token_bound(inner.tokenizer.max_len())).sum();
-            self.shed_for(deadline, own)?;
+            self.shed_for(&caller, deadline, own)?;
             let budget = deadline.saturating_duration_since(Instant::now());
-            inner.batcher.admit(inputs.len(), budget).map_err(|e| {
-                inner.metrics.shed.inc();
+            inner.batcher.admit(inputs.len(), budget, class).map_err(|e| {
+                self.shed_metric(&caller, class);
                 InferError::from(e)
             })
         })?;
+        inner.metrics.tenant_outcome(&caller.tenant.name, class.as_str(), "admitted");
 
         // Until its tokens are counted in the queue, the request's work counts at its bound (at most
         // `max_len` tokens per input), so admission sees work still being tokenized ahead of it.
         let max_len = inner.tokenizer.max_len();
-        let flow = inner.batcher.flow(inputs.iter().map(|i| i.token_bound(max_len)).sum());
+        let flow = inner.batcher.flow(inputs.iter().map(|i| i.token_bound(max_len)).sum(), origin);
         let params = Arc::new(params);
         let encoded = {
             let (service, params, gone) = (self.inner.clone(), params.clone(), abandoned.flag());
@@ -342,9 +423,14 @@ impl Infer {
         if bytes > inner.settings.max_response_bytes {
             return Err(InferError::ResponseTooLarge { bytes, max: inner.settings.max_response_bytes });
         }
+        // The quota is charged what the model will run, once it is known (a request let in while
+        // the bucket had tokens may take it below zero: the next one waits for that debt).
+        if let Some(quota) = &caller.tenant.quota {
+            quota.charge(tokens);
+        }
         let budget = deadline.saturating_duration_since(Instant::now());
         inner.batcher.reserve_tokens(&flow, &mut slots, &costs, budget).map_err(|e| {
-            inner.metrics.shed.inc();
+            self.shed_metric(&caller, class);
             InferError::from(e)
         })?;
 
@@ -384,6 +470,7 @@ impl Infer {
         .await
         .map_err(|e| InferError::Internal(format!("post-processing task failed: {e}")))??;
         abandoned.disarm();
+        inner.metrics.tenant_served(&caller.tenant.name, class.as_str(), tokens, stats.queue_wait);
         Ok(Inferred { outputs, tokens, stats })
     }
 

@@ -7,6 +7,7 @@
 //! [`lifecycle`] assemble, serve and drain.
 
 pub mod app;
+pub mod auth;
 pub mod batching;
 pub mod config;
 pub mod grpc;

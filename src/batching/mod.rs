@@ -7,6 +7,7 @@ mod task;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 use crate::telemetry::Metrics;
 use crate::worker::{Answer, Capacity, Job, WorkerError, WorkerHandle};
 
-pub use queue::{BatchPolicy, Dropped, Entry, Limits, Queue};
+pub use queue::{BatchPolicy, ClassLimits, Dropped, Entry, Limits, Priority, Queue, UnknownPriority};
 
 /// What the batcher is started with.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +29,41 @@ pub struct BatcherConfig {
     pub max_queue: usize,
     /// Most tokens admitted and not yet handed to the worker: the queue's bound on work, not count.
     pub max_queue_tokens: usize,
+    /// What the batch class may hold of those, and each class's advice to retry.
+    pub classes: ClassBudgets,
+}
+
+/// The per-class part of admission. Interactive work may use the whole queue; batch work at most
+/// its own budget (below the whole), so the rest is headroom only interactive work can take:
+/// under overload, batch requests are refused first (criticality-aware shedding).
+#[derive(Debug, Clone, Copy)]
+pub struct ClassBudgets {
+    /// Most inputs of batch-class requests queued.
+    pub batch_max_queue: usize,
+    /// Most tokens of batch-class requests queued.
+    pub batch_max_queue_tokens: usize,
+    /// The least `Retry-After` advised to each class (interactive, batch).
+    pub retry_after: [Duration; 2],
+}
+
+impl ClassBudgets {
+    /// Batch work gets three quarters of the queue; interactive is told to retry after 1 s,
+    /// batch after 5 s.
+    pub fn for_queue(max_queue: usize, max_queue_tokens: usize) -> Self {
+        Self {
+            batch_max_queue: (max_queue * 3 / 4).max(1),
+            batch_max_queue_tokens: (max_queue_tokens * 3 / 4).max(1),
+            retry_after: [Duration::from_secs(1), Duration::from_secs(5)],
+        }
+    }
+}
+
+/// Who a request is for, as the queue sees it: its class and its tenant's id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub class: Priority,
+    /// 0: requests without a tenant.
+    pub tenant: u32,
 }
 
 /// The request cannot be queued now: refused at once (503) with when to retry.
@@ -48,24 +84,31 @@ pub struct Closed;
 /// only writer.
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
+    /// The batch class's own slot and tokens, held beside the queue's.
+    _class_permit: Option<OwnedSemaphorePermit>,
+    _class_tokens: Option<OwnedSemaphorePermit>,
     tokens: Option<OwnedSemaphorePermit>,
     /// Its request's work, which this input's tokens leave with it; its request's id and the
     /// tokens of the request's inputs before it (the queue's fair order).
-    flow: Option<Arc<AtomicUsize>>,
+    flow: Option<Arc<Work>>,
     flow_id: u64,
+    origin: Origin,
     offset: usize,
     depth: IntGauge,
     queued_tokens: IntGauge,
 }
 
 impl Slot {
-    fn new(permit: OwnedSemaphorePermit, batcher: &Batcher) -> Self {
+    fn new(permit: OwnedSemaphorePermit, class_permit: Option<OwnedSemaphorePermit>, batcher: &Batcher) -> Self {
         batcher.depth.inc();
         Self {
             _permit: permit,
+            _class_permit: class_permit,
+            _class_tokens: None,
             tokens: None,
             flow: None,
             flow_id: 0,
+            origin: Origin::default(),
             offset: 0,
             depth: batcher.depth.clone(),
             queued_tokens: batcher.queued_tokens.clone(),
@@ -79,7 +122,7 @@ impl Drop for Slot {
         if let Some(tokens) = &self.tokens {
             self.queued_tokens.sub(tokens.num_permits() as i64);
             if let Some(flow) = &self.flow {
-                flow.fetch_sub(tokens.num_permits(), Ordering::AcqRel);
+                flow.tokens.fetch_sub(tokens.num_permits(), Ordering::AcqRel);
             }
         }
     }
@@ -98,12 +141,15 @@ pub struct Queued {
 pub struct Batcher {
     slots: Arc<Semaphore>,
     tokens: Arc<Semaphore>,
+    /// The batch class's budgets, taken beside the queue's.
+    batch_slots: Arc<Semaphore>,
+    batch_tokens: Arc<Semaphore>,
     config: BatcherConfig,
     sender: mpsc::Sender<Entry<Queued>>,
     /// The model instances' measured rate, together.
     capacity: Arc<Capacity>,
     /// Every admitted request's work not yet handed to the worker ([`Flow`]).
-    flows: Arc<Mutex<Vec<Weak<AtomicUsize>>>>,
+    flows: Arc<Mutex<Vec<Weak<Work>>>>,
     next_flow: Arc<AtomicU64>,
     depth: IntGauge,
     queued_tokens: IntGauge,
@@ -115,7 +161,13 @@ pub struct Batcher {
 /// count what fair queuing would run before the newcomer (see [`Batcher::fair_wait`]).
 pub struct Flow {
     id: u64,
-    work: Arc<AtomicUsize>,
+    work: Arc<Work>,
+}
+
+/// A request's work not yet handed to the worker, with whom it is for.
+pub struct Work {
+    tokens: AtomicUsize,
+    origin: Origin,
 }
 
 /// Longest `Retry-After` advised: past it the estimate says little.
@@ -133,16 +185,34 @@ impl Batcher {
         let (sender, receiver) = mpsc::channel(config.max_queue);
         let slots = Arc::new(Semaphore::new(config.max_queue));
         let tokens = Arc::new(Semaphore::new(config.max_queue_tokens));
+        let batch_slots = Arc::new(Semaphore::new(config.classes.batch_max_queue));
+        let batch_tokens = Arc::new(Semaphore::new(config.classes.batch_max_queue_tokens));
         let (depth, queued_tokens) = (metrics.queue_depth.clone(), metrics.queue_tokens.clone());
         let capacity = worker.capacity();
         let task = tokio::spawn(task::run(receiver, worker, config.limits, metrics));
         let (flows, next_flow) = (Arc::default(), Arc::default());
-        (Self { slots, tokens, config, sender, capacity, flows, next_flow, depth, queued_tokens }, task)
+        let batcher = Self {
+            slots,
+            tokens,
+            batch_slots,
+            batch_tokens,
+            config,
+            sender,
+            capacity,
+            flows,
+            next_flow,
+            depth,
+            queued_tokens,
+        };
+        (batcher, task)
     }
 
-    /// True when no input can be admitted (checked before any parsing or tokenization).
-    pub fn is_full(&self) -> bool {
-        self.slots.available_permits() == 0 || self.tokens.available_permits() == 0
+    /// True when no input of `class` can be admitted (checked before any parsing or tokenization).
+    pub fn is_full(&self, class: Priority) -> bool {
+        let batch_full = self.batch_slots.available_permits() == 0 || self.batch_tokens.available_permits() == 0;
+        self.slots.available_permits() == 0
+            || self.tokens.available_permits() == 0
+            || (class == Priority::Batch && batch_full)
     }
 
     /// Inputs admitted and not yet handed to the worker.
@@ -160,10 +230,10 @@ impl Batcher {
     }
 
     /// Every admitted request's work not yet handed to the worker, pruning finished requests.
-    fn works(&self) -> Vec<usize> {
+    fn works(&self) -> Vec<(Origin, usize)> {
         let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
         flows.retain(|f| f.strong_count() > 0);
-        flows.iter().filter_map(Weak::upgrade).map(|w| w.load(Ordering::Acquire)).collect()
+        flows.iter().filter_map(Weak::upgrade).map(|w| (w.origin, w.tokens.load(Ordering::Acquire))).collect()
     }
 
     /// How long the work ahead should take at the instances' summed measured rate, when `ahead`
@@ -183,18 +253,39 @@ impl Batcher {
     /// How long everything admitted (queued, or still being tokenized) and running should take:
     /// the wait of a request behind all of it.
     pub fn predicted_wait(&self) -> Option<Duration> {
-        let admitted = self.works().iter().sum();
+        let admitted = self.works().iter().map(|(_, w)| w).sum();
         self.wait_for(admitted, admitted)
     }
 
-    /// The wait of a new request of `own` tokens (at most `input` per input) under the queue's
-    /// fair order: each request ahead runs at most about as much as the newcomer before the
-    /// newcomer's last input starts (`own`, plus one input of it that started just before), so a
-    /// small request is not charged the backlog of large ones.
-    pub fn fair_wait(&self, own: usize, input: usize) -> Option<Duration> {
+    /// The wait of a new request of `own` tokens (at most `input` per input) from `origin` under
+    /// the queue's fair order. Of its own class, each other tenant runs at most about as much as
+    /// the newcomer before the newcomer's last input starts (`own`, plus one input of it that
+    /// started just before), and so does each request of its own tenant, so a small request is
+    /// not charged the backlog of large ones. An interactive request is charged no batch work but
+    /// the floor's one batch-class batch; a batch request all interactive work.
+    pub fn fair_wait(&self, own: usize, input: usize, origin: Origin) -> Option<Duration> {
         let share = own.saturating_add(input);
         let works = self.works();
-        self.wait_for(works.iter().map(|&w| w.min(share)).sum(), works.iter().sum())
+        let mut ahead = 0usize;
+        let mut tenants: HashMap<u32, usize> = HashMap::new();
+        let mut batch_work = 0usize;
+        for &(o, w) in &works {
+            if o.class != origin.class {
+                match o.class {
+                    Priority::Interactive => ahead += w,
+                    Priority::Batch => batch_work += w,
+                }
+            } else if o.tenant == origin.tenant {
+                ahead += w.min(share);
+            } else {
+                *tenants.entry(o.tenant).or_default() += w;
+            }
+        }
+        ahead += tenants.values().map(|&w| w.min(share)).sum::<usize>();
+        if origin.class == Priority::Interactive {
+            ahead += batch_work.min(self.config.limits.classes.interactive_batch_tokens);
+        }
+        self.wait_for(ahead, works.iter().map(|(_, w)| w).sum())
     }
 
     /// How long `tokens` of work should take at the instances' summed measured rate.
@@ -204,30 +295,39 @@ impl Batcher {
     }
 
     /// A refusal whose `Retry-After` is the time until the queue should have drained enough for a
-    /// request with `budget` of time left to finish within it (at least 1 s).
-    pub fn overloaded(&self, budget: Duration) -> Overloaded {
-        Self::refusal(self.predicted_wait().unwrap_or(Duration::ZERO), budget)
+    /// request of `class` with `budget` of time left to finish within it (at least the class's
+    /// least `Retry-After`).
+    pub fn overloaded(&self, class: Priority, budget: Duration) -> Overloaded {
+        self.refusal(class, self.predicted_wait().unwrap_or(Duration::ZERO), budget)
     }
 
-    /// A refusal for a request that would wait `wait` with `budget` left.
-    pub fn refusal(wait: Duration, budget: Duration) -> Overloaded {
-        let retry_after = wait.saturating_sub(budget).max(Duration::from_secs(1)).min(MAX_RETRY_AFTER);
+    /// A refusal for a request of `class` that would wait `wait` with `budget` left.
+    pub fn refusal(&self, class: Priority, wait: Duration, budget: Duration) -> Overloaded {
+        let least = self.config.classes.retry_after[class as usize].max(Duration::from_secs(1));
+        let retry_after = wait.saturating_sub(budget).max(least).min(MAX_RETRY_AFTER.max(least));
         Overloaded { retry_after: Duration::from_secs(retry_after.as_secs_f64().ceil() as u64) }
     }
 
-    /// Registers an admitted request of at most `bound` tokens; its work counts until it is queued
-    /// (then its inputs' tokens count until each leaves the queue).
-    pub fn flow(&self, bound: usize) -> Flow {
-        let work = Arc::new(AtomicUsize::new(bound));
+    /// Registers an admitted request of at most `bound` tokens from `origin`; its work counts
+    /// until it is queued (then its inputs' tokens count until each leaves the queue).
+    pub fn flow(&self, bound: usize, origin: Origin) -> Flow {
+        let work = Arc::new(Work { tokens: AtomicUsize::new(bound), origin });
         self.flows.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&work));
         Flow { id: self.next_flow.fetch_add(1, Ordering::Relaxed), work }
     }
 
-    /// Reserves `n` queue slots, all or none.
-    pub fn admit(&self, n: usize, budget: Duration) -> Result<Vec<Slot>, Overloaded> {
+    /// Reserves `n` queue slots for a request of `class`, all or none.
+    pub fn admit(&self, n: usize, budget: Duration, class: Priority) -> Result<Vec<Slot>, Overloaded> {
         (0..n)
             .map(|_| {
-                self.slots.clone().try_acquire_owned().map(|p| Slot::new(p, self)).map_err(|_| self.overloaded(budget))
+                let class_permit = match class {
+                    Priority::Batch => Some(self.batch_slots.clone().try_acquire_owned().ok()),
+                    Priority::Interactive => None,
+                };
+                match (class_permit, self.slots.clone().try_acquire_owned()) {
+                    (Some(None), _) | (_, Err(_)) => Err(self.overloaded(class, budget)),
+                    (class_permit, Ok(p)) => Ok(Slot::new(p, class_permit.flatten(), self)),
+                }
             })
             .collect()
     }
@@ -242,15 +342,25 @@ impl Batcher {
         budget: Duration,
     ) -> Result<(), Overloaded> {
         let total: usize = tokens.iter().sum();
-        let mut all = u32::try_from(total)
-            .ok()
-            .and_then(|t| self.tokens.clone().try_acquire_many_owned(t).ok())
-            .ok_or_else(|| self.overloaded(budget))?;
-        flow.work.store(total, Ordering::Release);
+        let origin = flow.work.origin;
+        let acquire = |semaphore: &Arc<Semaphore>| {
+            u32::try_from(total)
+                .ok()
+                .and_then(|t| semaphore.clone().try_acquire_many_owned(t).ok())
+                .ok_or_else(|| self.overloaded(origin.class, budget))
+        };
+        let mut class_all = match origin.class {
+            Priority::Batch => Some(acquire(&self.batch_tokens)?),
+            Priority::Interactive => None,
+        };
+        let mut all = acquire(&self.tokens)?;
+        flow.work.tokens.store(total, Ordering::Release);
         let mut offset = 0;
         for (slot, &n) in slots.iter_mut().zip(tokens) {
             // `split` cannot fail: the reservation holds the total.
             slot.tokens = all.split(n);
+            slot._class_tokens = class_all.as_mut().and_then(|c| c.split(n));
+            slot.origin = origin;
             (slot.flow, slot.flow_id, slot.offset) = (Some(flow.work.clone()), flow.id, offset);
             offset += n;
             self.queued_tokens.add(n as i64);
@@ -265,9 +375,9 @@ impl Batcher {
         let QueuedInput { ids, type_ids, top_k } = input;
         let queue_span = tracing::debug_span!("queue_wait", tokens = ids.len() as i64);
         let job = Job { ids, type_ids, top_k, reply, span: tracing::Span::current(), queue_wait: Duration::ZERO };
-        let (tokens, flow, offset) = (job.ids.len(), slot.flow_id, slot.offset);
+        let (tokens, flow, offset, origin) = (job.ids.len(), slot.flow_id, slot.offset, slot.origin);
         let payload = Queued { job, _slot: slot, _span: queue_span };
-        let entry = Entry::new(tokens, Instant::now(), expires, flow, offset, payload);
+        let entry = Entry::new(tokens, Instant::now(), expires, flow, offset, payload).of(origin.class, origin.tenant);
         // Never full: the slot just admitted guarantees room. Closed only during shutdown.
         self.sender.try_send(entry).map_err(|_| Closed)?;
         Ok(receiver)

@@ -2,11 +2,21 @@
 //! batch under a size cap, a padded-token budget and ONE deadline counted from the oldest input.
 //! No runtime, no model: the async loop in `task.rs` only drives it.
 //!
-//! The queue is kept in start-time fair queuing order (Goyal et al., SFQ) with each request as a
-//! flow and tokens as its cost: a request's first input starts at the queue's virtual time, each
-//! next one where the previous ended. A request of one input is thus served in arrival order, and
-//! one of many inputs interleaves with the others instead of holding the model for all of them: a
-//! small request waits for about one input of every request ahead, not for their whole backlog.
+//! Two priority classes, each its own lane ([`Priority`]): the next batch comes from the
+//! interactive lane whenever it has work, except that while both lanes wait at least one batch in
+//! every [`ClassLimits::batch_floor`] comes from the batch lane (so batch work never starves).
+//! While interactive work waits, or arrived within [`INTERACTIVE_RECENT`], batch-class batches
+//! close under a smaller token budget ([`ClassLimits::interactive_batch_tokens`]): an interactive
+//! input arriving then waits behind at most one such batch.
+//!
+//! Within a lane the order is start-time fair queuing (Goyal et al., SFQ) on two levels, tokens as
+//! the cost. Tenants first: a tenant's inputs start where the lane's virtual time is when it
+//! arrives with nothing queued, each next one where its previous one ends, so a tenant that floods
+//! is interleaved with the others instead of holding the model. Then requests within a tenant: a
+//! request's first input starts at the tenant's request virtual time, each next one where the
+//! previous ended. A request of one input is thus served in arrival order, and one of many inputs
+//! interleaves with the tenant's others: a small request waits for about one input of every
+//! request ahead, not for their whole backlog.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -27,6 +37,70 @@ pub enum BatchPolicy {
     Length,
 }
 
+/// A request's priority class. Triton's priority levels and vLLM's `priority` map onto it as
+/// numbers: `1` (Triton's highest level) or any negative value (vLLM: lower runs sooner) is
+/// interactive, `2` and above is batch, `0` means "the default" (the tenant's, else the server's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// A person waits: served first, shed last.
+    #[default]
+    Interactive,
+    /// Bulk work: fills the capacity interactive work leaves, with a floor, and is shed first.
+    Batch,
+}
+
+impl Priority {
+    /// Both classes, interactive first (the lanes' order).
+    pub const ALL: [Priority; 2] = [Priority::Interactive, Priority::Batch];
+
+    /// The label value and the name clients send.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Interactive => "interactive",
+            Self::Batch => "batch",
+        }
+    }
+
+    fn lane(self) -> usize {
+        self as usize
+    }
+
+    /// Parses `interactive`, `batch` or a numeric level; `Ok(None)` for `0` (the default level).
+    pub fn parse(s: &str) -> Result<Option<Self>, UnknownPriority> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("interactive") {
+            return Ok(Some(Self::Interactive));
+        }
+        if s.eq_ignore_ascii_case("batch") {
+            return Ok(Some(Self::Batch));
+        }
+        s.parse::<i64>().map(Self::from_level).map_err(|_| UnknownPriority(s.chars().take(32).collect()))
+    }
+
+    /// A numeric level (Triton's, vLLM's): `0` is the default, `1` or below zero interactive,
+    /// `2` and above batch.
+    pub fn from_level(level: i64) -> Option<Self> {
+        match level {
+            0 => None,
+            1 | i64::MIN..=-1 => Some(Self::Interactive),
+            _ => Some(Self::Batch),
+        }
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = UnknownPriority;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)?.ok_or_else(|| UnknownPriority(s.into()))
+    }
+}
+
+/// A priority that is neither a class name nor a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown priority {0:?}: use interactive, batch or a number (1 interactive, 2 or more batch, 0 default)")]
+pub struct UnknownPriority(pub String);
+
 /// A queued input.
 #[derive(Debug)]
 pub struct Entry<T> {
@@ -39,18 +113,46 @@ pub struct Entry<T> {
     /// Batches that took an input later in the queue's order and not this one (the length
     /// policy's overtaking).
     pub skipped: u32,
+    /// Its priority class (its lane).
+    pub class: Priority,
+    /// Its tenant (an id; 0 for requests without one).
+    pub tenant: u32,
     /// The request it belongs to, and the tokens of that request's inputs before it.
     flow: u64,
     offset: usize,
-    /// Its virtual start time (set when queued): the queue's order.
+    /// Its virtual start among its tenant's requests (set when queued).
     start: u64,
+    /// Its virtual start among the lane's tenants: the lane's order.
+    fair: u64,
+    /// Arrival order, the tie-break.
+    seq: u64,
     pub payload: T,
 }
 
 impl<T> Entry<T> {
-    /// Input `tokens` of request `flow`, after `offset` tokens of the same request's inputs.
+    /// Input `tokens` of request `flow`, after `offset` tokens of the same request's inputs; an
+    /// interactive input of tenant 0 unless [`Entry::of`] says otherwise.
     pub fn new(tokens: usize, enqueued: Instant, expires: Instant, flow: u64, offset: usize, payload: T) -> Self {
-        Self { tokens, enqueued, expires, skipped: 0, flow, offset, start: 0, payload }
+        Self {
+            tokens,
+            enqueued,
+            expires,
+            skipped: 0,
+            class: Priority::Interactive,
+            tenant: 0,
+            flow,
+            offset,
+            start: 0,
+            fair: 0,
+            seq: 0,
+            payload,
+        }
+    }
+
+    /// The same entry in `class`, for `tenant`.
+    pub fn of(mut self, class: Priority, tenant: u32) -> Self {
+        (self.class, self.tenant) = (class, tenant);
+        self
     }
 }
 
@@ -65,11 +167,34 @@ pub const MAX_SKIPS: u32 = 1;
 /// it waits for the next batch instead, overtaken at most [`MAX_SKIPS`] times.
 pub const MAX_LENGTH_RATIO: usize = 2;
 
+/// Batch-class batches stay small for this long after the latest interactive arrival, so the next
+/// interactive input (arriving while one runs) waits behind a small batch, not a full one.
+pub const INTERACTIVE_RECENT: Duration = Duration::from_secs(1);
+
 /// Why an entry left the queue without being run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
     Expired,
     Cancelled,
+}
+
+/// How the two classes share the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassLimits {
+    /// While both classes wait, at least one batch in this many is batch-class (1: every batch
+    /// is, when batch work waits).
+    pub batch_floor: u32,
+    /// The padded-token budget of a batch-class batch while interactive work is queued or arrived
+    /// within [`INTERACTIVE_RECENT`] (never more than the batch token budget).
+    pub interactive_batch_tokens: usize,
+}
+
+impl ClassLimits {
+    /// The defaults for a batch token budget of `max_batch_tokens`: one batch-class batch in 4,
+    /// batch-class batches of a quarter of the budget while interactive work is about.
+    pub fn for_budget(max_batch_tokens: usize) -> Self {
+        Self { batch_floor: 4, interactive_batch_tokens: (max_batch_tokens / 4).max(1) }
+    }
 }
 
 /// The limits a batch closes under.
@@ -79,55 +204,214 @@ pub struct Limits {
     pub max_batch_tokens: usize,
     pub max_wait: Duration,
     pub policy: BatchPolicy,
+    pub classes: ClassLimits,
 }
 
-/// Inputs waiting for the model, in virtual start order (arrival order between requests).
+/// Inputs waiting for the model: one lane per class, each in fair order.
 #[derive(Debug)]
 pub struct Queue<T> {
-    entries: VecDeque<Entry<T>>,
+    lanes: [Lane<T>; 2],
     limits: Limits,
-    /// The start of the latest batch's first input: where a newly arriving request starts.
-    virtual_time: u64,
-    /// Requests with inputs queued: their virtual start and how many inputs are queued.
-    flows: HashMap<u64, (u64, usize)>,
+    /// Interactive batches taken in a row while batch work waited.
+    streak: u32,
+    /// The latest interactive arrival.
+    last_interactive: Option<Instant>,
+    next_seq: u64,
 }
 
 impl<T> Queue<T> {
     pub fn new(limits: Limits) -> Self {
-        Self { entries: VecDeque::new(), limits, virtual_time: 0, flows: HashMap::new() }
+        Self { lanes: [Lane::new(limits), Lane::new(limits)], limits, streak: 0, last_interactive: None, next_seq: 0 }
     }
 
-    /// Queues `entry` at its virtual start: its request's start (the virtual time when the
-    /// request's first queued input came) plus the tokens of the request's inputs before it; after
-    /// every entry with the same start, so equal starts keep arrival order.
+    /// Queues `entry` in its class's lane, in fair order.
     pub fn push(&mut self, mut entry: Entry<T>) {
-        let flow = self.flows.entry(entry.flow).or_insert((self.virtual_time, 0));
-        flow.1 += 1;
-        entry.start = flow.0 + entry.offset as u64;
-        let at = self.entries.partition_point(|e| e.start <= entry.start);
-        self.entries.insert(at, entry);
-    }
-
-    /// Forgets a request once none of its inputs is queued.
-    fn left(&mut self, flow: u64) {
-        if let Some(f) = self.flows.get_mut(&flow) {
-            f.1 -= 1;
-            if f.1 == 0 {
-                self.flows.remove(&flow);
-            }
+        if entry.class == Priority::Interactive {
+            self.last_interactive = Some(self.last_interactive.map_or(entry.enqueued, |t| t.max(entry.enqueued)));
         }
+        entry.seq = self.next_seq;
+        self.next_seq += 1;
+        self.lanes[entry.class.lane()].push(entry);
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.lanes.iter().map(Lane::len).sum()
+    }
+
+    /// Inputs queued in `class`.
+    pub fn len_of(&self, class: Priority) -> usize {
+        self.lanes[class.lane()].len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.lanes.iter().all(Lane::is_empty)
     }
 
     /// Removes entries whose request expired or whose client is gone, and returns them.
     pub fn drop_stale(&mut self, now: Instant, cancelled: impl Fn(&T) -> bool) -> Vec<(Entry<T>, Dropped)> {
+        let mut dropped = self.lanes[0].drop_stale(now, &cancelled);
+        dropped.extend(self.lanes[1].drop_stale(now, &cancelled));
+        dropped
+    }
+
+    /// When the oldest entry's wait for batch-mates ends.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.lanes.iter().filter_map(Lane::deadline).min()
+    }
+
+    /// The class the next batch comes from: interactive, unless only batch work waits or the
+    /// batch class's floor is due.
+    pub fn next_class(&self) -> Option<Priority> {
+        let (interactive, batch) = (!self.lanes[0].is_empty(), !self.lanes[1].is_empty());
+        match (interactive, batch) {
+            (false, false) => None,
+            (true, false) => Some(Priority::Interactive),
+            (false, true) => Some(Priority::Batch),
+            (true, true) if self.streak + 1 >= self.limits.classes.batch_floor => Some(Priority::Batch),
+            (true, true) => Some(Priority::Interactive),
+        }
+    }
+
+    /// The token budget of a batch of `class` now: smaller for batch-class batches while
+    /// interactive work is about.
+    pub fn budget(&self, class: Priority, now: Instant) -> usize {
+        let interactive_about = !self.lanes[0].is_empty()
+            || self.last_interactive.is_some_and(|t| now.saturating_duration_since(t) < INTERACTIVE_RECENT);
+        match class {
+            Priority::Batch if interactive_about => {
+                self.limits.classes.interactive_batch_tokens.min(self.limits.max_batch_tokens)
+            }
+            _ => self.limits.max_batch_tokens,
+        }
+    }
+
+    /// Whether a batch should close now: the deadline of the next class's oldest input passed, or
+    /// waiting cannot make its batch bigger (the size cap is reached, or the next input would
+    /// break the token budget).
+    pub fn is_ready(&mut self, now: Instant) -> bool {
+        let Some(class) = self.next_class() else { return false };
+        let budget = self.budget(class, now);
+        self.lanes[class.lane()].is_ready(now, budget)
+    }
+
+    /// Takes the next batch if one is ready.
+    pub fn next_batch(&mut self, now: Instant) -> Option<Vec<Entry<T>>> {
+        if !self.is_ready(now) {
+            return None;
+        }
+        Some(self.take_at(now))
+    }
+
+    /// Takes a batch now, whatever the deadline (used when draining).
+    pub fn take(&mut self) -> Vec<Entry<T>> {
+        self.take_at(Instant::now())
+    }
+
+    fn take_at(&mut self, now: Instant) -> Vec<Entry<T>> {
+        let Some(class) = self.next_class() else {
+            return Vec::new();
+        };
+        let budget = self.budget(class, now);
+        let batch = self.lanes[class.lane()].take(budget);
+        let batch_waits = !self.lanes[Priority::Batch.lane()].is_empty();
+        self.streak = if class == Priority::Interactive && batch_waits { self.streak + 1 } else { 0 };
+        batch
+    }
+}
+
+/// One tenant's place in a lane.
+#[derive(Debug, Default)]
+struct TenantLane {
+    /// The lane-level start of the tenant's next input to run.
+    base: u64,
+    /// Where a newly arriving request of this tenant starts.
+    request_time: u64,
+    /// Requests with inputs queued: their virtual start and how many inputs are queued.
+    flows: HashMap<u64, (u64, usize)>,
+    /// Inputs queued.
+    queued: usize,
+}
+
+/// One class's inputs in two-level fair order (tenants, then requests).
+#[derive(Debug)]
+struct Lane<T> {
+    entries: VecDeque<Entry<T>>,
+    limits: Limits,
+    /// The lane-level start of the latest batch's first input: where a tenant arriving with
+    /// nothing queued starts.
+    virtual_time: u64,
+    tenants: HashMap<u32, TenantLane>,
+    /// The order needs recomputing (an entry came or left).
+    dirty: bool,
+}
+
+impl<T> Lane<T> {
+    fn new(limits: Limits) -> Self {
+        Self { entries: VecDeque::new(), limits, virtual_time: 0, tenants: HashMap::new(), dirty: false }
+    }
+
+    /// Queues `entry` at its request's start (the tenant's request virtual time when the request's
+    /// first queued input came) plus the tokens of the request's inputs before it.
+    fn push(&mut self, mut entry: Entry<T>) {
+        let virtual_time = self.virtual_time;
+        let tenant =
+            self.tenants.entry(entry.tenant).or_insert_with(|| TenantLane { base: virtual_time, ..Default::default() });
+        tenant.queued += 1;
+        let request_time = tenant.request_time;
+        let flow = tenant.flows.entry(entry.flow).or_insert((request_time, 0));
+        flow.1 += 1;
+        entry.start = flow.0 + entry.offset as u64;
+        self.entries.push_back(entry);
+        self.dirty = true;
+    }
+
+    /// Sorts the entries into fair order: within each tenant by request start (arrival order
+    /// between equals), each starting at the tenant's base plus the tokens of its inputs before
+    /// it; then all by that lane-level start.
+    fn reorder(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let entries = self.entries.make_contiguous();
+        entries.sort_by_key(|e| (e.tenant, e.start, e.seq));
+        let mut i = 0;
+        while i < entries.len() {
+            let tenant = entries[i].tenant;
+            let mut at = self.tenants.get(&tenant).map_or(self.virtual_time, |t| t.base);
+            while i < entries.len() && entries[i].tenant == tenant {
+                entries[i].fair = at;
+                at += entries[i].tokens as u64;
+                i += 1;
+            }
+        }
+        entries.sort_by_key(|e| (e.fair, e.seq));
+    }
+
+    /// Forgets a request once none of its inputs is queued, and a tenant likewise.
+    fn left(&mut self, tenant: u32, flow: u64) {
+        let Some(t) = self.tenants.get_mut(&tenant) else { return };
+        if let Some(f) = t.flows.get_mut(&flow) {
+            f.1 -= 1;
+            if f.1 == 0 {
+                t.flows.remove(&flow);
+            }
+        }
+        t.queued -= 1;
+        if t.queued == 0 {
+            self.tenants.remove(&tenant);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn drop_stale(&mut self, now: Instant, cancelled: impl Fn(&T) -> bool) -> Vec<(Entry<T>, Dropped)> {
         let mut dropped = Vec::new();
         let mut kept = VecDeque::with_capacity(self.entries.len());
         for e in self.entries.drain(..) {
@@ -142,44 +426,35 @@ impl<T> Queue<T> {
         }
         self.entries = kept;
         for (e, _) in &dropped {
-            self.left(e.flow);
+            self.dirty = true;
+            self.left(e.tenant, e.flow);
         }
         dropped
     }
 
-    /// When the oldest entry's wait for batch-mates ends.
-    pub fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         self.entries.iter().map(|e| e.enqueued).min().map(|oldest| oldest + self.limits.max_wait)
     }
 
-    /// Whether a batch should close now: the deadline passed, or waiting cannot make it bigger
-    /// (the size cap is reached, or the next input would break the token budget).
-    pub fn is_ready(&self, now: Instant) -> bool {
+    fn is_ready(&mut self, now: Instant, budget: usize) -> bool {
+        self.reorder();
         match self.deadline() {
             None => false,
             Some(deadline) if deadline <= now => true,
             Some(_) => {
-                let picked = self.pick();
+                let picked = self.pick(budget);
                 picked.len() >= self.limits.max_batch_size || picked.len() < self.entries.len()
             }
         }
     }
 
-    /// Takes the next batch if one is ready.
-    pub fn next_batch(&mut self, now: Instant) -> Option<Vec<Entry<T>>> {
-        if !self.is_ready(now) {
-            return None;
-        }
-        Some(self.take())
-    }
-
-    /// Takes a batch now, whatever the deadline (used when draining).
-    pub fn take(&mut self) -> Vec<Entry<T>> {
-        let mut picked = self.pick();
+    fn take(&mut self, budget: usize) -> Vec<Entry<T>> {
+        self.reorder();
+        let mut picked = self.pick(budget);
         picked.sort_unstable();
-        // Requests arriving from now on start where this batch starts.
+        // Tenants arriving from now on start where this batch starts.
         if let Some(&first) = picked.first() {
-            self.virtual_time = self.virtual_time.max(self.entries[first].start);
+            self.virtual_time = self.virtual_time.max(self.entries[first].fair);
         }
         // Every input before the last one taken, and not taken, was overtaken once more.
         if let Some(&youngest) = picked.last() {
@@ -192,15 +467,29 @@ impl<T> Queue<T> {
         // Remove from the back so earlier indices stay valid.
         let mut batch: Vec<Entry<T>> = picked.iter().rev().filter_map(|&i| self.entries.remove(i)).collect();
         batch.reverse();
+        let mut seen = Vec::new();
         for e in &batch {
-            self.left(e.flow);
+            if let Some(t) = self.tenants.get_mut(&e.tenant) {
+                // The tenant's remaining inputs keep their lane-level starts.
+                t.base += e.tokens as u64;
+                // Its requests arriving from now on start where its first input taken started.
+                if !seen.contains(&e.tenant) {
+                    t.request_time = t.request_time.max(e.start);
+                    seen.push(e.tenant);
+                }
+            }
         }
+        for e in &batch {
+            self.left(e.tenant, e.flow);
+        }
+        self.dirty = true;
         batch
     }
 
-    /// Indices of the entries the next batch would hold; always includes the oldest entry, so a
-    /// single input over the token budget still runs (alone).
-    fn pick(&self) -> Vec<usize> {
+    /// Indices of the entries the next batch would hold (in fair order, which `take` sorts them
+    /// into first); always includes the oldest entry, so a single input over the token budget
+    /// still runs (alone).
+    fn pick(&self, budget: usize) -> Vec<usize> {
         if self.entries.is_empty() {
             return Vec::new();
         }
@@ -223,7 +512,7 @@ impl<T> Queue<T> {
             }
             let tokens = self.entries[i].tokens;
             let padded = longest.max(tokens) * (picked.len() + 1);
-            if !picked.is_empty() && padded > self.limits.max_batch_tokens {
+            if !picked.is_empty() && padded > budget {
                 // FIFO keeps arrival order: stop at the first input that does not fit.
                 if self.limits.policy == BatchPolicy::Fifo {
                     break;
@@ -247,7 +536,13 @@ mod tests {
     use super::*;
 
     fn limits(size: usize, tokens: usize, wait_ms: u64, policy: BatchPolicy) -> Limits {
-        Limits { max_batch_size: size, max_batch_tokens: tokens, max_wait: Duration::from_millis(wait_ms), policy }
+        Limits {
+            max_batch_size: size,
+            max_batch_tokens: tokens,
+            max_wait: Duration::from_millis(wait_ms),
+            policy,
+            classes: ClassLimits::for_budget(tokens),
+        }
     }
 
     /// One input of a request of its own (`id`).
@@ -303,7 +598,7 @@ mod tests {
         }
         let order: Vec<u32> = std::iter::from_fn(|| q.next_batch(t0)).flat_map(|b| ids(&b)).collect();
         assert_eq!(order, vec![1, 2, 3]);
-        assert!(q.flows.is_empty(), "requests are forgotten once their inputs left");
+        assert!(q.lanes.iter().all(|l| l.tenants.is_empty()), "requests are forgotten once their inputs left");
     }
 
     fn ids(batch: &[Entry<u32>]) -> Vec<u32> {
@@ -421,5 +716,95 @@ mod tests {
         let reasons: Vec<(u32, Dropped)> = dropped.iter().map(|(e, r)| (e.payload, *r)).collect();
         assert_eq!(reasons, vec![(1, Dropped::Expired), (3, Dropped::Cancelled)]);
         assert_eq!(ids(&q.take()), vec![2]);
+    }
+
+    /// One input of request `id` in `class` for `tenant`.
+    fn of(tokens: usize, at: Instant, id: u32, class: Priority, tenant: u32) -> Entry<u32> {
+        entry(tokens, at, id).of(class, tenant)
+    }
+
+    #[test]
+    fn interactive_work_runs_first_and_batch_work_keeps_its_floor() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(1, 10_000, 0, BatchPolicy::Fifo));
+        for id in 0..4 {
+            q.push(of(100, t0, id, Priority::Batch, 0));
+        }
+        for id in 10..18 {
+            q.push(of(5, t0, id, Priority::Interactive, 0));
+        }
+        let order: Vec<u32> = std::iter::from_fn(|| q.next_batch(t0)).flat_map(|b| ids(&b)).collect();
+        // Queued behind the batch work, interactive still runs first; one batch-class batch in
+        // every 4 (the floor) while both wait, then the rest.
+        assert_eq!(order, vec![10, 11, 12, 0, 13, 14, 15, 1, 16, 17, 2, 3]);
+    }
+
+    #[test]
+    fn an_interactive_arrival_jumps_every_queued_batch_input() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(2, 10_000, 0, BatchPolicy::Length));
+        for id in 0..6 {
+            q.push(of(512, t0, id, Priority::Batch, 0));
+        }
+        assert_eq!(q.next_class(), Some(Priority::Batch));
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![0, 1]);
+        q.push(of(8, t0, 99, Priority::Interactive, 0));
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![99], "waits behind the running batch only");
+    }
+
+    #[test]
+    fn batch_class_batches_shrink_while_interactive_work_is_about() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(32, 2048, 0, BatchPolicy::Fifo));
+        for id in 0..8 {
+            q.push(of(512, t0, id, Priority::Batch, 0));
+        }
+        assert_eq!(q.next_batch(t0).unwrap().len(), 4, "no interactive work: the full budget (4 × 512)");
+        q.push(of(8, t0, 99, Priority::Interactive, 0));
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![99]);
+        // Within a second of an interactive arrival batch-class batches keep to a quarter.
+        assert_eq!(q.budget(Priority::Batch, t0), 512);
+        assert_eq!(q.next_batch(t0).unwrap().len(), 1);
+        let later = t0 + INTERACTIVE_RECENT;
+        assert_eq!(q.budget(Priority::Batch, later), 2048);
+        assert_eq!(q.next_batch(later).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn tenants_share_first_then_their_requests() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(limits(1, 10_000, 0, BatchPolicy::Fifo));
+        // Tenant 1 floods: ten requests of two 100-token inputs (ids 100..). Tenant 2 then sends
+        // two single-input requests of the same size (ids 200, 201).
+        for r in 0..10u32 {
+            for e in request(u64::from(r), 2, 100, t0, 100 + 2 * r) {
+                q.push(e.of(Priority::Batch, 1));
+            }
+        }
+        q.push(Entry::new(100, t0, t0 + Duration::from_secs(30), 50, 0, 200).of(Priority::Batch, 2));
+        q.push(Entry::new(100, t0, t0 + Duration::from_secs(30), 51, 0, 201).of(Priority::Batch, 2));
+        let order: Vec<u32> = std::iter::from_fn(|| q.next_batch(t0)).flat_map(|b| ids(&b)).take(4).collect();
+        // Tenant 2 gets every other batch despite tenant 1's backlog of 20 inputs; within tenant
+        // 1 the requests interleave (first inputs of requests 0 and 1 before request 0's second).
+        assert_eq!(order, vec![100, 200, 102, 201]);
+        let mut q = Queue::new(limits(1, 10_000, 0, BatchPolicy::Fifo));
+        for r in 0..3u32 {
+            for e in request(u64::from(r), 2, 100, t0, 100 + 2 * r) {
+                q.push(e.of(Priority::Batch, 1));
+            }
+        }
+        let order: Vec<u32> = std::iter::from_fn(|| q.next_batch(t0)).flat_map(|b| ids(&b)).collect();
+        assert_eq!(order, vec![100, 102, 104, 101, 103, 105], "requests within a tenant share fairly");
+    }
+
+    #[test]
+    fn priorities_parse_from_names_and_levels() {
+        assert_eq!(Priority::parse("interactive"), Ok(Some(Priority::Interactive)));
+        assert_eq!(Priority::parse(" BATCH "), Ok(Some(Priority::Batch)));
+        assert_eq!(Priority::parse("0"), Ok(None), "level 0: the default");
+        assert_eq!(Priority::parse("1"), Ok(Some(Priority::Interactive)), "Triton's highest level");
+        assert_eq!(Priority::parse("-5"), Ok(Some(Priority::Interactive)), "vLLM: lower runs sooner");
+        assert_eq!(Priority::parse("3"), Ok(Some(Priority::Batch)));
+        assert!(Priority::parse("urgent").is_err());
     }
 }

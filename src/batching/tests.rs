@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{BatchPolicy, Batcher, BatcherConfig, Limits, QueuedInput, Reply};
+use super::{
+    BatchPolicy, Batcher, BatcherConfig, ClassBudgets, ClassLimits, Limits, Origin, Priority, QueuedInput, Reply,
+};
 use crate::model::{ModelInput, RawOutput};
 use crate::telemetry::Metrics;
 use crate::worker::{self, Answer, BatchModel, Capacity, WorkerError, WorkerStatus};
@@ -107,8 +109,15 @@ fn rig_with_policy(
     let model = FakeModel::default();
     let (handle, worker) = worker::spawn(vec![model.clone(); instances], 0, metrics.clone()).unwrap();
     let capacity = handle.capacity();
-    let limits = Limits { max_batch_size, max_batch_tokens, max_wait: Duration::from_millis(max_wait_ms), policy };
-    let config = BatcherConfig { limits, max_queue: 64, max_queue_tokens: 10_000 };
+    let limits = Limits {
+        max_batch_size,
+        max_batch_tokens,
+        max_wait: Duration::from_millis(max_wait_ms),
+        policy,
+        classes: ClassLimits::for_budget(max_batch_tokens),
+    };
+    let config =
+        BatcherConfig { limits, max_queue: 64, max_queue_tokens: 10_000, classes: ClassBudgets::for_queue(64, 10_000) };
     let (batcher, task) = Batcher::start(config, handle, metrics.clone());
     Rig { batcher, task, worker, model, metrics, capacity }
 }
@@ -126,9 +135,9 @@ async fn until(done: impl Fn() -> bool) {
 
 /// Queues an input of `tokens` tokens whose first token is `id`, expiring after `ttl`.
 fn submit(batcher: &Batcher, id: u32, tokens: usize, ttl: Duration) -> Reply {
-    let mut slots = batcher.admit(1, ttl).unwrap();
+    let mut slots = batcher.admit(1, ttl, Priority::Interactive).unwrap();
     // A request of its own; its slot keeps its work counted while it is queued.
-    let flow = batcher.flow(tokens);
+    let flow = batcher.flow(tokens, Origin::default());
     batcher.reserve_tokens(&flow, &mut slots, &[tokens], ttl).unwrap();
     let mut ids = vec![id];
     ids.resize(tokens, 1);
@@ -311,7 +320,10 @@ async fn admission_predicts_waits_at_every_instances_rate() {
     assert_eq!(rig.batcher.queued_tokens(), 300);
     assert_eq!(rig.batcher.predicted_wait(), Some(Duration::from_millis(250)));
     // A request with 100 ms left is refused; Retry-After is rounded up to whole seconds.
-    assert_eq!(rig.batcher.overloaded(Duration::from_millis(100)).retry_after, Duration::from_secs(1));
+    assert_eq!(
+        rig.batcher.overloaded(Priority::Interactive, Duration::from_millis(100)).retry_after,
+        Duration::from_secs(1)
+    );
     rig.model.release();
     futures_join(running).await;
     futures_join(queued).await;
@@ -349,8 +361,8 @@ async fn a_small_request_is_charged_its_fair_share_of_the_work_ahead_not_the_bac
     let running = submit(&rig.batcher, 1, 100, LONG);
     until(|| rig.model.entered.load(Ordering::SeqCst) == 1).await;
     // One heavy request of four 250-token inputs, queued behind the running input.
-    let mut slots = rig.batcher.admit(4, LONG).unwrap();
-    let heavy = rig.batcher.flow(4 * 256);
+    let mut slots = rig.batcher.admit(4, LONG, Priority::Interactive).unwrap();
+    let heavy = rig.batcher.flow(4 * 256, Origin::default());
     rig.batcher.reserve_tokens(&heavy, &mut slots, &[250; 4], LONG).unwrap();
     let replies: Vec<Reply> = slots
         .into_iter()
@@ -364,18 +376,82 @@ async fn a_small_request_is_charged_its_fair_share_of_the_work_ahead_not_the_bac
     assert_eq!(rig.batcher.predicted_wait(), Some(Duration::from_millis(1100)));
     // A 10-token request (inputs of at most 250) waits for the running input and about as much of
     // the heavy request as its own size plus one input: 100 + min(1000, 260).
-    assert_eq!(rig.batcher.fair_wait(10, 250), Some(Duration::from_millis(360)));
+    assert_eq!(rig.batcher.fair_wait(10, 250, Origin::default()), Some(Duration::from_millis(360)));
     // A request as large as the heavy one is charged all of it.
-    assert_eq!(rig.batcher.fair_wait(1000, 250), Some(Duration::from_millis(1100)));
+    assert_eq!(rig.batcher.fair_wait(1000, 250, Origin::default()), Some(Duration::from_millis(1100)));
     // Work still being tokenized counts at its bound, fairly too.
-    let tokenizing = rig.batcher.flow(5000);
-    assert_eq!(rig.batcher.fair_wait(10, 250), Some(Duration::from_millis(620)));
+    let tokenizing = rig.batcher.flow(5000, Origin::default());
+    assert_eq!(rig.batcher.fair_wait(10, 250, Origin::default()), Some(Duration::from_millis(620)));
     drop(tokenizing);
-    assert_eq!(rig.batcher.fair_wait(10, 250), Some(Duration::from_millis(360)));
+    assert_eq!(rig.batcher.fair_wait(10, 250, Origin::default()), Some(Duration::from_millis(360)));
     rig.model.release();
     answer(running).await;
     futures_join(replies).await;
-    assert_eq!(rig.batcher.fair_wait(10, 250), Some(Duration::ZERO), "nothing left ahead");
+    assert_eq!(rig.batcher.fair_wait(10, 250, Origin::default()), Some(Duration::ZERO), "nothing left ahead");
+}
+
+/// Queues an input like [`submit`] for `origin`; `Err` when admission refuses it.
+fn submit_as(batcher: &Batcher, id: u32, tokens: usize, origin: Origin) -> Result<Reply, super::Overloaded> {
+    let mut slots = batcher.admit(1, LONG, origin.class)?;
+    let flow = batcher.flow(tokens, origin);
+    batcher.reserve_tokens(&flow, &mut slots, &[tokens], LONG)?;
+    let mut ids = vec![id];
+    ids.resize(tokens, 1);
+    let input = QueuedInput { ids, type_ids: vec![0; tokens], top_k: None };
+    Ok(batcher.submit(slots.pop().unwrap(), input, Instant::now() + LONG).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_overload_batch_work_is_shed_first_and_interactive_keeps_its_headroom() {
+    let rig = rig(1, 1000, 0);
+    rig.model.hold();
+    let batch = Origin { class: Priority::Batch, tenant: 1 };
+    let interactive = Origin { class: Priority::Interactive, tenant: 2 };
+    // The queue holds 10,000 tokens; batch work may take three quarters of them.
+    let mut queued = Vec::new();
+    for id in 0..7 {
+        queued.push(submit_as(&rig.batcher, id, 1000, batch).unwrap());
+    }
+    assert!(!rig.batcher.is_full(Priority::Batch));
+    let Err(refused) = submit_as(&rig.batcher, 8, 1000, batch) else { panic!("batch is refused past its budget") };
+    assert_eq!(refused.retry_after, Duration::from_secs(5), "the batch class's least Retry-After");
+    // Interactive work still fits, in the quarter kept for it.
+    for id in 20..22 {
+        queued.push(submit_as(&rig.batcher, id, 1000, interactive).unwrap());
+    }
+    assert!(!rig.batcher.is_full(Priority::Interactive));
+    // And runs first: once the held batch is done, the interactive inputs go next.
+    rig.model.release();
+    for reply in queued {
+        answer(reply).await;
+    }
+    let firsts: Vec<u32> = rig.model.batches().iter().map(|b| b[0]).collect();
+    let first_interactive = firsts.iter().position(|&id| id >= 20).unwrap();
+    assert!(first_interactive <= 1, "interactive waited behind the running batch only: {firsts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interactive_request_is_not_charged_the_batch_backlog() {
+    let rig = rig_with(1, 1, 1000, 0);
+    rig.capacity.instance(0).record(1000, 1.0);
+    rig.model.hold();
+    let running = submit(&rig.batcher, 1, 100, LONG);
+    until(|| rig.model.entered.load(Ordering::SeqCst) == 1).await;
+    let batch = Origin { class: Priority::Batch, tenant: 1 };
+    let backlog: Vec<Reply> = (0..5).map(|id| submit_as(&rig.batcher, 10 + id, 1000, batch).unwrap()).collect();
+    until(|| rig.batcher.queued_tokens() == 5000).await;
+    // Interactive: the running 100 plus at most one floor batch-class batch (a quarter of the
+    // 1000-token budget), not the 5,000 queued.
+    let interactive = Origin { class: Priority::Interactive, tenant: 2 };
+    assert_eq!(rig.batcher.fair_wait(10, 250, interactive), Some(Duration::from_millis(350)));
+    // A second batch tenant is charged its fair share of tenant 1's backlog: 100 + (10 + 250).
+    let other = Origin { class: Priority::Batch, tenant: 3 };
+    assert_eq!(rig.batcher.fair_wait(10, 250, other), Some(Duration::from_millis(360)));
+    // Tenant 1 itself waits for its own requests' fair shares: 100 + 5 × 260.
+    assert_eq!(rig.batcher.fair_wait(10, 250, batch), Some(Duration::from_millis(1400)));
+    rig.model.release();
+    answer(running).await;
+    futures_join(backlog).await;
 }
 
 /// Awaits every reply in order.

@@ -3,7 +3,8 @@
 //! 2. a `request` span carrying it, child of the client's `traceparent` (W3C trace context);
 //! 3. one access-log line and the `pipeserve_grpc_*` metrics when the call ends, answered or not
 //!    (a client that went away counts as `CANCELLED`);
-//! 4. the API key (`authorization: Bearer <key>` or `x-api-key`), by HTTP's own check;
+//! 4. the API key (`authorization: Bearer <key>` or `x-api-key`) naming the tenant, by HTTP's own
+//!    check, and the class from `x-priority` metadata (else the tenant's default);
 //! 5. admission: `Infer::shed` refuses at once when the queue cannot serve the call in time;
 //! 6. the deadline: `grpc-timeout`, capped by `--request-timeout`; the queue drops the call's inputs
 //!    at that instant and the answer is `DEADLINE_EXCEEDED`.
@@ -19,10 +20,12 @@ use tower_http::request_id::{MakeRequestId, MakeRequestUuid};
 use tracing::{Instrument, Span};
 
 use crate::http::error::ApiError;
-use crate::http::layers::auth::{self, ApiKey};
+use crate::auth::{AuthError, Keys, Tenant};
+use crate::batching::Priority;
+use crate::http::layers::auth::PRIORITY_HEADER;
 use crate::http::layers::timeout::Deadline;
 use crate::http::state::AppState;
-use crate::infer::{BatchStats, InferError};
+use crate::infer::{BatchStats, Caller, Classes, InferError};
 use crate::telemetry::traces;
 
 /// How long before the client's own `grpc-timeout` the call gives up, so that its answer is ours
@@ -47,18 +50,19 @@ pub struct Call {
     pub deadline: Deadline,
 }
 
-/// What the handlers share: the server's state and the API key.
+/// What the handlers share: the server's state, the API keys and the classes' timeouts.
 pub struct Edge {
     pub state: Arc<AppState>,
-    key: Option<ApiKey>,
+    keys: Arc<Keys>,
+    classes: Classes,
 }
 
 /// What a handler answers: its message, and how the call's inputs were batched (for the log).
 pub type Handled<R> = Result<(R, Option<BatchStats>), ApiError>;
 
 impl Edge {
-    pub fn new(state: Arc<AppState>, key: Option<ApiKey>) -> Self {
-        Self { state, key }
+    pub fn new(state: Arc<AppState>, keys: Arc<Keys>, classes: Classes) -> Self {
+        Self { state, keys, classes }
     }
 
     /// Runs one unary call of `method` (`/package.Service/Method`) through the edge.
@@ -89,17 +93,15 @@ impl Edge {
             span: span.clone(),
             outcome: None,
         };
-        let call = Call { request_id: request_id.clone(), deadline: Deadline(self.deadline(started, &headers)) };
         let result = async {
-            if guard >= Guard::Key {
-                if let Some(key) = &self.key {
-                    auth::verify(key, &headers)?;
-                }
-            }
+            let tenant = if guard >= Guard::Key { self.tenant(&headers)? } else { Tenant::anonymous() };
+            let caller = Caller { tenant, priority: priority(&headers)? };
+            let at = self.deadline(started, &headers, &caller);
+            let call = Call { request_id: request_id.clone(), deadline: Deadline { at, caller } };
             if guard == Guard::Work {
-                self.state.infer()?.shed(call.deadline.0)?;
+                self.state.infer()?.shed(&call.deadline.caller, at)?;
             }
-            let deadline = call.deadline.0;
+            let deadline = at;
             match tokio::time::timeout_at(deadline, handler(call, request.into_inner())).await {
                 Ok(handled) => handled,
                 Err(_) => Err(ApiError::Infer(InferError::Timeout)),
@@ -136,15 +138,32 @@ impl Edge {
         answer
     }
 
-    /// When the call's time is up: the client's `grpc-timeout` (just ahead of it), at most
-    /// `--request-timeout`.
-    fn deadline(&self, started: Instant, headers: &HeaderMap) -> Instant {
-        let limit = self.state.batching.request_timeout;
+    /// The tenant of the key the call presents (anonymous when no key is configured).
+    fn tenant(&self, headers: &HeaderMap) -> Result<Arc<Tenant>, ApiError> {
+        self.keys.authenticate(headers).map_err(|e| {
+            ApiError::Unauthorized(match e {
+                AuthError::Missing => "missing API key: send `authorization: Bearer <key>` metadata",
+                AuthError::Invalid => "invalid API key",
+            })
+        })
+    }
+
+    /// When the call's time is up: the client's `grpc-timeout` (just ahead of it), at most its
+    /// class's timeout (`--request-timeout` unless the class has its own).
+    fn deadline(&self, started: Instant, headers: &HeaderMap, caller: &Caller) -> Instant {
+        let limit = self.classes.timeout(self.classes.of(caller));
         match headers.get("grpc-timeout").and_then(grpc_timeout) {
             Some(timeout) if timeout < limit => started + timeout.saturating_sub(AHEAD_OF_CLIENT_DEADLINE),
             _ => started + limit,
         }
     }
+}
+
+/// The class the call's `x-priority` metadata names, if any.
+fn priority(headers: &HeaderMap) -> Result<Option<Priority>, ApiError> {
+    let Some(value) = headers.get(PRIORITY_HEADER) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| ApiError::BadRequest(format!("{PRIORITY_HEADER}: not ASCII")))?;
+    Priority::parse(value).map_err(|e| ApiError::BadRequest(format!("{PRIORITY_HEADER}: {e}")))
 }
 
 /// The client's request id, else a new one.

@@ -39,8 +39,8 @@ pub struct GrpcConfig {
     /// Largest response message (encoded), in bytes: above `--max-response-bytes`, which the
     /// service already enforces from its estimate before the model runs, by the framing's slack.
     pub max_response_bytes: usize,
-    /// `--api-key`.
-    pub api_key: Option<ApiKey>,
+    /// The priority classes' defaults (each class's timeout), as HTTP's timeout layer has them.
+    pub classes: crate::infer::Classes,
 }
 
 /// The gRPC services, built with the HTTP router before the model loads (they answer UNAVAILABLE
@@ -51,9 +51,9 @@ pub struct GrpcServer {
 }
 
 impl GrpcServer {
-    pub fn new(state: Arc<AppState>, config: GrpcConfig) -> Self {
-        let key = config.api_key.as_ref().map(|k| crate::http::layers::auth::ApiKey(k.0.as_bytes().into()));
-        Self { edge: Arc::new(call::Edge::new(state, key)), config }
+    /// `keys` are the HTTP router's own (one set, one reload thread).
+    pub fn new(state: Arc<AppState>, config: GrpcConfig, keys: Arc<crate::auth::Keys>) -> Self {
+        Self { edge: Arc::new(call::Edge::new(state, keys, config.classes)), config }
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting and returns once the

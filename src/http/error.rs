@@ -77,7 +77,7 @@ pub struct Rejection {
     pub detail: Option<String>,
     /// Close the connection after this response (the request was not read whole).
     pub close: bool,
-    /// For a 503: when to try again.
+    /// For a 503 or 429: when to try again.
     pub retry_after: Option<std::time::Duration>,
 }
 
@@ -100,6 +100,7 @@ impl ApiError {
                 InferError::TooManyInputs { .. } | InferError::TooMuchWork { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 InferError::ResponseTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 InferError::Overloaded { .. } | InferError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                InferError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
                 InferError::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 // Nobody reads it: the client is gone (nginx's 499).
                 InferError::Abandoned => client_gone(),
@@ -129,6 +130,8 @@ impl ApiError {
                 InferError::ResponseTooLarge { .. } => "response_too_large",
                 InferError::Abandoned => "abandoned",
                 InferError::Overloaded { .. } => "overloaded",
+                // OpenAI's code for it, so its clients' retry logic recognises it.
+                InferError::RateLimited { .. } => "rate_limit_exceeded",
                 InferError::Unavailable => "unavailable",
                 InferError::Timeout => "timeout",
                 InferError::Internal(_) => "internal",
@@ -165,7 +168,9 @@ impl ApiError {
         // The body was not read to its end: the connection cannot carry another request.
         let close = matches!(self, Self::PayloadTooLarge { drained: false, .. } | Self::BodyTimeout(_));
         let retry_after = match self {
-            Self::Infer(InferError::Overloaded { retry_after }) => Some(*retry_after),
+            Self::Infer(InferError::Overloaded { retry_after } | InferError::RateLimited { retry_after }) => {
+                Some(*retry_after)
+            }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(std::time::Duration::from_secs(1)),
             _ => None,
         };
@@ -227,6 +232,10 @@ mod tests {
         let response =
             ApiError::from(InferError::Overloaded { retry_after: std::time::Duration::from_secs(7) }).into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "7", "Retry-After from the queue's estimate");
+        let limited = ApiError::from(InferError::RateLimited { retry_after: std::time::Duration::from_secs(3) });
+        let r = limited.rejection();
+        assert_eq!((r.status, r.error_type), (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded"));
+        assert_eq!(limited.into_response().headers()[header::RETRY_AFTER], "3", "Retry-After from the bucket");
         let r = ApiError::PayloadTooLarge { limit: 10, drained: false }.rejection();
         assert_eq!((r.status, r.close), (StatusCode::PAYLOAD_TOO_LARGE, true));
         assert!(!ApiError::PayloadTooLarge { limit: 10, drained: true }.rejection().close);

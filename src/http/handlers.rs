@@ -24,11 +24,11 @@ pub(super) type AppResult<T> = Result<T, ApiError>;
 /// Runs `inputs` through the service under the request's deadline.
 pub(super) async fn run(
     infer: &Infer,
-    Deadline(deadline): Deadline,
+    Deadline { at, caller }: Deadline,
     inputs: Vec<Input>,
     params: Params,
 ) -> AppResult<Inferred> {
-    Ok(infer.run(InferRequest { inputs, params, deadline: Some(deadline) }).await?)
+    Ok(infer.run(InferRequest { inputs, params, deadline: Some(at), caller }).await?)
 }
 
 /// The service for an embedding route: only feature-extraction models have them (others get

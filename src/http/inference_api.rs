@@ -36,7 +36,8 @@ struct ApiRequest<P> {
     inputs: Inputs,
     #[serde(default = "Option::default")]
     parameters: Option<P>,
-    /// `wait_for_model`, `use_cache`: accepted, nothing to do (the model is loaded, nothing is cached).
+    /// `wait_for_model`, `use_cache`: accepted, nothing to do (the model is loaded, nothing is
+    /// cached); `priority`: the request's class (read from the body before this type).
     #[serde(default)]
     #[allow(dead_code)]
     #[schema(value_type = Option<Object>)]
@@ -193,6 +194,7 @@ async fn call(
     pooled_default: bool,
 ) -> AppResult<Response> {
     let infer = state.infer()?;
+    let deadline = deadline.with_priority(options_priority(body)?);
     match infer.info().task {
         Task::FeatureExtraction => {
             let mut request: FeatureRequest = parse_json(headers, body)?;
@@ -217,6 +219,17 @@ async fn call(
             Ok(respond(infer, one, done))
         }
     }
+}
+
+/// The body's `options.priority`, if any (an invalid one is a 422; an invalid body is left to the
+/// request's own parser to report).
+fn options_priority(body: &[u8]) -> AppResult<Option<crate::batching::Priority>> {
+    // Most bodies name no priority: they are not parsed twice.
+    if !body.windows(8).any(|w| w == b"priority") {
+        return Ok(None);
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else { return Ok(None) };
+    value.get("options").and_then(|o| o.get("priority")).map_or(Ok(None), super::parse::priority)
 }
 
 /// True when the body's `parameters` name `candidate_labels` (zero-shot on an NLI model). A body

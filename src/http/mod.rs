@@ -48,12 +48,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 ///
 /// and on the inference routes only (health and metrics stay reachable under overload and
 /// without a key; KServe v2's model metadata and readiness get the API key only):
-/// 10. API key → 401, when `--api-key` is set (before shedding, so strangers never see our load);
-/// 11. load shedding → 503 at once when the queue is full (or the model still loads);
-/// 12. timeout → 504, its deadline handed to the handler so the queue expires inputs at the same instant;
+/// 10. API key → 401, when `--api-key` or `--api-keys-file` is set (before shedding, so strangers
+///     never see our load); the caller's tenant and `x-priority` class go on as an extension;
+/// 11. quota → 429 for a tenant over its token quota; load shedding → 503 at once when the
+///     queue has no room for the request's class (or the model still loads);
+/// 12. timeout → 504 after its class's timeout, the deadline handed to the handler so the queue
+///     expires inputs at the same instant;
 /// 13. the body read whole: over the limit → 413 (after draining it, so the client sees the 413),
 ///     not all there within the body read timeout → 408.
-pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
+pub fn router(state: Arc<AppState>, config: &HttpConfig, keys: Arc<crate::auth::Keys>) -> Router {
     // Every route exists from the start; the embedding routes answer 404 for other tasks, and
     // every inference route 503 while the model loads.
     // Each route comes with its OpenAPI description (`#[utoipa::path]`), collected as it is added.
@@ -71,12 +74,11 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
         .routes(routes!(kserve::infer))
         .routes(routes!(kserve::infer_version))
         .split_for_parts();
-    let api_key = config.api_key.as_ref().map(|key| layers::auth::ApiKey(key.0.as_bytes().into()));
     let inference = inference.route_layer(
         ServiceBuilder::new()
-            .layer(from_fn_with_state(api_key.clone(), layers::auth::layer))
+            .layer(from_fn_with_state(keys.clone(), layers::auth::layer))
             .layer(from_fn_with_state(state.clone(), layers::shed::layer))
-            .layer(from_fn_with_state(state.batching.request_timeout, layers::timeout::layer))
+            .layer(from_fn_with_state(config.classes, layers::timeout::layer))
             .layer(DefaultBodyLimit::disable())
             .layer(from_fn_with_state(
                 layers::body::BodyPolicy {
@@ -96,7 +98,7 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig) -> Router {
         .routes(routes!(kserve::model_ready))
         .routes(routes!(kserve::model_version_ready))
         .split_for_parts();
-    let model_info = model_info.route_layer(from_fn_with_state(api_key, layers::auth::layer));
+    let model_info = model_info.route_layer(from_fn_with_state(keys, layers::auth::layer));
     let (operational, operational_doc) = OpenApiRouter::<Arc<AppState>>::new()
         .routes(routes!(handlers::info))
         .routes(routes!(tei::health))

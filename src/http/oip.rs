@@ -188,6 +188,9 @@ pub async fn infer(
     for key in PROTOCOL_PARAMETERS {
         raw.remove(key);
     }
+    // Triton's request-level `priority` (and ours: a class name), not a pipeline parameter.
+    let priority = raw.remove("priority").map(|p| super::parse::priority(&p)).transpose()?.flatten();
+    let deadline = deadline.with_priority(priority);
     let n = inputs.len();
     let task = infer.info().task;
     if task == Task::FeatureExtraction {

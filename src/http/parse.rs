@@ -62,3 +62,18 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
 pub fn parse_text(body: &[u8]) -> Result<String, ApiError> {
     String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("body is not valid UTF-8".into()))
 }
+
+/// A request's `priority` from its body (the Inference API's `options.priority`, KServe v2's
+/// `parameters.priority`): a class name or a numeric level (Triton's, vLLM's); `None` for level 0.
+pub fn priority(value: &serde_json::Value) -> Result<Option<crate::batching::Priority>, ApiError> {
+    use crate::batching::Priority;
+    let invalid = |e: String| ApiError::Validation(format!("priority: {e}"));
+    match value {
+        serde_json::Value::String(s) => Priority::parse(s).map_err(|e| invalid(e.to_string())),
+        serde_json::Value::Number(n) => {
+            n.as_i64().map(Priority::from_level).ok_or_else(|| invalid("not an integer".into()))
+        }
+        serde_json::Value::Null => Ok(None),
+        _ => Err(invalid("use interactive, batch or a number".into())),
+    }
+}

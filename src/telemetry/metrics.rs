@@ -35,6 +35,14 @@ pub struct Metrics {
     pub worker_instances_busy: IntGauge,
     /// Batches run, by model instance (`instance="0"`, ...).
     pub worker_batches: IntCounterVec,
+    /// Requests by tenant, class and outcome (`admitted`, `shed`, `rate_limited`). Tenant names
+    /// come from the keys configuration only (plus `default` and `anonymous`), never from a
+    /// request, so the label set stays bounded.
+    pub tenant_requests: IntCounterVec,
+    /// Tokens served by tenant and class.
+    pub tenant_tokens: IntCounterVec,
+    /// A request's queue wait (its slowest input's) by tenant and class.
+    pub tenant_queue_wait: HistogramVec,
     build_info: IntGaugeVec,
 }
 
@@ -98,6 +106,31 @@ impl Metrics {
         )
         .expect("valid counter");
         registry.register(Box::new(worker_batches.clone())).expect("unique metric");
+        let tenant_requests = IntCounterVec::new(
+            Opts::new(
+                "pipeserve_tenant_requests_total",
+                "Requests by tenant, priority class and admission outcome (admitted, shed, rate_limited).",
+            ),
+            &["tenant", "class", "outcome"],
+        )
+        .expect("valid counter");
+        registry.register(Box::new(tenant_requests.clone())).expect("unique metric");
+        let tenant_tokens = IntCounterVec::new(
+            Opts::new("pipeserve_tenant_tokens_total", "Tokens served, by tenant and priority class."),
+            &["tenant", "class"],
+        )
+        .expect("valid counter");
+        registry.register(Box::new(tenant_tokens.clone())).expect("unique metric");
+        let tenant_queue_wait = HistogramVec::new(
+            HistogramOpts::new(
+                "pipeserve_tenant_queue_wait_seconds",
+                "A request's queue wait (its slowest input's), by tenant and priority class.",
+            )
+            .buckets(LATENCY.to_vec()),
+            &["tenant", "class"],
+        )
+        .expect("valid histogram");
+        registry.register(Box::new(tenant_queue_wait.clone())).expect("unique metric");
         let build_info = IntGaugeVec::new(
             Opts::new("pipeserve_build_info", "Version and loaded model; always 1."),
             &["version", "model", "task", "device", "dtype", "gemm"],
@@ -150,6 +183,9 @@ impl Metrics {
             worker_instances: gauge("pipeserve_worker_instances", "Model instances (--instances)."),
             worker_instances_busy: gauge("pipeserve_worker_instances_busy", "Model instances running a batch now."),
             worker_batches,
+            tenant_requests,
+            tenant_tokens,
+            tenant_queue_wait,
             build_info,
             registry,
         }
@@ -176,8 +212,36 @@ impl Metrics {
         for c in [&self.shed, &self.expired, &self.cancelled, &self.worker_panics] {
             c.reset();
         }
+        self.tenant_requests.reset();
+        self.tenant_tokens.reset();
+        self.tenant_queue_wait.reset();
         for i in 0..self.worker_instances.get() {
             self.worker_batches.with_label_values(&[i.to_string()]).reset();
+        }
+    }
+
+    /// Counts one admission outcome of `tenant`'s request in `class`.
+    pub fn tenant_outcome(&self, tenant: &str, class: &str, outcome: &str) {
+        self.tenant_requests.with_label_values(&[tenant, class, outcome]).inc();
+    }
+
+    /// Records a served request of `tenant` in `class`: its tokens and queue wait.
+    pub fn tenant_served(&self, tenant: &str, class: &str, tokens: usize, queue_wait: std::time::Duration) {
+        let labels = [tenant, class];
+        self.tenant_tokens.with_label_values(&labels).inc_by(tokens as u64);
+        self.tenant_queue_wait.with_label_values(&labels).observe(queue_wait.as_secs_f64());
+    }
+
+    /// Exports zero series for `tenants` in every class (`classes`: their label values), so dashboards and alerts see each
+    /// tenant before its first request.
+    pub fn declare_tenants(&self, tenants: &[std::sync::Arc<str>], classes: &[&str]) {
+        for tenant in tenants {
+            for &class in classes {
+                let _ = self.tenant_tokens.with_label_values(&[&**tenant, class]);
+                for outcome in ["admitted", "shed", "rate_limited"] {
+                    let _ = self.tenant_requests.with_label_values(&[&**tenant, class, outcome]);
+                }
+            }
         }
     }
 

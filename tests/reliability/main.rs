@@ -369,3 +369,200 @@ async fn drain_under_load_repeated() {
     println!("RELIABILITY {figures}");
     eprintln!("RELIABILITY {figures}");
 }
+
+/// A text of about `words` tokens (one per word, plus the two special tokens).
+fn long_text(i: usize, words: usize) -> String {
+    let mut t = format!("doc{i}");
+    for w in 0..words.saturating_sub(1) {
+        t.push_str(if w % 2 == 0 { " alpha" } else { " beta" });
+    }
+    t
+}
+
+/// `clients` closed-loop clients sending batch-class requests of `inputs` × about 510 tokens until
+/// `stop`; returns the inputs served with 200 and the other statuses seen.
+fn batch_flood(
+    client: &Client,
+    url: &str,
+    clients: usize,
+    inputs: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<(usize, Vec<u16>)>> {
+    (0..clients)
+        .map(|c| {
+            let (client, url, stop) = (client.clone(), url.to_string(), stop.clone());
+            tokio::spawn(async move {
+                let (mut served, mut other) = (0, Vec::new());
+                let mut i = c * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let body: Vec<String> = (0..inputs).map(|k| long_text(i * 64 + k, 508)).collect();
+                    let r = client.post(&url).header("x-priority", "batch").json(&json!({"inputs": body})).send();
+                    match r.await {
+                        Ok(r) if r.status() == 200 => {
+                            r.bytes().await.unwrap();
+                            served += inputs;
+                        }
+                        Ok(r) => {
+                            other.push(r.status().as_u16());
+                            // A hostile bulk client: it retries at once, whatever Retry-After says.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(_) => other.push(0),
+                    }
+                }
+                (served, other)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_requests_stay_fast_while_batch_clients_flood() {
+    let _serial = SERIAL.lock().await;
+    let seconds = knob("RELIABILITY_PRIORITY_SECS", 10, 60);
+    let server = Server::start("all-MiniLM-L6-v2", &[]);
+    let url = server.url("/embed");
+    let client = Client::builder().pool_max_idle_per_host(64).build().unwrap();
+
+    // Batch throughput alone.
+    let alone_secs = (seconds / 3).max(4);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = batch_flood(&client, &url, 4, 32, stop.clone());
+    tokio::time::sleep(Duration::from_secs(alone_secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut alone = 0;
+    for f in flood {
+        alone += f.await.unwrap().0;
+    }
+    let alone_rate = alone as f64 / alone_secs as f64;
+
+    // The same flood, with an interactive short input every 100 ms.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = batch_flood(&client, &url, 4, 32, stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut probes = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tick.tick().await;
+        i += 1;
+        let (client, url) = (client.clone(), url.clone());
+        probes.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r =
+                client.post(&url).header("x-priority", "interactive").json(&json!({"inputs": format!("query {i}")}));
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            r.bytes().await.unwrap();
+            (status, t.elapsed())
+        }));
+    }
+    let mixed_secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for p in probes {
+        let (status, latency) = p.await.unwrap();
+        *statuses.entry(status).or_default() += 1;
+        latencies.push(latency);
+    }
+    let (mut mixed, mut batch_refused) = (0, 0);
+    for f in flood {
+        let (served, other) = f.await.unwrap();
+        mixed += served;
+        batch_refused += other.len();
+    }
+    let mixed_rate = mixed as f64 / (mixed_secs + 0.5);
+    latencies.sort();
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    let share = mixed_rate / alone_rate.max(1e-9);
+    println!(
+        "RELIABILITY {}",
+        json!({
+            "test": "priority", "seconds": seconds, "interactive_requests": latencies.len(),
+            "interactive_statuses": statuses, "interactive_p50_ms": ms(p50), "interactive_p99_ms": ms(p99),
+            "batch_inputs_per_s_alone": alone_rate, "batch_inputs_per_s_with_interactive": mixed_rate,
+            "batch_throughput_kept": share, "batch_requests_refused": batch_refused,
+        })
+    );
+    assert_eq!(statuses.get(&200), Some(&latencies.len()), "every interactive request got 200: {statuses:?}");
+    assert!(alone > 0 && mixed > 0, "batch work was served both times (it never starves)");
+    let p99_bound = knob("RELIABILITY_INTERACTIVE_P99_MS", 2000, 300);
+    assert!(p99 <= Duration::from_millis(p99_bound), "interactive p99 {p99:?} over {p99_bound} ms");
+    if full() {
+        assert!(share >= 0.85, "batch kept {share:.2} of its throughput alone");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_tenant_leaves_an_equal_tenant_its_half() {
+    let _serial = SERIAL.lock().await;
+    let seconds = knob("RELIABILITY_TENANT_SECS", 8, 30);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.json");
+    let hash = |k: &str| -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(k.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let keys = json!({"keys": [
+        {"sha256": hash("key-flood"), "tenant": "flood"},
+        {"sha256": hash("key-steady"), "tenant": "steady"},
+    ]});
+    std::fs::write(&file, keys.to_string()).unwrap();
+    let server = Server::start("all-MiniLM-L6-v2", &["--api-keys-file", file.to_str().unwrap()]);
+    let url = server.url("/embed");
+    let client = Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    // The flooding tenant runs 6 clients, the steady one 2; both send 8 inputs of ~60 tokens.
+    let spawn = |key: &'static str, clients: usize| -> Vec<tokio::task::JoinHandle<(usize, usize)>> {
+        (0..clients)
+            .map(|c| {
+                let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let (mut ok, mut refused) = (0, 0);
+                    let mut i = c * 1_000_000;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        let body: Vec<String> = (0..8).map(|k| long_text(i * 8 + k, 58)).collect();
+                        let r = client.post(&url).bearer_auth(key).json(&json!({"inputs": body})).send().await.unwrap();
+                        if r.status() == 200 {
+                            r.bytes().await.unwrap();
+                            ok += 1;
+                        } else {
+                            refused += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    (ok, refused)
+                })
+            })
+            .collect()
+    };
+    let flood = spawn("key-flood", 6);
+    let steady = spawn("key-steady", 2);
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let total = |handles: Vec<tokio::task::JoinHandle<(usize, usize)>>| async move {
+        let mut sum = (0, 0);
+        for h in handles {
+            let (ok, refused) = h.await.unwrap();
+            sum = (sum.0 + ok, sum.1 + refused);
+        }
+        sum
+    };
+    let (flood_ok, flood_refused) = total(flood).await;
+    let (steady_ok, steady_refused) = total(steady).await;
+    let share = steady_ok as f64 / (flood_ok + steady_ok).max(1) as f64;
+    println!(
+        "RELIABILITY {}",
+        json!({
+            "test": "tenant_fair_share", "seconds": seconds, "flood_requests_ok": flood_ok,
+            "flood_refused": flood_refused, "steady_requests_ok": steady_ok, "steady_refused": steady_refused,
+            "steady_share": share,
+        })
+    );
+    // Per-request fairness alone would give the steady tenant 2 of 8 clients' worth: 25%.
+    assert!(share >= if full() { 0.45 } else { 0.38 }, "the steady tenant got {share:.2} of the capacity");
+}

@@ -18,4 +18,5 @@ mod loading;
 mod logs;
 mod routes;
 mod security;
+mod tenants;
 mod traces;

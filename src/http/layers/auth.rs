@@ -1,69 +1,45 @@
-//! Optional API key on the inference routes: `Authorization: Bearer <key>` or `x-api-key: <key>`,
-//! compared in constant time so response timing does not leak how much of a guess was right.
+//! API keys and priority on the inference routes: the caller's tenant from its key
+//! ([`Keys::authenticate`], shared with gRPC; 401 without a valid one when keys are configured),
+//! and its class from `x-priority` (else the tenant's default). Both travel to the next layers and
+//! the handler as a [`Caller`] extension.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
-use subtle::ConstantTimeEq;
 
+use crate::auth::{AuthError, Keys};
+use crate::batching::Priority;
 use crate::http::error::ApiError;
+use crate::infer::Caller;
 
-/// The expected key, shared by every request.
-#[derive(Clone)]
-pub struct ApiKey(pub Arc<[u8]>);
+/// The header naming a request's class: `interactive`, `batch` or a numeric level.
+pub const PRIORITY_HEADER: &str = "x-priority";
 
-/// `None`: no key configured, every request passes.
-pub async fn layer(State(key): State<Option<ApiKey>>, request: Request, next: Next) -> Response {
-    let Some(key) = key else {
-        return next.run(request).await;
+pub async fn layer(State(keys): State<Arc<Keys>>, mut request: Request, next: Next) -> Response {
+    let tenant = match keys.authenticate(request.headers()) {
+        Ok(tenant) => tenant,
+        Err(e) => {
+            let refusal = ApiError::Unauthorized(match e {
+                AuthError::Missing => "missing API key: send `Authorization: Bearer <key>`",
+                AuthError::Invalid => "invalid API key",
+            });
+            // The body is read (or the connection closed) so the client's next request is not misread.
+            return super::body::refuse(request, refusal).await;
+        }
     };
-    match verify(&key, request.headers()) {
-        Ok(()) => next.run(request).await,
-        // The body is read (or the connection closed) so the client's next request is not misread.
-        Err(refusal) => super::body::refuse(request, refusal).await,
-    }
-}
-
-/// Checks the key `headers` present against `key`, in constant time: the one check of every
-/// transport (gRPC metadata are HTTP/2 headers).
-pub fn verify(key: &ApiKey, headers: &HeaderMap) -> Result<(), ApiError> {
-    match presented(headers) {
-        Some(given) if bool::from(given.ct_eq(&key.0)) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized("invalid API key")),
-        None => Err(ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`")),
-    }
-}
-
-/// The key the client sent, if any. (`ct_eq` on slices of different lengths is false without
-/// comparing contents; the length of the key is not treated as a secret.)
-fn presented(headers: &HeaderMap) -> Option<&[u8]> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.as_bytes();
-        let scheme = value.get(..7)?;
-        return scheme.eq_ignore_ascii_case(b"bearer ").then(|| value[7..].trim_ascii());
-    }
-    headers.get("x-api-key").map(|v| v.as_bytes().trim_ascii())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn finds_the_key_in_either_header() {
-        let mut h = HeaderMap::new();
-        assert_eq!(presented(&h), None);
-        h.insert("x-api-key", HeaderValue::from_static("k1"));
-        assert_eq!(presented(&h), Some(&b"k1"[..]));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer k2"));
-        assert_eq!(presented(&h), Some(&b"k2"[..]));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(presented(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bear"));
-        assert_eq!(presented(&h), None);
-    }
+    let priority = match request.headers().get(PRIORITY_HEADER).map(|v| v.to_str().map(Priority::parse)) {
+        None => None,
+        Some(Ok(Ok(p))) => p,
+        Some(Ok(Err(e))) => {
+            return super::body::refuse(request, ApiError::BadRequest(format!("{PRIORITY_HEADER}: {e}"))).await
+        }
+        Some(Err(_)) => {
+            let e = ApiError::BadRequest(format!("{PRIORITY_HEADER}: not ASCII"));
+            return super::body::refuse(request, e).await;
+        }
+    };
+    request.extensions_mut().insert(Caller { tenant, priority });
+    next.run(request).await
 }
