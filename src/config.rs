@@ -149,6 +149,11 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_MAX_INPUT_TOKENS")]
     pub max_input_tokens: Option<usize>,
 
+    /// Pooling instead of the model's own (TEI's flag): mean, cls, max, mean_sqrt_len, or splade
+    /// (a masked-LM's sparse embeddings, served on /embed_sparse; default: modules.json/1_Pooling).
+    #[arg(long, env = "PIPESERVE_POOLING")]
+    pub pooling: Option<crate::pipelines::Pooling>,
+
     /// Truncate over-long inputs unless a request says `truncate: false` (default: reject them).
     #[arg(long, env = "PIPESERVE_AUTO_TRUNCATE")]
     pub auto_truncate: bool,
@@ -412,6 +417,7 @@ impl Config {
             gemm: self.gemm,
             quantize: self.quantize,
             max_input_tokens: self.max_input_tokens,
+            pooling: self.pooling,
         }
     }
 

@@ -358,6 +358,7 @@ impl Infer {
         let abandoned = Abandon::default();
         let mut slots = tracing::debug_span!("validate", inputs = inputs.len() as i64).in_scope(|| {
             check_request(&inputs, &params, inner.info.task, inner.settings.max_client_batch_size)?;
+            params.check_pooling(inner.info.pooling.pooling)?;
             let max_queue = inner.settings.batcher.max_queue;
             if inputs.len() > max_queue {
                 return Err(InferError::TooManyInputs { count: inputs.len(), max: max_queue });

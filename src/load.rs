@@ -15,7 +15,8 @@ use crate::model::files::{self, read_json, HubOptions, ModelFiles, TokenizerFile
 use crate::model::gemm::{GemmChoice, Quantize};
 use crate::model::{DTypeSpec, DeviceSpec, LoadError, Model, ModelMeta, ModelOptions, Task};
 use crate::pipelines::{
-    ModuleEntry, PipelineInfo, PoolingConfig, PoolingDefaults, SentenceBertConfig, SentenceTransformersConfig,
+    DenseActivation, DenseModule, ModuleEntry, PipelineInfo, Pooling, PoolingConfig, PoolingDefaults,
+    SentenceBertConfig, SentenceTransformersConfig, SpladeConfig,
 };
 use crate::tokenize::{TextTokenizer, TokenizerSettings};
 
@@ -38,6 +39,9 @@ pub struct LoadConfig {
     pub quantize: Quantize,
     /// A lower input limit than the model's own, in tokens.
     pub max_input_tokens: Option<usize>,
+    /// The pooling instead of the model's own (`--pooling`); `splade` serves a masked-LM's
+    /// sparse embeddings.
+    pub pooling: Option<Pooling>,
 }
 
 /// A loaded model with everything the inference service needs around it.
@@ -59,13 +63,36 @@ pub fn fetch(config: &LoadConfig) -> Result<std::path::PathBuf, LoadError> {
 pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
     let dir = fetch(config)?;
     let files = ModelFiles::locate(&dir)?;
+    let pooling_config: Option<PoolingConfig> = files.pooling.as_deref().map(read_json).transpose()?;
+    let modules: Option<Vec<ModuleEntry>> = files.modules.as_deref().map(read_json).transpose()?;
+    let mut pooling = PoolingDefaults::from_configs(pooling_config.as_ref(), modules.as_deref())
+        .map_err(|e| LoadError::BadConfig { path: files.pooling.clone().unwrap_or_default(), reason: e.to_string() })?;
+    if let Some(splade) = modules.iter().flatten().find(|m| m.kind.ends_with("SpladePooling")) {
+        let path = dir.join(&splade.path).join("config.json");
+        if path.is_file() {
+            let splade: SpladeConfig = read_json(&path)?;
+            splade.check().map_err(|reason| LoadError::BadConfig { path, reason })?;
+        }
+    }
+    if let Some(p) = config.pooling {
+        if p == Pooling::None {
+            return Err(LoadError::Options(
+                "--pooling none: pooling makes one vector per input; leave it unset".into(),
+            ));
+        }
+        pooling.pooling = p;
+    }
+    let splade = pooling.pooling == Pooling::Splade;
     let options_on =
-        |device| ModelOptions { device, dtype: config.dtype, gemm: config.gemm, quantize: config.quantize };
-    let (mut model, meta) = Model::load_with_options(&files, config.task, &options_on(config.device))?;
+        |device| ModelOptions { device, dtype: config.dtype, gemm: config.gemm, quantize: config.quantize, splade };
+    // A sentence-transformers folder is an embedding model whatever head its config names
+    // (all-mpnet-base-v2 says MPNetForMaskedLM and ships no masked-LM head).
+    let task = config.task.or((files.modules.is_some() && !splade).then_some(Task::FeatureExtraction));
+    let (mut model, meta) = Model::load_with_options(&files, task, &options_on(config.device))?;
     let mut replicas = config
         .more_devices
         .iter()
-        .map(|&device| Model::load_with_options(&files, config.task, &options_on(device)).map(|(m, _)| m))
+        .map(|&device| Model::load_with_options(&files, task, &options_on(device)).map(|(m, _)| m))
         .collect::<Result<Vec<_>, _>>()?;
     // sentence-transformers cuts every input at `max_seq_length` (all-MiniLM-L6-v2: 256, below the
     // model's 512 positions); serving more would answer with a vector it never produces.
@@ -96,21 +123,84 @@ pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
     for m in std::iter::once(&mut model).chain(&mut replicas) {
         m.set_special_ids(tokenizer.pad_id(), tokenizer.mask().map(|(_, id)| id));
     }
-    let pooling_config: Option<PoolingConfig> = files.pooling.as_deref().map(read_json).transpose()?;
-    let modules: Option<Vec<ModuleEntry>> = files.modules.as_deref().map(read_json).transpose()?;
-    let pooling = PoolingDefaults::from_configs(pooling_config.as_ref(), modules.as_deref())
-        .map_err(|e| LoadError::BadConfig { path: files.pooling.clone().unwrap_or_default(), reason: e.to_string() })?;
     let st_config: SentenceTransformersConfig =
         files.sentence_transformers_config.as_deref().map(read_json).transpose()?.unwrap_or_default();
+    let dense = modules
+        .iter()
+        .flatten()
+        .filter(|m| m.kind.ends_with("Dense"))
+        .map(|m| read_dense(&dir.join(&m.path)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut width = meta.hidden_size;
+    for module in &dense {
+        if module.in_features != width {
+            return Err(LoadError::BadConfig {
+                path: files.modules.clone().unwrap_or_default(),
+                reason: format!("a Dense module takes {} values, the vector before it has {width}", module.in_features),
+            });
+        }
+        width = module.out_features;
+    }
     let info = PipelineInfo {
         task: meta.task,
         labels: meta.labels.clone(),
         problem_type: meta.problem_type.clone(),
         pooling,
+        dense,
         prompts: st_config.into(),
         sentence_transformers: files.modules.is_some() || files.pooling.is_some(),
     };
     Ok(Loaded { model, replicas, tokenizer, info, meta })
+}
+
+/// `config.json` of a sentence-transformers `Dense` module.
+#[derive(serde::Deserialize)]
+struct DenseConfig {
+    in_features: usize,
+    out_features: usize,
+    #[serde(default = "with_bias")]
+    bias: bool,
+    #[serde(default)]
+    activation_function: Option<String>,
+}
+
+fn with_bias() -> bool {
+    true
+}
+
+/// Reads a `Dense` module folder: its config and `linear.weight` / `linear.bias` from
+/// `model.safetensors` (or `pytorch_model.bin`).
+fn read_dense(folder: &Path) -> Result<DenseModule, LoadError> {
+    let config_path = folder.join("config.json");
+    let config: DenseConfig = read_json(&config_path)?;
+    let bad = |path: &Path, reason: String| LoadError::BadWeights { path: path.to_path_buf(), reason };
+    let activation = DenseActivation::parse(config.activation_function.as_deref().unwrap_or("Identity"))
+        .map_err(|reason| LoadError::BadConfig { path: config_path.clone(), reason })?;
+    let (path, tensors) = if folder.join("model.safetensors").is_file() {
+        let path = folder.join("model.safetensors");
+        let t =
+            candle_core::safetensors::load(&path, &candle_core::Device::Cpu).map_err(|e| bad(&path, e.to_string()))?;
+        (path, t)
+    } else {
+        let path = folder.join("pytorch_model.bin");
+        let t = candle_core::pickle::read_all(&path).map_err(|e| bad(&path, e.to_string()))?.into_iter().collect();
+        (path, t)
+    };
+    let get = |name: &str, len: usize| -> Result<Vec<f32>, LoadError> {
+        let t = tensors.get(name).ok_or_else(|| bad(&path, format!("{name} is missing")))?;
+        let values = t
+            .to_dtype(candle_core::DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| bad(&path, e.to_string()))?;
+        if values.len() != len {
+            return Err(bad(&path, format!("{name} has {} values, config.json says {len}", values.len())));
+        }
+        Ok(values)
+    };
+    let weight = get("linear.weight", config.out_features * config.in_features)?;
+    let bias = if config.bias { get("linear.bias", config.out_features)? } else { vec![0.0; config.out_features] };
+    Ok(DenseModule { in_features: config.in_features, out_features: config.out_features, weight, bias, activation })
 }
 
 fn tokenizer_path(file: &TokenizerFile) -> &Path {

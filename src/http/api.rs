@@ -233,6 +233,19 @@ pub struct EmbedAllRequest {
     pub prompt_name: Option<String>,
 }
 
+/// `POST /embed_sparse` (TEI): SPLADE sparse embeddings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedSparseRequest {
+    pub inputs: Inputs,
+    #[serde(default)]
+    pub truncate: Option<bool>,
+    #[serde(default)]
+    pub truncation_direction: TruncationDirection,
+    #[serde(default)]
+    pub prompt_name: Option<String>,
+}
+
 /// `POST /rerank` (TEI): scores of (query, text) pairs from a cross-encoder.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -370,7 +383,7 @@ impl PartialSchema for PipelineOutput {
             .description(Some(
                 "fill-mask: [{score, token, token_str, sequence}] (a list per mask or input); \
                  text-classification: [[{label, score}]]; token-classification: [{entity or entity_group, \
-                 score, word, start, end}]; feature-extraction: vectors or per-token states; \
+                 score, word, start, end}]; feature-extraction: vectors, per-token states, or a SPLADE model's [{index, value}]; \
                  zero-shot-classification: [{label, score}]",
             ))
             .into()

@@ -38,6 +38,25 @@ pub(super) fn embedding_service(state: &AppState) -> AppResult<&Infer> {
     if infer.info().task != Task::FeatureExtraction {
         return Err(ApiError::WrongModel("an embedding"));
     }
+    dense_only(infer)?;
+    Ok(infer)
+}
+
+/// A SPLADE model has sparse embeddings only (`/embed_sparse`): TEI's 424 on the dense routes.
+fn dense_only(infer: &Infer) -> AppResult<()> {
+    if infer.info().pooling.pooling == crate::pipelines::Pooling::Splade {
+        return Err(ApiError::WrongModel("a dense embedding (this SPLADE model serves /embed_sparse)"));
+    }
+    Ok(())
+}
+
+/// The service when it serves SPLADE sparse embeddings; TEI's 424 otherwise.
+pub(super) fn sparse_service(state: &AppState) -> AppResult<&Infer> {
+    let infer = state.infer()?;
+    if infer.info().task != Task::FeatureExtraction || infer.info().pooling.pooling != crate::pipelines::Pooling::Splade
+    {
+        return Err(ApiError::WrongModel("a SPLADE (sparse embedding, --pooling splade)"));
+    }
     Ok(infer)
 }
 
@@ -174,11 +193,19 @@ pub(super) async fn embed_inputs(
     inputs: Vec<Input>,
     options: EmbedOptions,
 ) -> AppResult<(Vec<Vec<f32>>, Inferred)> {
+    dense_only(infer)?;
     if options.dimensions == Some(0) {
         return Err(ApiError::Validation("dimensions must be at least 1".into()));
     }
     let inputs = prompted(infer, options.prompt_name.as_deref(), inputs)?;
+    let prompt_tokens = match infer.info().prompts.resolve(options.prompt_name.as_deref()) {
+        Ok(Some(prompt)) if !infer.info().pooling.include_prompt && !prompt.is_empty() => {
+            crate::pipelines::prompts::prompt_tokens(infer.tokenizer(), prompt)
+        }
+        _ => 0,
+    };
     let params = Params {
+        prompt_tokens,
         pooling: Some(infer.info().pooling.pooling),
         // Normalized after the cut when dimensions is set.
         normalize: Some(options.normalize && options.dimensions.is_none()),

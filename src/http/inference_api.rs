@@ -250,8 +250,10 @@ async fn features(
     if p.encoding_format.is_some_and(|f| f != EncodingFormat::Float) {
         return Err(ApiError::Validation("encoding_format: only \"float\" is served here".into()));
     }
+    // A SPLADE model answers its sparse embeddings unless another pooling is asked (and refused).
+    let splade = infer.info().pooling.pooling == Pooling::Splade;
     let pooled = match p.pooling {
-        None => pooled_default && infer.info().sentence_transformers,
+        None => !splade && pooled_default && infer.info().sentence_transformers,
         Some(_) => false,
     };
     if pooled {
@@ -270,7 +272,7 @@ async fn features(
         return Err(ApiError::Validation("prompt_name and dimensions apply to pooled sentence embeddings only".into()));
     }
     let params = Params {
-        pooling: Some(p.pooling.unwrap_or(Pooling::None)),
+        pooling: Some(p.pooling.unwrap_or(if splade { Pooling::Splade } else { Pooling::None })),
         normalize: p.normalize,
         truncate: p.truncate,
         truncation_direction: p.truncation_direction,

@@ -65,6 +65,7 @@ pub fn router(state: Arc<AppState>, config: &HttpConfig, keys: Arc<crate::auth::
         .routes(routes!(inference_api::predict))
         .routes(routes!(tei::embed))
         .routes(routes!(tei::embed_all))
+        .routes(routes!(tei::embed_sparse))
         .routes(routes!(tei::rerank))
         .routes(routes!(tei::tokenize))
         .routes(routes!(tei::decode))

@@ -10,17 +10,17 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use super::api::{
-    DecodeRequest, EmbedAllRequest, EmbedRequest, EncodingFormat, InputIds, Rank, RerankRequest, SimpleToken,
-    TokenizeRequest,
+    DecodeRequest, EmbedAllRequest, EmbedRequest, EmbedSparseRequest, EncodingFormat, InputIds, Rank, RerankRequest,
+    SimpleToken, TokenizeRequest,
 };
 use super::error::{ApiError, ErrorBody, OwnBody};
-use super::handlers::{embed_inputs, embedding_service, prompted, run, AppResult, EmbedOptions};
+use super::handlers::{embed_inputs, embedding_service, prompted, run, sparse_service, AppResult, EmbedOptions};
 use super::layers::timeout::Deadline;
 use super::parse::parse_json;
 use super::state::AppState;
 use crate::infer::{BatchStats, Input};
 use crate::model::Task;
-use crate::pipelines::{ClassificationFn, Output, Params, Pooling, TopK};
+use crate::pipelines::{ClassificationFn, Output, Params, Pooling, SparseValue, TopK};
 
 /// `POST /embed`: pooled embeddings, normalized by default, `[[f32]]` whatever the input count.
 #[utoipa::path(post, path = "/embed", tag = "TEI", request_body(content = EmbedRequest, content_type = "application/json"),
@@ -78,6 +78,39 @@ pub async fn embed_all(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((Extension(done.stats), Json(states)))
+}
+
+/// `POST /embed_sparse`: SPLADE sparse embeddings, `[[{"index", "value"}]]` whatever the input
+/// count: each input's non-zero vocabulary weights by ascending token id. Other models answer
+/// TEI's 424.
+#[utoipa::path(post, path = "/embed_sparse", tag = "TEI", request_body(content = EmbedSparseRequest, content_type = "application/json"),
+    responses((status = 200, description = "the non-zero weights of each input", body = Vec<Vec<SparseValue>>),
+              (status = 424, description = "not a SPLADE model", body = ErrorBody)))]
+pub async fn embed_sparse(
+    State(state): State<Arc<AppState>>,
+    Extension(deadline): Extension<Deadline>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<(Extension<BatchStats>, Json<Vec<Vec<SparseValue>>>)> {
+    let infer = sparse_service(&state)?;
+    let request: EmbedSparseRequest = parse_json(&headers, &body)?;
+    let inputs = prompted(infer, request.prompt_name.as_deref(), request.inputs.into_vec())?;
+    let params = Params {
+        pooling: Some(Pooling::Splade),
+        truncate: request.truncate,
+        truncation_direction: Some(request.truncation_direction),
+        ..Params::default()
+    };
+    let done = run(infer, deadline, inputs, params).await?;
+    let sparse = done
+        .outputs
+        .into_iter()
+        .map(|output| match output {
+            Output::Sparse(weights) => Ok(weights),
+            _ => Err(ApiError::Internal("embed_sparse got no sparse weights".into())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((Extension(done.stats), Json(sparse)))
 }
 
 /// `POST /rerank`: a cross-encoder (a sequence-classification model with one output) scores each

@@ -24,7 +24,7 @@ pub enum LoadError {
     WeightsMismatch(String),
     #[error("invalid tokenizer {path}: {reason}")]
     BadTokenizer { path: PathBuf, reason: String },
-    #[error("unsupported architecture {0:?} (supported model types: bert, distilbert, roberta, xlm-roberta, camembert, deberta-v2, modernbert)")]
+    #[error("unsupported architecture {0:?} (supported model types: bert, distilbert, roberta, xlm-roberta, camembert, deberta-v2, modernbert, mpnet)")]
     UnknownArchitecture(String),
     #[error("task {task} cannot be served by this checkpoint: {reason}")]
     TaskNotServable { task: String, reason: String },

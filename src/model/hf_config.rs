@@ -38,7 +38,7 @@ impl HfConfig {
         }
         let arch = self.architectures.first().map(String::as_str).unwrap_or_default();
         let arch = arch.to_ascii_lowercase();
-        for known in ["xlmroberta", "distilbert", "roberta", "camembert", "bert"] {
+        for known in ["xlmroberta", "distilbert", "roberta", "camembert", "mpnet", "bert"] {
             if arch.starts_with(known) {
                 return if known == "xlmroberta" { "xlm-roberta".into() } else { known.into() };
             }

@@ -19,7 +19,7 @@ pub use error::LoadError;
 pub use hf_config::HfConfig;
 pub use task::Task;
 
-use arch::{EncoderKind, Head, Network, PaddedBatch};
+use arch::{EncoderKind, Head, HeadTask, MaskedLmHead, Network, PaddedBatch};
 use files::ModelFiles;
 use gemm::{Backend, Cpu, GemmChoice, LinearOptions, Quantize};
 use weights::Weights;
@@ -63,6 +63,9 @@ pub enum RawOutput {
     /// The most likely tokens at each mask position, in order: `(token id, probability)`, most
     /// likely first (what [`RawOutput::keep_top_k`] makes of `MaskLogits`).
     MaskTopK(Vec<Vec<(u32, f32)>>),
+    /// SPLADE: the vocabulary weights `max over tokens of log(1 + relu(logits))` that are not
+    /// zero, as `(token id, weight)` by ascending id (at most the vocabulary size).
+    Sparse(Vec<(u32, f32)>),
 }
 
 impl RawOutput {
@@ -134,6 +137,8 @@ pub struct ModelOptions {
     pub gemm: GemmChoice,
     /// int8 linear layers (`--quantize`).
     pub quantize: Quantize,
+    /// Serve the masked-LM head pooled as SPLADE sparse embeddings (a feature-extraction model).
+    pub splade: bool,
 }
 
 /// A loaded model on its device. Owned by the worker thread.
@@ -162,7 +167,7 @@ impl Model {
         task: Option<Task>,
         options: &ModelOptions,
     ) -> Result<(Self, ModelMeta), LoadError> {
-        let ModelOptions { device: device_spec, dtype: dtype_spec, gemm, quantize } = *options;
+        let ModelOptions { device: device_spec, dtype: dtype_spec, gemm, quantize, splade } = *options;
         let linear = if device_spec == DeviceSpec::Cpu {
             LinearOptions::resolve(gemm, quantize).map_err(LoadError::Options)?
         } else if quantize == Quantize::Int8 {
@@ -174,7 +179,7 @@ impl Model {
         let raw: serde_json::Value = files::read_json(&files.config)?;
         let config: HfConfig = serde_json::from_value(raw.clone())
             .map_err(|e| LoadError::BadConfig { path: files.config.clone(), reason: e.to_string() })?;
-        let task = resolve_task(task, &config)?;
+        let task = if splade { splade_task(task)? } else { resolve_task(task, &config)? };
         let device = device_spec.open()?;
         let packed = arch::packed_gemm(&config.model_type(), &device, &linear);
         let bf16 = Cpu::detect().bf16;
@@ -185,7 +190,7 @@ impl Model {
         }
         tracing::info!(dtype = %DTypeSpec::of(dtype), requested = %dtype_spec, packed = packed.is_some(), "dtype");
         let weights = Weights::read(&files.weights)?;
-        let network = arch::load(&config, &raw, weights, task, dtype, &device, &linear)?;
+        let network = arch::load(&config, &raw, weights, HeadTask { task, splade }, dtype, &device, &linear)?;
         let labels = match &network.head {
             Head::Sequence(_) | Head::Token(_) => config.labels(network.head.outputs()),
             _ => Vec::new(),
@@ -233,8 +238,22 @@ impl Model {
             EncoderKind::Packed(encoder) => {
                 let flat = encoder.forward(inputs)?;
                 let width = flat.len() / lens.iter().sum::<usize>();
-                if matches!(self.network.head, Head::Hidden) {
-                    return Ok(unpack(flat, &lens, width).into_iter().map(RawOutput::Hidden).collect());
+                match &self.network.head {
+                    Head::Hidden => {
+                        return Ok(unpack(flat, &lens, width).into_iter().map(RawOutput::Hidden).collect());
+                    }
+                    Head::Splade(head) => {
+                        let rows = Tensor::from_vec(flat, (lens.iter().sum::<usize>(), width), &self.device)?;
+                        let mut at = 0;
+                        return lens
+                            .iter()
+                            .map(|&len| {
+                                at += len;
+                                splade(head, &rows.narrow(0, at - len, len)?)
+                            })
+                            .collect();
+                    }
+                    _ => {}
                 }
                 Some((flat, width))
             }
@@ -270,6 +289,9 @@ impl Model {
                 let logits = head.forward(&hidden, &batch.mask)?.to_dtype(DType::F32)?;
                 Ok(logits.to_vec2::<f32>()?.into_iter().map(RawOutput::Logits).collect())
             }
+            Head::Splade(head) => {
+                lens.iter().enumerate().map(|(row, &len)| splade(head, &hidden.get(row)?.narrow(0, 0, len)?)).collect()
+            }
             Head::MaskedLm(head) => {
                 let mask_id = self.mask_id.ok_or_else(|| candle_core::Error::msg("tokenizer has no mask token"))?;
                 let positions: Vec<u32> = (0..ids.len()).filter(|&i| ids[i] == mask_id).map(|i| i as u32).collect();
@@ -297,6 +319,21 @@ impl Model {
             }
         }
     }
+}
+
+/// SPLADE pooling of one input's token states (`tokens × hidden`): the masked-LM logits, their
+/// max over the tokens, then `log(1 + relu(·))` (monotone, so it commutes with the max), keeping
+/// the weights that are not zero. `ln_1p` in f32 keeps a tiny positive logit non-zero, as torch's
+/// `log1p` does.
+fn splade(head: &MaskedLmHead, states: &Tensor) -> candle_core::Result<RawOutput> {
+    let best = head.forward(states)?.to_dtype(DType::F32)?.max(0)?.to_vec1::<f32>()?;
+    Ok(RawOutput::Sparse(
+        best.into_iter()
+            .enumerate()
+            .filter(|&(_, logit)| logit > 0.0)
+            .map(|(id, logit)| (id as u32, logit.ln_1p()))
+            .collect(),
+    ))
 }
 
 /// Splits packed `tokens × cols` rows into one `len × cols` matrix per input.
@@ -337,6 +374,17 @@ fn per_token(t: &Tensor, lens: &[usize]) -> candle_core::Result<Vec<Matrix>> {
             Matrix { rows: len, cols, data: flat[at..at + len * cols].to_vec() }
         })
         .collect())
+}
+
+/// SPLADE pooling serves a masked-LM checkpoint as a feature-extraction model.
+fn splade_task(explicit: Option<Task>) -> Result<Task, LoadError> {
+    match explicit {
+        None | Some(Task::FeatureExtraction) => Ok(Task::FeatureExtraction),
+        Some(task) => Err(LoadError::TaskNotServable {
+            task: task.to_string(),
+            reason: "splade pooling serves sparse embeddings, a feature-extraction task".into(),
+        }),
+    }
 }
 
 /// Picks the task: an explicit one must be one the checkpoint was trained for (feature extraction

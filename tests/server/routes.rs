@@ -375,6 +375,7 @@ async fn openapi_document_describes_every_route() {
         ("POST", "/decode"),
         ("POST", "/embed"),
         ("POST", "/embed_all"),
+        ("POST", "/embed_sparse"),
         ("POST", "/predict"),
         ("POST", "/rerank"),
         ("POST", "/tokenize"),
@@ -404,4 +405,41 @@ async fn openapi_document_describes_every_route() {
         }
     }
     assert_refs_resolve(&document, &document);
+}
+
+/// The embedding routes on sentence-transformers folders against `SentenceTransformer.encode`
+/// (tests/fixtures/golden/tiny-st-*): `dimensions` as `truncate_dim` (Matryoshka), and a named
+/// prompt left out of pooling where the pooling config says `include_prompt: false` (the route
+/// counts the prompt's tokens).
+#[tokio::test]
+async fn embed_dimensions_and_prompts_match_sentence_transformers() {
+    for name in ["tiny-st-mean-noprompt", "tiny-st-weightedmean-dense", "tiny-st-lasttoken"] {
+        let fx: Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                common::root().join(format!("tests/fixtures/golden/{name}-sentence-embeddings.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let server = Server::start(name, &[]);
+        for case in fx["cases"].as_array().unwrap() {
+            let mut body = case["parameters"].clone();
+            body["inputs"] = case["inputs"].clone();
+            for path in ["/embed", "/v1/embeddings"] {
+                let body = if path == "/embed" {
+                    body.clone()
+                } else if body.get("prompt_name").is_some() || body["normalize"] == json!(false) {
+                    continue; // OpenAI's request has no prompt_name and always normalizes
+                } else {
+                    json!({"input": body["inputs"], "dimensions": body.get("dimensions")})
+                };
+                let (status, _, v) = post_json(&server, path, body.clone()).await;
+                assert_eq!(status, StatusCode::OK, "{name} {path} {body}: {v}");
+                let got = if path == "/embed" { v[0].clone() } else { v["data"][0]["embedding"].clone() };
+                if let Some(d) = common::diff(&case["output"], &got, 1e-4, "embedding") {
+                    panic!("{name} {path} {body}: {d}");
+                }
+            }
+        }
+    }
 }

@@ -80,6 +80,16 @@ impl HeadNames {
                 mlm_uses_encoder_act: false,
                 ..bert_like(&["roberta.", "camembert.", ""], ("classifier.dense", Act::Tanh))
             }),
+            // MPNet's heads are RoBERTa's (`classifier.dense` + `out_proj`, `lm_head`).
+            "mpnet" => Some(Self {
+                sequence_classifier: "classifier.out_proj",
+                mlm_dense: "lm_head.dense",
+                mlm_norm: "lm_head.layer_norm",
+                mlm_decoder: "lm_head.decoder.weight",
+                mlm_bias: &["lm_head.bias", "lm_head.decoder.bias"],
+                mlm_uses_encoder_act: false,
+                ..bert_like(&["mpnet.", ""], ("classifier.dense", Act::Tanh))
+            }),
             "modernbert" => Some(Self {
                 base_prefixes: &["model.", ""],
                 word_embeddings: "embeddings.tok_embeddings",
@@ -230,6 +240,8 @@ pub enum Head {
     Sequence(SequenceHead),
     Token(TokenHead),
     MaskedLm(MaskedLmHead),
+    /// The masked-LM head over every token, pooled as SPLADE (feature-extraction).
+    Splade(MaskedLmHead),
 }
 
 /// What a head needs to know about the encoder and the checkpoint's config.
@@ -293,7 +305,7 @@ impl Head {
             Self::Hidden => 0,
             Self::Sequence(h) => rows(&h.classifier),
             Self::Token(h) => rows(&h.classifier),
-            Self::MaskedLm(h) => rows(&h.decoder),
+            Self::MaskedLm(h) | Self::Splade(h) => rows(&h.decoder),
         }
     }
 }

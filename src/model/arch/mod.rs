@@ -11,11 +11,12 @@ mod deberta;
 mod gelu;
 mod heads;
 mod modernbert;
+mod mpnet;
 mod roberta;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 
-pub use heads::{Head, HeadContext, SequencePooling};
+pub use heads::{Head, HeadContext, MaskedLmHead, SequencePooling};
 
 use super::gemm::cpu::{CpuGemm, Precision};
 use super::gemm::{Backend, LinearOptions, Quantize};
@@ -117,12 +118,20 @@ pub struct Network {
     pub max_positions: usize,
 }
 
-/// Builds the network for `task` from the checkpoint.
+/// The head to load: the task's, or (`splade`, a feature-extraction task) the masked-LM head
+/// pooled as SPLADE.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadTask {
+    pub task: Task,
+    pub splade: bool,
+}
+
+/// Builds the network for `head` from the checkpoint.
 pub fn load(
     config: &HfConfig,
     raw_config: &serde_json::Value,
     weights: Weights,
-    task: Task,
+    head: HeadTask,
     dtype: DType,
     device: &Device,
     linear: &LinearOptions,
@@ -144,7 +153,14 @@ pub fn load(
     let names = heads::HeadNames::for_model_type(&model_type)
         .ok_or_else(|| LoadError::UnknownArchitecture(model_type.clone()))?;
     let prefix = names.base_prefix(&weights);
-    heads::check_task(task, &names, &prefix, &weights)?;
+    // SPLADE runs the masked-LM head, on every token.
+    let task = if head.splade { Task::FillMask } else { head.task };
+    heads::check_task(task, &names, &prefix, &weights).map_err(|e| match e {
+        LoadError::TaskNotServable { reason, .. } if head.splade => {
+            LoadError::TaskNotServable { task: "feature-extraction with splade pooling".into(), reason }
+        }
+        other => other,
+    })?;
     let num_labels = heads::num_labels(task, &names, &weights);
     let packed = packed_gemm(&model_type, device, linear);
     // The packed encoder converts its GEMM weights itself; everything else it holds, and the
@@ -174,6 +190,7 @@ pub fn load(
         }
         ("bert" | "distilbert", None) => bert::load(base, raw_config, &model_type, linear),
         ("deberta-v2", None) => deberta::load(base, raw_config),
+        ("mpnet", None) => mpnet::load(base, raw_config),
         // candle's ModernBERT adds its `model.` prefix itself.
         ("modernbert", None) => modernbert::load(vb.clone(), raw_config),
         (_, None) => roberta::load(base, raw_config),
@@ -185,7 +202,10 @@ pub fn load(
         _ => SequencePooling::First,
     };
     let ctx = HeadContext { prefix: &prefix, encoder_act: act, eps, num_labels, pooling };
-    let head = heads::Head::load(task, &names, &ctx, &vb).map_err(mismatch)?;
+    let head = match heads::Head::load(task, &names, &ctx, &vb).map_err(mismatch)? {
+        Head::MaskedLm(mlm) if head.splade => Head::Splade(mlm),
+        other => other,
+    };
     Ok(Network { encoder, head, model_type, max_positions })
 }
 
