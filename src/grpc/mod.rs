@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::config::ApiKey;
 use crate::http::state::AppState;
 
 /// The code generated from the vendored protos (proto/, compiled by build.rs).

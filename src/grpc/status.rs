@@ -7,6 +7,7 @@
 //! | malformed or invalid input, parameters, tensors | `INVALID_ARGUMENT` |
 //! | more inputs, tokens or response bytes than one request may have | `RESOURCE_EXHAUSTED` (retrying cannot help) |
 //! | overloaded, loading, draining | `UNAVAILABLE`, with `google.rpc.RetryInfo` and `retry-after` |
+//! | the tenant's token quota used up | `RESOURCE_EXHAUSTED`, with `google.rpc.RetryInfo` and `retry-after` from its bucket |
 //! | deadline passed | `DEADLINE_EXCEEDED` |
 //! | missing or wrong API key | `UNAUTHENTICATED` |
 //! | another model or version | `NOT_FOUND` |
@@ -31,6 +32,7 @@ pub fn code(error: &ApiError) -> Code {
                 Code::ResourceExhausted
             }
             InferError::Overloaded { .. } | InferError::Unavailable => Code::Unavailable,
+            InferError::RateLimited { .. } => Code::ResourceExhausted,
             InferError::Timeout => Code::DeadlineExceeded,
             InferError::Abandoned => Code::Cancelled,
             InferError::Internal(_) => Code::Internal,
@@ -55,7 +57,8 @@ pub fn status(error: &ApiError) -> Status {
         tracing::error!(error_type = rejection.error_type, "{detail}");
     }
     let message = if code == Code::Internal { "internal server error".to_string() } else { rejection.message };
-    match rejection.retry_after.filter(|_| code == Code::Unavailable) {
+    let retryable = code == Code::Unavailable || matches!(error, ApiError::Infer(InferError::RateLimited { .. }));
+    match rejection.retry_after.filter(|_| retryable) {
         Some(after) => {
             let mut status = Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(after)));
             status.metadata_mut().insert("retry-after", MetadataValue::from(after.as_secs().max(1)));
@@ -101,5 +104,8 @@ mod tests {
         assert_eq!((s.code(), s.message()), (Code::Internal, "internal server error"));
         let s = status(&ApiError::from(InferError::TooMuchWork { tokens: 9, max: 1 }));
         assert!(s.metadata().get("retry-after").is_none(), "retrying cannot help");
+        let s = status(&ApiError::from(InferError::RateLimited { retry_after: Duration::from_secs(3) }));
+        assert_eq!(s.code(), Code::ResourceExhausted, "over quota, as HTTP's 429");
+        assert_eq!(s.metadata().get("retry-after").unwrap(), "3", "when the tenant's bucket refills");
     }
 }

@@ -50,7 +50,7 @@ async fn check_on(infer: &Infer, name: &str) {
     let mut failures = Vec::new();
     for (i, case) in fx.cases.iter().enumerate() {
         let text = case["inputs"].as_str().unwrap();
-        let params = params_for(&infer, &fx.task, &case["parameters"]);
+        let params = params_for(infer, &fx.task, &case["parameters"]);
         let encoded = infer.tokenize(text, &params).unwrap();
         let ids: Vec<u64> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
         let ours: Vec<u64> = encoded.ids.iter().map(|&i| u64::from(i)).collect();
@@ -58,7 +58,7 @@ async fn check_on(infer: &Infer, name: &str) {
             failures.push(format!("case {i} ({text:?}): input ids differ: expected {ids:?}, got {ours:?}"));
             continue;
         }
-        let output = common::run(&infer, &[text], &params).await.remove(0);
+        let output = common::run(infer, &[text], &params).await.remove(0);
         let actual = serde_json::to_value(&output).unwrap();
         if let Some(d) = common::diff(&case["output"], &actual, TOLERANCE, "output") {
             failures.push(format!("case {i} ({text:?}, {}): {d}", case["parameters"]));
