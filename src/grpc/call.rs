@@ -19,9 +19,9 @@ use tonic::{Code, Request, Response, Status};
 use tower_http::request_id::{MakeRequestId, MakeRequestUuid};
 use tracing::{Instrument, Span};
 
-use crate::http::error::ApiError;
 use crate::auth::{AuthError, Keys, Tenant};
 use crate::batching::Priority;
+use crate::http::error::ApiError;
 use crate::http::layers::auth::PRIORITY_HEADER;
 use crate::http::layers::timeout::Deadline;
 use crate::http::state::AppState;

@@ -75,6 +75,16 @@ impl Prompts {
     }
 }
 
+/// The tokens a prompt takes at the start of an input, as sentence-transformers counts them for
+/// `include_prompt: false`: the prompt tokenized alone with special tokens, less a trailing special
+/// token (`[SEP]`, `</s>`).
+pub fn prompt_tokens(tokenizer: &crate::tokenize::TextTokenizer, prompt: &str) -> usize {
+    match tokenizer.tokens(prompt, true) {
+        Ok(tokens) => tokens.len() - usize::from(tokens.last().is_some_and(|t| t.special)),
+        Err(_) => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,15 +102,5 @@ mod tests {
         assert!(err.contains("doc") && err.contains("passage, query"), "{err}");
         assert_eq!(Prompts::default().apply(None, vec!["a".into()]).unwrap(), vec!["a"]);
         assert!(Prompts::default().apply(Some("q"), vec!["a".into()]).unwrap_err().to_string().contains("it has none"));
-    }
-}
-
-/// The tokens a prompt takes at the start of an input, as sentence-transformers counts them for
-/// `include_prompt: false`: the prompt tokenized alone with special tokens, less a trailing special
-/// token (`[SEP]`, `</s>`).
-pub fn prompt_tokens(tokenizer: &crate::tokenize::TextTokenizer, prompt: &str) -> usize {
-    match tokenizer.tokens(prompt, true) {
-        Ok(tokens) => tokens.len() - usize::from(tokens.last().is_some_and(|t| t.special)),
-        Err(_) => 0,
     }
 }
