@@ -108,13 +108,17 @@ impl Loader {
 /// be slow (kernels compile, memory pools grow), and no client waits for it.
 const WARM_UP_BUDGET: Duration = Duration::from_secs(600);
 
-/// One request through the whole service so the first client does not pay for lazy set-up.
+/// Requests through the whole service so the first client does not pay for lazy set-up: one per
+/// warm-up input, at once (so they still batch), each bounded by the limits a client's one-input
+/// request meets (two SPLADE inputs estimate more response bytes than a small
+/// `--max-response-bytes` lets one request have, one does not).
 pub async fn warm_up(infer: &Infer) -> Result<(), InferError> {
-    let inputs = infer::warm_up_inputs(infer.info().task, infer.tokenizer());
     let deadline = tokio::time::Instant::now() + WARM_UP_BUDGET.max(infer.settings().request_timeout);
-    let request = InferRequest::new(inputs, Params::default());
-    let request = InferRequest { deadline: Some(deadline), ..request };
-    infer.run(request).await.map(|_| ())
+    let requests = infer::warm_up_inputs(infer.info().task, infer.tokenizer()).into_iter().map(|input| {
+        let request = InferRequest::new(vec![input], Params::default());
+        infer.run(InferRequest { deadline: Some(deadline), ..request })
+    });
+    futures_util::future::try_join_all(requests).await.map(|_| ())
 }
 
 /// How often a long start-up step says it is still at work.
