@@ -422,7 +422,7 @@ fn batch_flood(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 23, unproven: its first run (this machine, 4 builds beside it) saw every batch-class request refused (32 inputs of 508 tokens, over the 256 of all-MiniLM-L6-v2, now sent with truncate) and was not rerun; run with --ignored"]
+#[ignore = "issue 23, failing: with truncate (inputs were over the 256 tokens of all-MiniLM-L6-v2), batch work ran 24 inputs/s alone but 0 beside the interactive probes (449 refused: the floor does not hold at admission), interactive p99 1.7 s (machine loaded by a build); run with --ignored"]
 async fn interactive_requests_stay_fast_while_batch_clients_flood() {
     let _serial = SERIAL.lock().await;
     let seconds = knob("RELIABILITY_PRIORITY_SECS", 10, 60);
