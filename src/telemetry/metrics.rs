@@ -43,6 +43,9 @@ pub struct Metrics {
     pub tenant_tokens: IntCounterVec,
     /// A request's queue wait (its slowest input's) by tenant and class.
     pub tenant_queue_wait: HistogramVec,
+    /// The (tenant, class) series [`Metrics::declare_tenants`] exports at zero, kept so that the
+    /// reset after the warm-up exports them again.
+    declared: std::sync::Mutex<Vec<(std::sync::Arc<str>, String)>>,
     build_info: IntGaugeVec,
 }
 
@@ -186,6 +189,7 @@ impl Metrics {
             tenant_requests,
             tenant_tokens,
             tenant_queue_wait,
+            declared: std::sync::Mutex::default(),
             build_info,
             registry,
         }
@@ -215,6 +219,7 @@ impl Metrics {
         self.tenant_requests.reset();
         self.tenant_tokens.reset();
         self.tenant_queue_wait.reset();
+        self.export_declared();
         for i in 0..self.worker_instances.get() {
             self.worker_batches.with_label_values(&[i.to_string()]).reset();
         }
@@ -235,12 +240,19 @@ impl Metrics {
     /// Exports zero series for `tenants` in every class (`classes`: their label values), so dashboards and alerts see each
     /// tenant before its first request.
     pub fn declare_tenants(&self, tenants: &[std::sync::Arc<str>], classes: &[&str]) {
-        for tenant in tenants {
-            for &class in classes {
-                let _ = self.tenant_tokens.with_label_values(&[&**tenant, class]);
-                for outcome in ["admitted", "shed", "rate_limited"] {
-                    let _ = self.tenant_requests.with_label_values(&[&**tenant, class, outcome]);
-                }
+        let pairs = tenants.iter().flat_map(|t| classes.iter().map(move |&c| (t.clone(), c.to_string())));
+        self.declared.lock().unwrap_or_else(|e| e.into_inner()).extend(pairs);
+        self.export_declared();
+    }
+
+    /// Creates the declared (tenant, class) series that do not exist yet, at zero.
+    fn export_declared(&self) {
+        for (tenant, class) in self.declared.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let labels = [&**tenant, class.as_str()];
+            let _ = self.tenant_tokens.with_label_values(&labels);
+            let _ = self.tenant_queue_wait.with_label_values(&labels);
+            for outcome in ["admitted", "shed", "rate_limited"] {
+                let _ = self.tenant_requests.with_label_values(&[&**tenant, class.as_str(), outcome]);
             }
         }
     }
@@ -277,5 +289,27 @@ impl ServingHistogram {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_tenant_series_survive_the_reset_after_warm_up() {
+        let metrics = Metrics::new();
+        metrics.declare_tenants(&["team-a".into()], &["interactive", "batch"]);
+        metrics.tenant_served("team-a", "interactive", 7, std::time::Duration::from_millis(3));
+        metrics.reset_after_warm_up();
+        let text = metrics.render();
+        for series in [
+            r#"pipeserve_tenant_tokens_total{class="batch",tenant="team-a"} 0"#,
+            r#"pipeserve_tenant_tokens_total{class="interactive",tenant="team-a"} 0"#,
+            r#"pipeserve_tenant_requests_total{class="batch",outcome="shed",tenant="team-a"} 0"#,
+            r#"pipeserve_tenant_queue_wait_seconds_count{class="batch",tenant="team-a"} 0"#,
+        ] {
+            assert!(text.contains(series), "missing {series}");
+        }
     }
 }
