@@ -20,6 +20,7 @@ mix_long="$long Later that evening the farmer walked back along the road to the 
 SERVERS=(
   "pipeserve auto|$bin --model $model --port PORT --host 127.0.0.1"
   "pipeserve f32|$bin --model $model --port PORT --host 127.0.0.1 --dtype f32"
+  "pipeserve f32 fifo|$bin --model $model --port PORT --host 127.0.0.1 --dtype f32 --batch-policy fifo"
   "torch f32|$py scripts/torch_server.py --model $model --port PORT --dtype f32"
   "torch bf16|$py scripts/torch_server.py --model $model --port PORT --dtype bf16"
 )
@@ -65,7 +66,7 @@ for rep in $(seq 1 "$reps"); do
     wait "$other" || true
     rps=$(awk '/Requests\/sec/ {s += $2} END {print s}' "$a" "$b")
     p50=$(awk '/ 50% in/ {print $3 * 1000}' "$b")
-    codes=$(cat "$a" "$b" | awk '/Status code distribution/ {f=1; next} f && /\[/ {printf "%s%s", sep, $0; sep=","}' | tr -s ' ')
+    codes=$(awk 'FNR == 1 {f = 0} /Status code distribution/ {f = 1; next} f && /\[/ {printf "%s%s", sep, $0; sep = ","}' "$a" "$b" | tr -s ' ')
     echo "$name|mixed|32|$rps|$p50|$codes" >>"$results"
     rm -f "$a" "$b"
     rss=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status" 2>/dev/null || echo 0)
@@ -78,19 +79,19 @@ for rep in $(seq 1 "$reps"); do
   done
 done
 python3 - "$results" "$out" "$secs" "$reps" <<'EOF'
-import statistics, sys, collections, subprocess
+import statistics, sys, collections, subprocess, re
 path, out, secs, reps = sys.argv[1:]
 cells = collections.defaultdict(list)
-codes = collections.defaultdict(set)
+codes = collections.defaultdict(collections.Counter)
 for line in open(path):
-    name, text, c, rps, p50, code = line.rstrip("\n").split("|")
+    name, text, c, rps, p50, code = line.rstrip("\n").split("|", 5)
     cells[(name, text, c)].append((float(rps), float(p50)))
-    if code:
-        codes[name].add(code.strip())
+    for status, count in re.findall(r"\[(\d+)\]\s+(\d+) responses", code):
+        codes[name][status] += int(count)
 names = list(dict.fromkeys(k[0] for k in cells))
 lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
 model = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines() if l.startswith("Model name")), "?")
-lines = [f"CPU: {model}; {secs} s cells, {reps} alternating repetitions, medians (hey).", "",
+lines = [f"CPU: {model}; {secs} s cells, {reps} alternating repetitions, medians (hey), the repetitions' range in brackets.", "",
          "| load | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
 for text in ["short", "long", "mixed"]:
     for c in (["32"] if text == "mixed" else ["1", "32"]):
@@ -99,12 +100,13 @@ for text in ["short", "long", "mixed"]:
             v = cells.get((n, text, c), [])
             rps = statistics.median(x[0] for x in v) if v else 0
             p50 = statistics.median(x[1] for x in v) if v else 0
-            row.append(f"{rps:.1f} req/s, p50 {p50:.1f} ms" if c == "1" else f"{rps:.1f} req/s")
+            spread = f" ({min(x[0] for x in v):.0f}–{max(x[0] for x in v):.0f})" if len(v) > 1 else ""
+            row.append(f"{rps:.1f} req/s{spread}, p50 {p50:.1f} ms" if c == "1" else f"{rps:.1f} req/s{spread}")
         label = "mixed 11 + 130 tokens (16 + 16 clients)" if text == "mixed" else text
         lines.append(f"| {label}, c={c} | " + " | ".join(row) + " |")
 lines.append("| peak RSS | " + " | ".join(f"{statistics.median(x[0] for x in cells[(n, 'rss', '0')]):.0f} MiB" for n in names) + " |")
 lines.append("")
-lines.append("Status codes seen: " + "; ".join(f"{n}: {', '.join(sorted(codes[n]))}" for n in names))
+lines.append("Responses by status: " + "; ".join(f"{n}: " + ", ".join(f"{k} × {v}" for k, v in sorted(codes[n].items())) for n in names))
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
