@@ -23,7 +23,9 @@ pub enum BatchPolicy {
     /// Oldest first.
     Fifo,
     /// The oldest input plus those closest to it in length, to cut padding. The default: as fast
-    /// as fifo on inputs of one length, faster on mixed lengths (docs/benchmarks.md).
+    /// as fifo on inputs of one length, faster on mixed lengths (docs/benchmarks.md). On an
+    /// encoder that runs padding-free there is no padding to cut, and it takes inputs in fair
+    /// order like fifo.
     #[default]
     Length,
 }
@@ -96,8 +98,8 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_MAX_BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_batch_size: u64,
 
-    /// Most padded tokens (longest input × inputs) in one batch; a longer single input still runs
-    /// alone. Default: 2048 on CPU, where tokens/s flattens out and larger batches only add
+    /// Most padded tokens (longest input × inputs; the sum of the lengths on an encoder that runs
+    /// padding-free, `/info`'s `packed`) in one batch; a longer single input still runs alone. Default: 2048 on CPU, where tokens/s flattens out and larger batches only add
     /// memory and latency (docs/benchmarks.md), 16384 on a GPU.
     #[arg(long, env = "PIPESERVE_MAX_BATCH_TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_batch_tokens: Option<u64>,
@@ -450,6 +452,8 @@ impl Config {
                             |t| t as usize,
                         ),
                     },
+                    // Known once the model is loaded (`Infer::start`).
+                    padding_free: false,
                 },
                 max_queue: b.max_queue,
                 max_queue_tokens: b.max_queue_tokens,

@@ -262,8 +262,13 @@ struct Inner {
 impl Infer {
     /// Moves the model onto its worker's instance threads (each a view of the same weights),
     /// starts the batcher, and returns the service. Must run inside a tokio runtime.
-    pub fn start(loaded: Loaded, settings: InferSettings, metrics: Arc<Metrics>) -> std::io::Result<(Self, Backend)> {
+    pub fn start(
+        loaded: Loaded,
+        mut settings: InferSettings,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<(Self, Backend)> {
         let Loaded { model, replicas, tokenizer, info, meta } = loaded;
+        settings.batcher.limits.padding_free = meta.packed;
         // One copy of the weights per device; each of the device's `--instances` instances holds a
         // reference to it (RSS grows by activations only).
         let per_device = settings.worker.instances.max(1);

@@ -244,7 +244,9 @@ impl Batcher {
     fn wait_for(&self, ahead: usize, admitted: usize) -> Option<Duration> {
         let limits = &self.config.limits;
         let overtaking = match limits.policy {
-            BatchPolicy::Length if ahead > 0 => (queue::MAX_SKIPS as usize * limits.max_batch_tokens).min(admitted),
+            BatchPolicy::Length if ahead > 0 && !limits.padding_free => {
+                (queue::MAX_SKIPS as usize * limits.max_batch_tokens).min(admitted)
+            }
             _ => 0,
         };
         self.predicted_time(ahead + self.capacity.running_tokens() + overtaking)

@@ -205,6 +205,11 @@ pub struct Limits {
     pub max_wait: Duration,
     pub policy: BatchPolicy,
     pub classes: ClassLimits,
+    /// The encoder runs a batch's tokens end to end (the packed encoder): a batch costs the sum
+    /// of its lengths, not its longest × its size, and with no padding to cut the length policy
+    /// takes inputs in fair order like fifo (docs/benchmarks.md, round 5: equal within noise on
+    /// mixed lengths, and the fair order keeps tenants' shares).
+    pub padding_free: bool,
 }
 
 /// Inputs waiting for the model: one lane per class, each in fair order.
@@ -493,9 +498,10 @@ impl<T> Lane<T> {
         if self.entries.is_empty() {
             return Vec::new();
         }
-        let order: Vec<usize> = match self.limits.policy {
-            BatchPolicy::Fifo => (0..self.entries.len()).collect(),
-            BatchPolicy::Length => {
+        let by_length = self.limits.policy == BatchPolicy::Length && !self.limits.padding_free;
+        let order: Vec<usize> = match by_length {
+            false => (0..self.entries.len()).collect(),
+            true => {
                 // Built around the oldest input, or around the oldest one overtaken too often.
                 let anchor = self.entries.iter().position(|e| e.skipped >= MAX_SKIPS).unwrap_or(0);
                 let tokens = self.entries[anchor].tokens;
@@ -505,26 +511,30 @@ impl<T> Lane<T> {
             }
         };
         let mut picked = Vec::new();
-        let (mut longest, mut shortest) = (0, usize::MAX);
+        let (mut longest, mut shortest, mut total) = (0, usize::MAX, 0);
         for i in order {
             if picked.len() == self.limits.max_batch_size {
                 break;
             }
             let tokens = self.entries[i].tokens;
-            let padded = longest.max(tokens) * (picked.len() + 1);
-            if !picked.is_empty() && padded > budget {
-                // FIFO keeps arrival order: stop at the first input that does not fit.
-                if self.limits.policy == BatchPolicy::Fifo {
+            let cost = match self.limits.padding_free {
+                true => total + tokens,
+                false => longest.max(tokens) * (picked.len() + 1),
+            };
+            if !picked.is_empty() && cost > budget {
+                // The fair order is kept: stop at the first input that does not fit.
+                if !by_length {
                     break;
                 }
                 continue;
             }
             let ratio_kept = longest.max(tokens) <= MAX_LENGTH_RATIO * shortest.min(tokens).max(1);
-            if !picked.is_empty() && self.limits.policy == BatchPolicy::Length && !ratio_kept {
+            if !picked.is_empty() && by_length && !ratio_kept {
                 continue;
             }
             longest = longest.max(tokens);
             shortest = shortest.min(tokens);
+            total += tokens;
             picked.push(i);
         }
         picked
@@ -542,6 +552,7 @@ mod tests {
             max_wait: Duration::from_millis(wait_ms),
             policy,
             classes: ClassLimits::for_budget(tokens),
+            padding_free: false,
         }
     }
 
@@ -701,6 +712,28 @@ mod tests {
             q.push(entry(len, t0, id));
         }
         assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![10, 11, 12]);
+    }
+
+    #[test]
+    fn a_padding_free_encoder_batches_by_summed_tokens_in_fair_order() {
+        let t0 = Instant::now();
+        let mut limits = limits(8, 290, 0, BatchPolicy::Length);
+        limits.padding_free = true;
+        let mut q = Queue::new(limits);
+        // The same mixed traffic: a batch is the sum of its lengths (11 + 132 + 11 + 132 = 286 of
+        // the 290), taken in arrival order; padded, 132 × 4 would be over the budget.
+        for id in 0..8 {
+            q.push(entry(if id % 2 == 0 { 11 } else { 132 }, t0, id));
+        }
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![0, 1, 2, 3]);
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![4, 5, 6, 7]);
+        // Two tenants of near-equal lengths: the fair order alternates them, where closeness in
+        // length would have picked by length alone.
+        for id in 10..16 {
+            q.push(entry(60 + (id as usize % 3), t0, id).of(Priority::Interactive, id % 2));
+        }
+        let tenants: Vec<u32> = q.next_batch(t0).unwrap().iter().map(|e| e.tenant).collect();
+        assert_eq!(tenants, vec![0, 1, 0, 1]);
     }
 
     #[test]

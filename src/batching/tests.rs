@@ -115,6 +115,7 @@ fn rig_with_policy(
         max_wait: Duration::from_millis(max_wait_ms),
         policy,
         classes: ClassLimits::for_budget(max_batch_tokens),
+        padding_free: false,
     };
     let config =
         BatcherConfig { limits, max_queue: 64, max_queue_tokens: 10_000, classes: ClassBudgets::for_queue(64, 10_000) };
