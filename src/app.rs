@@ -114,11 +114,21 @@ const WARM_UP_BUDGET: Duration = Duration::from_secs(600);
 /// `--max-response-bytes` lets one request have, one does not).
 pub async fn warm_up(infer: &Infer) -> Result<(), InferError> {
     let deadline = tokio::time::Instant::now() + WARM_UP_BUDGET.max(infer.settings().request_timeout);
-    let requests = infer::warm_up_inputs(infer.info().task, infer.tokenizer()).into_iter().map(|input| {
-        let request = InferRequest::new(vec![input], Params::default());
+    let inputs = infer::warm_up_inputs(infer.info().task, infer.tokenizer());
+    let run = |inputs: Vec<String>, params: Params| {
+        let request = InferRequest::new(inputs, params);
         infer.run(InferRequest { deadline: Some(deadline), ..request })
-    });
-    futures_util::future::try_join_all(requests).await.map(|_| ())
+    };
+    futures_util::future::try_join_all(inputs.iter().map(|input| run(vec![input.clone()], Params::default()))).await?;
+    // Then one full batch, so admission's first rate is what queued work runs at
+    // (`worker::Throughput`). Best effort: a request this size may be over the server's own
+    // limits (--max-response-bytes, a short model), which the inputs above already proved.
+    let long = format!("{} {}", "Warm-up: the quick brown fox jumps over the lazy dog.".repeat(4), inputs[0]);
+    let full = Params { truncate: Some(true), ..Params::default() };
+    if let Err(e) = run(vec![long; 8], full).await {
+        tracing::debug!(error = %e, "warm-up: no full batch");
+    }
+    Ok(())
 }
 
 /// How often a long start-up step says it is still at work.

@@ -114,14 +114,18 @@ pub struct WorkerHandle {
 
 /// One instance's measured rate in real (unpadded) tokens per second of model step, for admission
 /// to predict how long queued work will take: decayed sums of tokens and seconds over recent
-/// batches, so a batch weighs by its size (the warm-up's tiny batch, mostly overhead, barely counts
-/// once real batches ran).
+/// batches of at least [`Throughput::FULL_TOKENS`], so a batch weighs by its size. Queued work runs
+/// in such batches; a small batch is mostly per-batch overhead, so once one full batch was measured
+/// small ones (idle traffic, the warm-up's single inputs) no longer count: 3-token requests had
+/// measured ~150 tokens/s, and a burst of large requests after them was shed at once.
 #[derive(Debug, Default)]
 pub struct Throughput {
     /// Decayed sum of tokens, f64 bits (only the instance's thread writes).
     tokens: AtomicU64,
     /// Decayed sum of seconds, f64 bits.
     seconds: AtomicU64,
+    /// Whether a batch of at least `FULL_TOKENS` was measured (only those count from then on).
+    full: std::sync::atomic::AtomicBool,
     /// Tokens of the batch running now (0 while idle): work ahead of anything queued.
     running: AtomicUsize,
 }
@@ -129,6 +133,8 @@ pub struct Throughput {
 impl Throughput {
     /// How much of the history each new batch keeps.
     const DECAY: f64 = 0.9;
+    /// The least tokens of a batch whose rate stands for queued work.
+    pub const FULL_TOKENS: usize = 256;
 
     pub fn tokens_per_second(&self) -> Option<f64> {
         let tokens = f64::from_bits(self.tokens.load(Ordering::Relaxed));
@@ -146,8 +152,18 @@ impl Throughput {
         if tokens == 0 || seconds <= 0.0 {
             return;
         }
-        let t = f64::from_bits(self.tokens.load(Ordering::Relaxed)) * Self::DECAY + tokens as f64;
-        let s = f64::from_bits(self.seconds.load(Ordering::Relaxed)) * Self::DECAY + seconds;
+        let full = tokens >= Self::FULL_TOKENS;
+        let history = match (full, self.full.load(Ordering::Relaxed)) {
+            (false, true) => return,
+            // The first full batch replaces what small batches measured.
+            (true, false) => {
+                self.full.store(true, Ordering::Relaxed);
+                0.0
+            }
+            _ => Self::DECAY,
+        };
+        let t = f64::from_bits(self.tokens.load(Ordering::Relaxed)) * history + tokens as f64;
+        let s = f64::from_bits(self.seconds.load(Ordering::Relaxed)) * history + seconds;
         self.tokens.store(t.to_bits(), Ordering::Relaxed);
         self.seconds.store(s.to_bits(), Ordering::Relaxed);
     }
@@ -438,6 +454,20 @@ mod tests {
             t.record(2048, 2048.0 / 2500.0);
         }
         let rate = t.tokens_per_second().unwrap();
-        assert!((rate - 2500.0).abs() < 25.0, "{rate}");
+        assert!((rate - 2500.0).abs() < 1.0, "{rate}");
+    }
+
+    #[test]
+    fn small_batches_stand_in_only_until_a_full_one_is_measured() {
+        let t = Throughput::default();
+        // Idle traffic: 3-token requests at 20 ms each, mostly overhead.
+        t.record(3, 0.02);
+        assert_eq!(t.tokens_per_second(), Some(150.0), "the only measure there is");
+        t.record(Throughput::FULL_TOKENS, Throughput::FULL_TOKENS as f64 / 2500.0);
+        for _ in 0..100 {
+            t.record(3, 0.02);
+        }
+        let rate = t.tokens_per_second().unwrap();
+        assert!((rate - 2500.0).abs() < 1.0, "a full batch's rate, kept through idle traffic: {rate}");
     }
 }
