@@ -99,7 +99,6 @@ async fn a_tenant_over_its_quota_gets_429_with_retry_after_and_others_are_unaffe
 }
 
 #[tokio::test]
-#[ignore = "unfinished: on the shared 2-core machine the in-flight requests were not seen admitted within 30 s in one run and the default tenant's token series read 0 in another; run with --ignored while fixing"]
 async fn a_key_rotated_in_the_file_takes_effect_without_a_restart_or_a_failed_request() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keys.json");
@@ -125,7 +124,12 @@ async fn a_key_rotated_in_the_file_takes_effect_without_a_restart_or_a_failed_re
     while series(&server, "pipeserve_tenant_requests_total", &[r#"tenant="search""#, r#"outcome="admitted""#]).await
         < admitted + 4.0
     {
-        assert!(started.elapsed() < Duration::from_secs(30), "the requests in flight were never admitted");
+        if started.elapsed() > Duration::from_secs(30) {
+            let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+            let tenant: Vec<&str> =
+                text.lines().filter(|l| l.starts_with("pipeserve_tenant_requests_total{")).collect();
+            panic!("the requests in flight were never admitted: {tenant:#?}");
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rotated = Instant::now();
