@@ -99,8 +99,9 @@ pub struct Config {
     pub max_batch_size: u64,
 
     /// Most padded tokens (longest input × inputs; the sum of the lengths on an encoder that runs
-    /// padding-free, `/info`'s `packed`) in one batch; a longer single input still runs alone. Default: 2048 on CPU, where tokens/s flattens out and larger batches only add
-    /// memory and latency (docs/benchmarks.md), 16384 on a GPU.
+    /// padding-free, `/info`'s `packed`) in one batch; a longer single input still runs alone.
+    /// Default: 2048 on CPU, where tokens/s flattens out and larger batches only add memory and
+    /// latency (docs/benchmarks.md), 16384 on a GPU.
     #[arg(long, env = "PIPESERVE_MAX_BATCH_TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_batch_tokens: Option<u64>,
 

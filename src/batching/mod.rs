@@ -243,11 +243,9 @@ impl Batcher {
     /// an instance has measured one.
     fn wait_for(&self, ahead: usize, admitted: usize) -> Option<Duration> {
         let limits = &self.config.limits;
-        let overtaking = match limits.policy {
-            BatchPolicy::Length if ahead > 0 && !limits.padding_free => {
-                (queue::MAX_SKIPS as usize * limits.max_batch_tokens).min(admitted)
-            }
-            _ => 0,
+        let overtaking = match limits.by_length() && ahead > 0 {
+            true => (queue::MAX_SKIPS as usize * limits.max_batch_tokens).min(admitted),
+            false => 0,
         };
         self.predicted_time(ahead + self.capacity.running_tokens() + overtaking)
     }

@@ -212,6 +212,13 @@ pub struct Limits {
     pub padding_free: bool,
 }
 
+impl Limits {
+    /// Whether batches are built by closeness in length (the length policy, on a padded encoder).
+    pub fn by_length(&self) -> bool {
+        self.policy == BatchPolicy::Length && !self.padding_free
+    }
+}
+
 /// Inputs waiting for the model: one lane per class, each in fair order.
 #[derive(Debug)]
 pub struct Queue<T> {
@@ -498,7 +505,7 @@ impl<T> Lane<T> {
         if self.entries.is_empty() {
             return Vec::new();
         }
-        let by_length = self.limits.policy == BatchPolicy::Length && !self.limits.padding_free;
+        let by_length = self.limits.by_length();
         let order: Vec<usize> = match by_length {
             false => (0..self.entries.len()).collect(),
             true => {
