@@ -8,6 +8,8 @@
   seccomp, /tmp on an emptyDir, native sleep preStop, grace period >= preStop + drain delay +
   shutdown timeout, three HTTP probes on the named port, the batching ConfigMap in envFrom and
   its checksum on the pod template;
+- a KServe runtime (kserve.runtime.enabled): the same hardening on its container, a valid image,
+  the GPU rules, --shutdown-timeout >= --request-timeout, and none of the chart's own workload;
 - Service and PDB select only the server pods (not the helm test pod);
 - the image reference is repository[:tag] or repository@sha256:<64 hex> (never a tag glued after
   a digest, as "0.1.0@sha256:...-cuda" was); a GPU pod pins its compute capability;
@@ -70,6 +72,38 @@ def expected_rules(alerts_text: str, values: dict, namespace: str, job: str) -> 
     return spec
 
 
+def hardened(name: str, spec: dict, c: dict, psc: dict) -> list[str]:
+    """Non-root, read-only root, no capabilities, RuntimeDefault seccomp (from the pod-level
+    context psc where the pod has one), /tmp on an emptyDir."""
+    errs, csc = [], c.get("securityContext", {})
+    if not (psc.get("runAsNonRoot") and csc.get("runAsNonRoot")):
+        errs.append(f"{name}: runAsNonRoot not set")
+    if not csc.get("readOnlyRootFilesystem"):
+        errs.append(f"{name}: root filesystem writable")
+    if csc.get("capabilities", {}).get("drop") != ["ALL"] or csc.get("allowPrivilegeEscalation") is not False:
+        errs.append(f"{name}: capabilities/privilege escalation")
+    if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        errs.append(f"{name}: seccomp")
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    tmp = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+    if not tmp or "emptyDir" not in vols[tmp[0]["name"]]:
+        errs.append(f"{name}: /tmp is not an emptyDir")
+    return errs
+
+
+def gpu_and_images(name: str, spec: dict, c: dict, env: dict) -> list[str]:
+    """A GPU request runs on a CUDA device of a pinned compute capability; image references parse."""
+    errs, limits = [], c.get("resources", {}).get("limits", {})
+    if any(k.endswith("/gpu") for k in limits) and not env.get("PIPESERVE_DEVICE", "").startswith("cuda"):
+        errs.append(f"{name}: GPU requested but device is {env.get('PIPESERVE_DEVICE')}")
+    if any(k.endswith("/gpu") for k in limits) and "nvidia.com/gpu.compute.major" not in spec.get("nodeSelector", {}):
+        errs.append(f"{name}: GPU pod without a compute-capability node selector")
+    for ctr in spec["containers"] + spec.get("initContainers", []):
+        if not IMAGE.match(ctr["image"]):
+            errs.append(f"{name}: container {ctr['name']}: invalid image reference {ctr['image']!r}")
+    return errs
+
+
 def check(docs: list[dict], alerts_text: str, values: dict, namespace: str) -> list[str]:
     errs = []
     kinds = [d["kind"] for d in docs]
@@ -84,19 +118,7 @@ def check(docs: list[dict], alerts_text: str, values: dict, namespace: str) -> l
             pod = d["spec"]["template"]
             spec = pod["spec"]
             c = next(c for c in spec["containers"] if c["name"] == "server")
-            psc, csc = spec.get("securityContext", {}), c.get("securityContext", {})
-            if not (psc.get("runAsNonRoot") and csc.get("runAsNonRoot")):
-                errs.append(f"{name}: runAsNonRoot not set")
-            if not csc.get("readOnlyRootFilesystem"):
-                errs.append(f"{name}: root filesystem writable")
-            if csc.get("capabilities", {}).get("drop") != ["ALL"] or csc.get("allowPrivilegeEscalation") is not False:
-                errs.append(f"{name}: capabilities/privilege escalation")
-            if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
-                errs.append(f"{name}: seccomp")
-            vols = {v["name"]: v for v in spec.get("volumes", [])}
-            tmp = [m for m in c.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
-            if not tmp or "emptyDir" not in vols[tmp[0]["name"]]:
-                errs.append(f"{name}: /tmp is not an emptyDir")
+            errs += hardened(name, spec, c, spec.get("securityContext", {}))
             env = {e["name"]: e.get("value") for e in c.get("env", [])}
             pre = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds")
             if pre is None:
@@ -112,14 +134,7 @@ def check(docs: list[dict], alerts_text: str, values: dict, namespace: str) -> l
                 errs.append(f"{name}: batching ConfigMap not in envFrom")
             if "checksum/batching" not in pod["metadata"].get("annotations", {}):
                 errs.append(f"{name}: no checksum/batching annotation")
-            limits = c.get("resources", {}).get("limits", {})
-            if any(k.endswith("/gpu") for k in limits) and not env.get("PIPESERVE_DEVICE", "").startswith("cuda"):
-                errs.append(f"{name}: GPU requested but device is {env.get('PIPESERVE_DEVICE')}")
-            if any(k.endswith("/gpu") for k in limits) and "nvidia.com/gpu.compute.major" not in spec.get("nodeSelector", {}):
-                errs.append(f"{name}: GPU pod without a compute-capability node selector")
-            for ctr in spec["containers"] + spec.get("initContainers", []):
-                if not IMAGE.match(ctr["image"]):
-                    errs.append(f"{name}: container {ctr['name']}: invalid image reference {ctr['image']!r}")
+            errs += gpu_and_images(name, spec, c, env)
             cms = {x["metadata"]["name"]: x.get("data", {}) for x in docs if x["kind"] == "ConfigMap"}
             batching = next((cms[e["configMapRef"]["name"]] for e in c.get("envFrom", []) if "configMapRef" in e
                              and e["configMapRef"]["name"] in cms), {})
@@ -128,6 +143,18 @@ def check(docs: list[dict], alerts_text: str, values: dict, namespace: str) -> l
                 errs.append(f"{name}: shutdown timeout {env.get('PIPESERVE_SHUTDOWN_TIMEOUT')} < request timeout {req}")
             if ("HorizontalPodAutoscaler" in kinds or "ScaledObject" in kinds) and "replicas" in d["spec"]:
                 errs.append(f"{name}: fixed replicas while an autoscaler owns the count")
+        if d["kind"] in ("ServingRuntime", "ClusterServingRuntime"):
+            # KServe's pods: no pod securityContext in a runtime, so the container carries it all.
+            spec = d["spec"]
+            c = next(c for c in spec["containers"] if c["name"] == "kserve-container")
+            errs += hardened(name, spec, c, c.get("securityContext", {}))
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            errs += gpu_and_images(name, spec, c, env)
+            req, shut = env.get("PIPESERVE_REQUEST_TIMEOUT"), env.get("PIPESERVE_SHUTDOWN_TIMEOUT")
+            if not req or not shut or secs(shut) < secs(req):
+                errs.append(f"{name}: shutdown timeout {shut} < request timeout {req}")
+            if any(k in kinds for k in ("Deployment", "Service", "HorizontalPodAutoscaler", "ScaledObject")):
+                errs.append(f"{name}: rendered next to the chart's own workload (KServe creates the pods)")
         if d["kind"] in ("Service", "PodDisruptionBudget"):
             sel = d["spec"]["selector"]
             sel = sel.get("matchLabels", sel)

@@ -138,8 +138,10 @@ render_notes() {
     >"$copy/templates/ci-notes.yaml"
   for f in "${SCENARIOS[@]}"; do
     helm template ci "$copy" -n pipeserve -f "$f" --show-only templates/ci-notes.yaml >"$OUT/notes.yaml" || return 1
-    python -c 'import sys,yaml; n=yaml.safe_load(open(sys.argv[1]))["data"]["notes"]; assert "rollout status" in n and "helm test" in n, n' \
-      "$OUT/notes.yaml" || return 1
+    # The KServe runtime scenario's notes tell how to create an InferenceService that names it.
+    python -c 'import sys,yaml; n=yaml.safe_load(open(sys.argv[1]))["data"]["notes"]
+want = ["InferenceService", "runtime: pipeserve", "/v2/models/minilm/infer"] if sys.argv[2] == "kserve" else ["rollout status", "helm test"]
+assert all(w in n for w in want), (want, n)' "$OUT/notes.yaml" "$(basename "$f" -values.yaml)" || return 1
   done
   python -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["notes"])' "$OUT/notes.yaml"
 }
@@ -161,6 +163,8 @@ SHOW_LINES=1 run "a digest glued to image.tag is refused (image.digest instead)"
   refused "image.tag=0.1.0@sha256:$(printf '0%.0s' {1..64})" -- "image.tag"
 SHOW_LINES=1 run "autoscaling.minReplicas > maxReplicas is refused" \
   refused autoscaling.enabled=true autoscaling.minReplicas=5 autoscaling.maxReplicas=2 -- "is above autoscaling.maxReplicas"
+SHOW_LINES=1 run "kserve.runtime.enabled with the chart's own autoscaling is refused, with the reason" \
+  refused kserve.runtime.enabled=true autoscaling.enabled=true -- "does not apply with kserve.runtime.enabled"
 SHOW_LINES=1 run "chart labels cannot be overridden by podLabels/commonLabels" \
   refused "commonLabels.app\.kubernetes\.io/name=x" -- "commonLabels"
 stage_end
@@ -178,6 +182,20 @@ SHOW_LINES=8 run "ServiceMonitor/PrometheusRule (operator CRDs), ScaledObject (v
   env TOOLS_NODE_MODULES="$TOOLS/node/node_modules" node ci/validate_crds.mjs "$OUT"/rendered/*.yaml deploy/kserve/*.yaml
 SHOW_LINES=2 run "KServe runtime: ClusterServingRuntime = ServingRuntime, /mnt/models, {{.Name}}, ports, probes, metrics annotations" \
   python ci/kserve_check.py config deploy/kserve
+# The chart's runtime (kserve.runtime.enabled), namespaced and cluster-wide, with deploy/kserve's
+# InferenceServices: the same config check here, and the live run in (e).
+KSERVE_CHART="$OUT/kserve-chart"
+kserve_chart_render() {
+  rm -rf "$KSERVE_CHART"; mkdir -p "$KSERVE_CHART"
+  helm template ci "$CHART" -n models -f "$CHART/ci/kserve-values.yaml" >"$KSERVE_CHART/servingruntime.yaml" || return 1
+  helm template ci "$CHART" -n models -f "$CHART/ci/kserve-values.yaml" --set kserve.runtime.clusterScoped=true \
+    >"$KSERVE_CHART/clusterservingruntime.yaml" || return 1
+  cp deploy/kserve/inferenceservice*.yaml "$KSERVE_CHART/"
+  TOOLS_NODE_MODULES="$TOOLS/node/node_modules" node ci/validate_crds.mjs "$KSERVE_CHART"/*.yaml \
+    && python ci/kserve_check.py config "$KSERVE_CHART"
+}
+SHOW_LINES=3 run "KServe runtime from the chart (kserve-values, namespaced + clusterScoped): CRD schemas, same config checks" \
+  kserve_chart_render
 run "prometheus-adapter rule: strict config fields, values file = rendered ConfigMap" \
   python ci/autoscaling_check.py config --adapter-values "$CHART/files/prometheus-adapter-values.yaml" \
     --rendered "$OUT"/rendered/*.yaml
@@ -438,6 +456,8 @@ else
   stage "(e) KServe runtime (deploy/kserve) run as its pod"
   SHOW_LINES=10 run "(e) runtime args/env: startup probe, probes, v2 health/metadata/infer, /metrics, gRPC port, exit 0" \
     python ci/kserve_check.py live deploy/kserve --bin "$PIPESERVE_BIN" --model-dir "$MODEL_DIR"
+  SHOW_LINES=10 run "(e) the chart's runtime (kserve-values) the same way" \
+    python ci/kserve_check.py live "$KSERVE_CHART" --bin "$PIPESERVE_BIN" --model-dir "$MODEL_DIR"
   stage_end
 fi
 

@@ -19,7 +19,8 @@ InferenceService's name, requests.cpu -> PIPESERVE_CPUS; deviations, printed: --
 every flag of the args is one the binary knows; the startup probe passes within its budget;
 liveness and readiness and the v2 health routes answer 200; /v2/models/NAME names the model; a v2
 infer with a BYTES input returns an FP32 [1, dim] tensor; the Prometheus path answers with
-pipeserve's metrics; the gRPC port accepts connections; SIGTERM ends the server with 0.
+pipeserve's metrics; a batching limit the env sets is the one /info reports; the gRPC port
+accepts connections; SIGTERM ends the server with 0.
 """
 from __future__ import annotations
 
@@ -203,6 +204,12 @@ def check_live(folder: pathlib.Path, binary: str, model_dir: str) -> list[str]:
             print(f"v2 infer: {out['name']} {out['datatype']} {out['shape']}")
             if out["datatype"] != "FP32" or len(out["shape"]) != 2 or out["shape"][0] != 1:
                 errs.append(f"v2 infer output {out['datatype']} {out['shape']}")
+        # The runtime's batching env reached the server (the chart's runtime sets both).
+        status, body = request(http_port, "GET", "/info")
+        info = json.loads(body) if status == 200 else {}
+        for var, field in (("PIPESERVE_MAX_BATCH_TOKENS", "max_batch_tokens"), ("PIPESERVE_MAX_QUEUE", "max_concurrent_requests")):
+            if var in env and str(info.get(field)) != env[var]:
+                errs.append(f"{var}={env[var]} but /info {field} is {info.get(field)}")
         annotations = runtime["spec"]["annotations"]
         assert int(annotations["prometheus.kserve.io/port"]) == 8080  # the --port the config check pins
         status, body = request(http_port, "GET", annotations["prometheus.kserve.io/path"])

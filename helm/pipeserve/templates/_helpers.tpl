@@ -102,12 +102,20 @@ Discovery labels nvidia.com/gpu.compute.major/minor (the CUDA image runs on one 
 {{- $ms }}
 {{- end }}
 
-{{/* Cross-field checks the schema cannot express; included by the Deployment. */}}
+{{/* Cross-field checks the schema cannot express; included by the Deployment or the KServe runtime. */}}
 {{- define "pipeserve.validate" -}}
 {{- $timeoutMs := mulf .Values.shutdown.timeoutSeconds 1000.0 }}
 {{- $requestMs := include "pipeserve.durationMs" .Values.batching.requestTimeout | float64 }}
 {{- if lt $timeoutMs $requestMs }}
 {{- fail (printf "shutdown.timeoutSeconds=%v is shorter than batching.requestTimeout=%s: a request accepted just before the listener closes may run for the request timeout and would be cut off at shutdown. Raise shutdown.timeoutSeconds to at least %v (or lower batching.requestTimeout)." .Values.shutdown.timeoutSeconds .Values.batching.requestTimeout (ceil (divf $requestMs 1000.0))) }}
+{{- end }}
+{{- if .Values.kserve.runtime.enabled }}
+{{- /* KServe creates the pods, their Service and autoscaling: the chart's own would be ignored. */}}
+{{- range $key, $on := dict "autoscaling.enabled" .Values.autoscaling.enabled "ingress.enabled" .Values.ingress.enabled "networkPolicy.enabled" .Values.networkPolicy.enabled "metrics.serviceMonitor.enabled" .Values.metrics.serviceMonitor.enabled "metrics.prometheusRule.enabled" .Values.metrics.prometheusRule.enabled "model.pvc.create" .Values.model.pvc.create }}
+{{- if $on }}
+{{- fail (printf "%s=true does not apply with kserve.runtime.enabled: KServe creates the pods for each InferenceService (set autoscaling, ingress and scraping on the InferenceService; the model comes from its storageUri)" $key) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
 {{- fail (printf "autoscaling.minReplicas=%v is above autoscaling.maxReplicas=%v" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
@@ -204,4 +212,34 @@ KEDA divides it by the threshold (targetQueueDepth) to get the replicas it wants
 {{- else }}
 {{- printf "sum(avg_over_time(pipeserve_queue_depth{namespace=%q, job=%q}[1m]))" .Release.Namespace (include "pipeserve.fullname" .) }}
 {{- end }}
+{{- end }}
+
+{{/* Batching and admission policy as PIPESERVE_* variables (a YAML map): the Deployment's
+ConfigMap, or the KServe runtime's env. */}}
+{{- define "pipeserve.batchingEnv" -}}
+{{- $b := .Values.batching -}}
+PIPESERVE_MAX_BATCH_SIZE: {{ $b.maxBatchSize | quote }}
+{{- with $b.maxBatchTokens }}
+PIPESERVE_MAX_BATCH_TOKENS: {{ . | quote }}
+{{- end }}
+{{- with $b.maxWait }}
+PIPESERVE_MAX_WAIT: {{ . | quote }}
+{{- end }}
+PIPESERVE_MAX_QUEUE: {{ $b.maxQueue | quote }}
+PIPESERVE_REQUEST_TIMEOUT: {{ $b.requestTimeout | quote }}
+PIPESERVE_MAX_CLIENT_BATCH_SIZE: {{ $b.maxClientBatchSize | quote }}
+PIPESERVE_BATCH_POLICY: {{ $b.policy | quote }}
+PIPESERVE_AUTO_TRUNCATE: {{ $b.autoTruncate | quote }}
+{{- with $b.maxInputTokens }}
+PIPESERVE_MAX_INPUT_TOKENS: {{ . | quote }}
+{{- end }}
+{{- with $b.bodyLimit }}
+PIPESERVE_BODY_LIMIT: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the chart runs the server itself (Deployment, Service, autoscaling, ...): not when it
+renders a KServe runtime, whose pods KServe creates per InferenceService. */}}
+{{- define "pipeserve.workload" -}}
+{{- if not .Values.kserve.runtime.enabled }}true{{ end }}
 {{- end }}
