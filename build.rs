@@ -45,7 +45,8 @@ fn main() {
 /// tests' clients are Python's).
 fn compile_protos() {
     println!("cargo:rerun-if-changed=proto");
-    let files = protox::compile(["grpc_predict_v2.proto"], ["proto"]).unwrap_or_else(|e| panic!("proto/: {e}"));
+    let files =
+        protox::compile(["grpc_predict_v2.proto", "tei.proto"], ["proto"]).unwrap_or_else(|e| panic!("proto/: {e}"));
     tonic_prost_build::configure()
         .build_client(false)
         .build_transport(false)

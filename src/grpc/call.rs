@@ -10,12 +10,18 @@
 //!    at that instant and the answer is `DEADLINE_EXCEEDED`.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
+use futures_util::stream::{FuturesOrdered, Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tonic::{Code, Request, Response, Status};
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status, Streaming};
 use tower_http::request_id::{MakeRequestId, MakeRequestUuid};
 use tracing::{Instrument, Span};
 
@@ -31,6 +37,10 @@ use crate::telemetry::traces;
 /// How long before the client's own `grpc-timeout` the call gives up, so that its answer is ours
 /// (`DEADLINE_EXCEEDED`, inputs dropped) and not tonic's timer racing it with `CANCELLED`.
 const AHEAD_OF_CLIENT_DEADLINE: Duration = Duration::from_millis(5);
+
+/// The most messages of one stream in flight at once (admitted, queued or running): the stream
+/// reads no further message until the oldest is answered, so one stream cannot fill the queue.
+pub const STREAM_IN_FLIGHT: usize = 32;
 
 /// What a call must pass before its handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,42 +87,128 @@ impl Edge {
         F: FnOnce(Call, T) -> Fut,
         Fut: Future<Output = Handled<R>>,
     {
-        let started = Instant::now();
+        let opened = Instant::now();
         let headers = request.metadata().clone().into_headers();
         let request_id = request_id(&headers);
+        let (answer, span) =
+            self.one(method, guard, &headers, &request_id, opened, |call| handler(call, request.into_inner())).await;
+        let mut answer = answer.map(Response::new);
+        let metadata = match &mut answer {
+            Ok(response) => response.metadata_mut(),
+            Err(status) => status.metadata_mut(),
+        };
+        identify(metadata, &request_id, &span);
+        answer
+    }
+
+    /// Runs a bidirectional stream of `method`: each request message is one call through the edge
+    /// (its own span, admission, deadline, metrics and log line; the stream's metadata: key,
+    /// class, request id, `grpc-timeout` for the whole stream), answered by one response message,
+    /// in request order. Up to [`STREAM_IN_FLIGHT`] messages of a stream run at once, each spawned
+    /// so the batcher batches them with each other and with other calls; the stream ends at the
+    /// first error, with its status.
+    pub fn stream<T, R, F, Fut>(
+        self: &Arc<Self>,
+        method: &'static str,
+        guard: Guard,
+        request: Request<Streaming<T>>,
+        handler: F,
+    ) -> Response<Answers<R>>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        F: Fn(Call, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Handled<R>> + Send + 'static,
+    {
+        let opened = Instant::now();
+        let headers = Arc::new(request.metadata().clone().into_headers());
+        let request_id = request_id(&headers);
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_IN_FLIGHT);
+        let (edge, handler, id) = (self.clone(), Arc::new(handler), request_id.clone());
+        let one = move |message: T| {
+            let (edge, handler, headers, id) = (edge.clone(), handler.clone(), headers.clone(), id.clone());
+            Spawned(tokio::spawn(async move {
+                edge.one(method, guard, &headers, &id, opened, |call| (*handler)(call, message)).await.0
+            }))
+        };
+        tokio::spawn(async move {
+            let mut pending = FuturesOrdered::new();
+            let mut open = true;
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(answer) = pending.next(), if !pending.is_empty() => {
+                        let failed = matches!(answer, Err(_));
+                        if tx.send(answer).await.is_err() || failed {
+                            break;
+                        }
+                    }
+                    message = inbound.message(), if open && pending.len() < STREAM_IN_FLIGHT => match message {
+                        Ok(Some(message)) => pending.push_back(one(message)),
+                        Ok(None) => open = false,
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            break;
+                        }
+                    },
+                    else => break,
+                }
+            }
+        });
+        let mut response = Response::new(Answers(rx));
+        identify(response.metadata_mut(), &request_id, &Span::none());
+        response
+    }
+
+    /// One call (a unary call, or one message of a stream) through steps 2 to 6 of the edge: its
+    /// answer and its span. `opened`: when the RPC began, from which its `grpc-timeout` counts.
+    async fn one<R, F, Fut>(
+        &self,
+        method: &'static str,
+        guard: Guard,
+        headers: &HeaderMap,
+        request_id: &str,
+        opened: Instant,
+        handler: F,
+    ) -> (Result<R, Status>, Span)
+    where
+        F: FnOnce(Call) -> Fut,
+        Fut: Future<Output = Handled<R>>,
+    {
+        let started = Instant::now();
         let span = tracing::info_span!(
             "request", rpc.system = "grpc", rpc.method = method, request_id = %request_id, otel.kind = "server",
             rpc.grpc.status_code = tracing::field::Empty, otel.status_code = tracing::field::Empty,
         );
-        traces::set_remote_parent(&span, &headers);
+        traces::set_remote_parent(&span, headers);
         let mut line = Line {
             edge_metrics: self.state.metrics.clone(),
             method,
-            request_id: request_id.clone(),
+            request_id: request_id.to_string(),
             started,
             span: span.clone(),
             outcome: None,
         };
         let result = async {
-            let tenant = if guard >= Guard::Key { self.tenant(&headers)? } else { Tenant::anonymous() };
-            let caller = Caller { tenant, priority: priority(&headers)? };
-            let at = self.deadline(started, &headers, &caller);
-            let call = Call { request_id: request_id.clone(), deadline: Deadline { at, caller } };
+            let tenant = if guard >= Guard::Key { self.tenant(headers)? } else { Tenant::anonymous() };
+            let caller = Caller { tenant, priority: priority(headers)? };
+            let at = self.deadline(opened, started, headers, &caller);
+            let call = Call { request_id: request_id.to_string(), deadline: Deadline { at, caller } };
             if guard == Guard::Work {
                 self.state.infer()?.shed(&call.deadline.caller, at)?;
             }
-            let deadline = at;
-            match tokio::time::timeout_at(deadline, handler(call, request.into_inner())).await {
+            match tokio::time::timeout_at(at, handler(call)).await {
                 Ok(handled) => handled,
                 Err(_) => Err(ApiError::Infer(InferError::Timeout)),
             }
         }
         .instrument(span.clone())
         .await;
-        let mut answer = match result {
+        let answer = match result {
             Ok((message, batch)) => {
                 line.outcome = Some((Code::Ok, batch));
-                Ok(Response::new(message))
+                Ok(message)
             }
             Err(e) => {
                 let status = span.in_scope(|| super::status::status(&e));
@@ -120,22 +216,7 @@ impl Edge {
                 Err(status)
             }
         };
-        let metadata = match &mut answer {
-            Ok(response) => response.metadata_mut(),
-            Err(status) => status.metadata_mut(),
-        };
-        if let Ok(v) = request_id.parse() {
-            metadata.insert("x-request-id", v);
-        }
-        if let Some(sc) = traces::span_context(&span) {
-            if let Ok(v) = sc.trace_id().to_string().parse() {
-                metadata.insert("x-trace-id", v);
-            }
-            if let Ok(v) = traces::traceparent(&sc).parse() {
-                metadata.insert("traceparent", v);
-            }
-        }
-        answer
+        (answer, span)
     }
 
     /// The tenant of the key the call presents (anonymous when no key is configured).
@@ -148,14 +229,61 @@ impl Edge {
         })
     }
 
-    /// When the call's time is up: the client's `grpc-timeout` (just ahead of it), at most its
-    /// class's timeout (`--request-timeout` unless the class has its own).
-    fn deadline(&self, started: Instant, headers: &HeaderMap, caller: &Caller) -> Instant {
-        let limit = self.classes.timeout(self.classes.of(caller));
+    /// When the call's time is up: the client's `grpc-timeout` from when the RPC was `opened`
+    /// (just ahead of it), at most its class's timeout (`--request-timeout` unless the class has
+    /// its own) from when this call `started` (a stream's message: when it arrived).
+    fn deadline(&self, opened: Instant, started: Instant, headers: &HeaderMap, caller: &Caller) -> Instant {
+        let limited = started + self.classes.timeout(self.classes.of(caller));
         match headers.get("grpc-timeout").and_then(grpc_timeout) {
-            Some(timeout) if timeout < limit => started + timeout.saturating_sub(AHEAD_OF_CLIENT_DEADLINE),
-            _ => started + limit,
+            Some(timeout) => limited.min(opened + timeout.saturating_sub(AHEAD_OF_CLIENT_DEADLINE)),
+            None => limited,
         }
+    }
+}
+
+/// The request id and trace context, sent back in the answer's metadata.
+fn identify(metadata: &mut MetadataMap, request_id: &str, span: &Span) {
+    if let Ok(v) = request_id.parse() {
+        metadata.insert("x-request-id", v);
+    }
+    if let Some(sc) = traces::span_context(span) {
+        if let Ok(v) = sc.trace_id().to_string().parse() {
+            metadata.insert("x-trace-id", v);
+        }
+        if let Ok(v) = traces::traceparent(&sc).parse() {
+            metadata.insert("traceparent", v);
+        }
+    }
+}
+
+/// A stream's answers, in request order; the first error ends it.
+pub struct Answers<R>(mpsc::Receiver<Result<R, Status>>);
+
+impl<R> Stream for Answers<R> {
+    type Item = Result<R, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// A stream message's spawned call, aborted when dropped: a stream that ends (the client went
+/// away, or an earlier message failed) takes its calls' inputs out of the queue.
+struct Spawned<R>(JoinHandle<Result<R, Status>>);
+
+impl<R> Future for Spawned<R> {
+    type Output = Result<R, Status>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or_else(|_| Err(Status::internal("internal server error"))))
+    }
+}
+
+impl<R> Drop for Spawned<R> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

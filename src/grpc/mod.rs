@@ -1,5 +1,6 @@
 //! gRPC, a sibling of `http/` on its own port (`--grpc-port`): KServe's Open Inference Protocol v2
-//! (`inference.GRPCInferenceService`, [`oip`]) and `grpc.health.v1` ([`health`]), thin adapters
+//! (`inference.GRPCInferenceService`, [`oip`]), text-embeddings-inference's API (`tei.v1`, [`tei`])
+//! and `grpc.health.v1` ([`health`]), thin adapters
 //! over the same [`crate::infer::Infer`] the HTTP routes call. Every RPC goes through one edge
 //! ([`call`]): request id, trace context, API key, admission (`Infer::shed`), the deadline
 //! (`grpc-timeout`, capped by `--request-timeout`), metrics and the access log; each error becomes
@@ -13,6 +14,7 @@ pub mod call;
 pub mod health;
 pub mod oip;
 pub mod status;
+pub mod tei;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +29,12 @@ pub mod pb {
     #[allow(clippy::all, missing_docs)]
     pub mod inference {
         tonic::include_proto!("inference");
+    }
+
+    /// text-embeddings-inference's `tei.proto` (package `tei.v1`).
+    #[allow(clippy::all, missing_docs)]
+    pub mod tei {
+        tonic::include_proto!("tei.v1");
     }
 }
 
@@ -63,10 +71,25 @@ impl GrpcServer {
             pb::inference::grpc_inference_service_server::GrpcInferenceServiceServer::new(oip::Oip::new(edge.clone()))
                 .max_decoding_message_size(config.max_request_bytes)
                 .max_encoding_message_size(config.max_response_bytes);
+        let tei = tei::Tei::new(edge.clone());
+        // Each TEI service with the same message limits as the inference service.
+        macro_rules! limited {
+            ($server:expr) => {
+                $server
+                    .max_decoding_message_size(config.max_request_bytes)
+                    .max_encoding_message_size(config.max_response_bytes)
+            };
+        }
+        use pb::tei::{embed_server, info_server, predict_server, rerank_server, tokenize_server};
         let health = tonic_health::pb::health_server::HealthServer::new(health::HealthService::new(edge));
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let served = tonic::transport::Server::builder()
             .add_service(inference)
+            .add_service(limited!(info_server::InfoServer::new(tei.clone())))
+            .add_service(limited!(embed_server::EmbedServer::new(tei.clone())))
+            .add_service(limited!(predict_server::PredictServer::new(tei.clone())))
+            .add_service(limited!(rerank_server::RerankServer::new(tei.clone())))
+            .add_service(limited!(tokenize_server::TokenizeServer::new(tei)))
             .add_service(health)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;

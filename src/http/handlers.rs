@@ -19,10 +19,10 @@ use crate::model::Task;
 use crate::pipelines::{Output, Params};
 use crate::tokenize::TruncationDirection;
 
-pub(super) type AppResult<T> = Result<T, ApiError>;
+pub(crate) type AppResult<T> = Result<T, ApiError>;
 
 /// Runs `inputs` through the service under the request's deadline.
-pub(super) async fn run(
+pub(crate) async fn run(
     infer: &Infer,
     Deadline { at, caller }: Deadline,
     inputs: Vec<Input>,
@@ -33,7 +33,7 @@ pub(super) async fn run(
 
 /// The service for an embedding route: only feature-extraction models have them (others get
 /// TEI's 424).
-pub(super) fn embedding_service(state: &AppState) -> AppResult<&Infer> {
+pub(crate) fn embedding_service(state: &AppState) -> AppResult<&Infer> {
     let infer = state.infer()?;
     if infer.info().task != Task::FeatureExtraction {
         return Err(ApiError::WrongModel("an embedding"));
@@ -51,7 +51,7 @@ fn dense_only(infer: &Infer) -> AppResult<()> {
 }
 
 /// The service when it serves SPLADE sparse embeddings; TEI's 424 otherwise.
-pub(super) fn sparse_service(state: &AppState) -> AppResult<&Infer> {
+pub(crate) fn sparse_service(state: &AppState) -> AppResult<&Infer> {
     let infer = state.infer()?;
     if infer.info().task != Task::FeatureExtraction || infer.info().pooling.pooling != crate::pipelines::Pooling::Splade
     {
@@ -175,7 +175,7 @@ pub async fn method_not_allowed() -> ApiError {
 
 /// How a pooled-embedding route wants its vectors.
 #[derive(Debug, Clone, Default)]
-pub(super) struct EmbedOptions {
+pub(crate) struct EmbedOptions {
     pub normalize: bool,
     pub truncate: Option<bool>,
     pub truncation_direction: TruncationDirection,
@@ -187,7 +187,7 @@ pub(super) struct EmbedOptions {
 
 /// Pooled sentence embeddings as the model's sentence-transformers recipe makes them (prompt,
 /// pooling), then cut to `dimensions` and normalized as asked. One vector per input, in order.
-pub(super) async fn embed_inputs(
+pub(crate) async fn embed_inputs(
     infer: &Infer,
     deadline: Deadline,
     inputs: Vec<Input>,
@@ -238,7 +238,7 @@ pub(super) async fn embed_inputs(
 }
 
 /// Prepends the named (or default) prompt of the model to every text input.
-pub(super) fn prompted(infer: &Infer, prompt_name: Option<&str>, inputs: Vec<Input>) -> AppResult<Vec<Input>> {
+pub(crate) fn prompted(infer: &Infer, prompt_name: Option<&str>, inputs: Vec<Input>) -> AppResult<Vec<Input>> {
     let prompts = &infer.info().prompts;
     let prompt = prompts.resolve(prompt_name).map_err(|e| ApiError::Validation(e.to_string()))?;
     Ok(match prompt {

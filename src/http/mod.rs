@@ -3,7 +3,7 @@
 pub mod api;
 mod docs;
 pub mod error;
-mod handlers;
+pub(crate) mod handlers;
 mod inference_api;
 pub mod kserve;
 pub mod layers;
@@ -12,7 +12,7 @@ pub mod openai;
 mod openapi;
 pub mod parse;
 pub mod state;
-mod tei;
+pub(crate) mod tei;
 
 use std::sync::Arc;
 

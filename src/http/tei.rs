@@ -18,9 +18,10 @@ use super::handlers::{embed_inputs, embedding_service, prompted, run, sparse_ser
 use super::layers::timeout::Deadline;
 use super::parse::parse_json;
 use super::state::AppState;
-use crate::infer::{BatchStats, Input};
+use crate::infer::{BatchStats, Infer, Inferred, Input};
 use crate::model::Task;
 use crate::pipelines::{ClassificationFn, Output, Params, Pooling, SparseValue, TopK};
+use crate::tokenize::TruncationDirection;
 
 /// `POST /embed`: pooled embeddings, normalized by default, `[[f32]]` whatever the input count.
 #[utoipa::path(post, path = "/embed", tag = "TEI", request_body(content = EmbedRequest, content_type = "application/json"),
@@ -61,23 +62,44 @@ pub async fn embed_all(
 ) -> AppResult<(Extension<BatchStats>, Json<Vec<Vec<Vec<f32>>>>)> {
     let infer = embedding_service(&state)?;
     let request: EmbedAllRequest = parse_json(&headers, &body)?;
-    let inputs = prompted(infer, request.prompt_name.as_deref(), request.inputs.into_vec())?;
+    let options = TokenOptions { truncate: request.truncate, truncation_direction: request.truncation_direction };
+    let (states, done) =
+        token_states(infer, deadline, request.inputs.into_vec(), request.prompt_name.as_deref(), options).await?;
+    Ok((Extension(done.stats), Json(states)))
+}
+
+/// How an `/embed_all`, `/embed_sparse` or `/rerank` call cuts its inputs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TokenOptions {
+    pub truncate: Option<bool>,
+    pub truncation_direction: TruncationDirection,
+}
+
+/// The last hidden states of every token of each input (after its prompt), in order: `/embed_all`
+/// and gRPC's `EmbedAll`.
+pub(crate) async fn token_states(
+    infer: &Infer,
+    deadline: Deadline,
+    inputs: Vec<Input>,
+    prompt_name: Option<&str>,
+    options: TokenOptions,
+) -> AppResult<(Vec<Vec<Vec<f32>>>, Inferred)> {
+    let inputs = prompted(infer, prompt_name, inputs)?;
     let params = Params {
         pooling: Some(Pooling::None),
-        truncate: request.truncate,
-        truncation_direction: Some(request.truncation_direction),
+        truncate: options.truncate,
+        truncation_direction: Some(options.truncation_direction),
         ..Params::default()
     };
-    let done = run(infer, deadline, inputs, params).await?;
-    let states = done
-        .outputs
+    let mut done = run(infer, deadline, inputs, params).await?;
+    let states = std::mem::take(&mut done.outputs)
         .into_iter()
         .map(|output| match output {
             Output::TokenEmbeddings(mut one) if one.len() == 1 => Ok(one.remove(0)),
             _ => Err(ApiError::Internal("embed_all got no token states".into())),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((Extension(done.stats), Json(states)))
+    Ok((states, done))
 }
 
 /// `POST /embed_sparse`: SPLADE sparse embeddings, `[[{"index", "value"}]]` whatever the input
@@ -94,23 +116,37 @@ pub async fn embed_sparse(
 ) -> AppResult<(Extension<BatchStats>, Json<Vec<Vec<SparseValue>>>)> {
     let infer = sparse_service(&state)?;
     let request: EmbedSparseRequest = parse_json(&headers, &body)?;
-    let inputs = prompted(infer, request.prompt_name.as_deref(), request.inputs.into_vec())?;
+    let options = TokenOptions { truncate: request.truncate, truncation_direction: request.truncation_direction };
+    let (sparse, done) =
+        sparse_embeddings(infer, deadline, request.inputs.into_vec(), request.prompt_name.as_deref(), options).await?;
+    Ok((Extension(done.stats), Json(sparse)))
+}
+
+/// The SPLADE weights of each input (after its prompt), in order: `/embed_sparse` and gRPC's
+/// `EmbedSparse`.
+pub(crate) async fn sparse_embeddings(
+    infer: &Infer,
+    deadline: Deadline,
+    inputs: Vec<Input>,
+    prompt_name: Option<&str>,
+    options: TokenOptions,
+) -> AppResult<(Vec<Vec<SparseValue>>, Inferred)> {
+    let inputs = prompted(infer, prompt_name, inputs)?;
     let params = Params {
         pooling: Some(Pooling::Splade),
-        truncate: request.truncate,
-        truncation_direction: Some(request.truncation_direction),
+        truncate: options.truncate,
+        truncation_direction: Some(options.truncation_direction),
         ..Params::default()
     };
-    let done = run(infer, deadline, inputs, params).await?;
-    let sparse = done
-        .outputs
+    let mut done = run(infer, deadline, inputs, params).await?;
+    let sparse = std::mem::take(&mut done.outputs)
         .into_iter()
         .map(|output| match output {
             Output::Sparse(weights) => Ok(weights),
             _ => Err(ApiError::Internal("embed_sparse got no sparse weights".into())),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((Extension(done.stats), Json(sparse)))
+    Ok((sparse, done))
 }
 
 /// `POST /rerank`: a cross-encoder (a sequence-classification model with one output) scores each
@@ -125,35 +161,68 @@ pub async fn rerank(
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<(Extension<BatchStats>, Json<Vec<Rank>>)> {
+    let infer = reranker_service(&state)?;
+    let request: RerankRequest = parse_json(&headers, &body)?;
+    let pairs = request.texts.into_iter().map(|t| (request.query.clone(), t)).collect();
+    let options = RankOptions {
+        raw_scores: request.raw_scores,
+        return_text: request.return_text,
+        tokens: TokenOptions { truncate: request.truncate, truncation_direction: request.truncation_direction },
+    };
+    let (ranks, done) = rank(infer, deadline, pairs, options).await?;
+    Ok((Extension(done.stats), Json(ranks)))
+}
+
+/// The service when it serves a re-ranker (a cross-encoder: one output); TEI's 424 otherwise.
+pub(crate) fn reranker_service(state: &AppState) -> AppResult<&Infer> {
     let infer = state.infer()?;
     if infer.info().task != Task::TextClassification || infer.info().labels.len() != 1 {
         return Err(ApiError::WrongModel("a re-ranker"));
     }
-    let request: RerankRequest = parse_json(&headers, &body)?;
-    let inputs = request.texts.iter().map(|t| Input::Pair(request.query.clone(), t.clone())).collect();
+    Ok(infer)
+}
+
+/// How a re-ranking scores and answers.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RankOptions {
+    /// The logit itself, not its sigmoid.
+    pub raw_scores: bool,
+    /// Each rank carries its text.
+    pub return_text: bool,
+    pub tokens: TokenOptions,
+}
+
+/// Scores each (query, text) pair, best first, each rank naming its pair's index: `/rerank` and
+/// gRPC's `Rerank` and `RerankStream`.
+pub(crate) async fn rank(
+    infer: &Infer,
+    deadline: Deadline,
+    pairs: Vec<(String, String)>,
+    options: RankOptions,
+) -> AppResult<(Vec<Rank>, Inferred)> {
+    let (inputs, texts): (Vec<Input>, Vec<String>) =
+        pairs.into_iter().map(|(query, text)| (Input::Pair(query, text.clone()), text)).unzip();
     let params = Params {
-        function_to_apply: Some(if request.raw_scores { ClassificationFn::None } else { ClassificationFn::Sigmoid }),
+        function_to_apply: Some(if options.raw_scores { ClassificationFn::None } else { ClassificationFn::Sigmoid }),
         top_k: TopK::All,
-        truncate: request.truncate,
-        truncation_direction: Some(request.truncation_direction),
+        truncate: options.tokens.truncate,
+        truncation_direction: Some(options.tokens.truncation_direction),
         ..Params::default()
     };
-    let done = run(infer, deadline, inputs, params).await?;
-    let mut ranks = done
-        .outputs
+    let mut done = run(infer, deadline, inputs, params).await?;
+    let mut ranks = std::mem::take(&mut done.outputs)
         .into_iter()
+        .zip(texts)
         .enumerate()
-        .map(|(index, output)| match output {
-            Output::Labels(labels) if labels.len() == 1 => Ok(Rank {
-                index,
-                text: request.return_text.then(|| request.texts[index].clone()),
-                score: labels[0].score,
-            }),
+        .map(|(index, (output, text))| match output {
+            Output::Labels(labels) if labels.len() == 1 => {
+                Ok(Rank { index, text: options.return_text.then_some(text), score: labels[0].score })
+            }
             _ => Err(ApiError::Internal("rerank got no single score".into())),
         })
         .collect::<Result<Vec<_>, _>>()?;
     ranks.sort_by(|a, b| b.score.total_cmp(&a.score));
-    Ok((Extension(done.stats), Json(ranks)))
+    Ok((ranks, done))
 }
 
 /// `POST /tokenize`: the tokens of each input with byte offsets, as TEI returns them (always a
@@ -167,8 +236,19 @@ pub async fn tokenize(
 ) -> AppResult<Json<Vec<Vec<SimpleToken>>>> {
     let infer = state.infer()?;
     let request: TokenizeRequest = parse_json(&headers, &body)?;
+    Ok(Json(tokens(infer, request.inputs.into_vec(), request.prompt_name.as_deref(), request.add_special_tokens)?))
+}
+
+/// The tokens of each text (after its prompt) with byte offsets: `/tokenize` and gRPC's
+/// `Tokenize`. Runs no model: over-long texts are tokenized whole.
+pub(crate) fn tokens(
+    infer: &Infer,
+    inputs: Vec<Input>,
+    prompt_name: Option<&str>,
+    add_special_tokens: bool,
+) -> AppResult<Vec<Vec<SimpleToken>>> {
     let max = infer.settings().max_client_batch_size;
-    let inputs = prompted(infer, request.prompt_name.as_deref(), request.inputs.into_vec())?;
+    let inputs = prompted(infer, prompt_name, inputs)?;
     crate::infer::check_request(&inputs, &Params::default(), infer.info().task, max)?;
     let tokenizer = infer.tokenizer();
     let mut all = Vec::with_capacity(inputs.len());
@@ -177,7 +257,7 @@ pub async fn tokenize(
             return Err(ApiError::Validation("/tokenize takes texts, not text pairs".into()));
         };
         let tokens = tokenizer
-            .tokens(&text, request.add_special_tokens)
+            .tokens(&text, add_special_tokens)
             .map_err(|e| ApiError::Validation(e.to_string()))?
             .into_iter()
             .map(|t| SimpleToken {
@@ -190,7 +270,7 @@ pub async fn tokenize(
             .collect();
         all.push(tokens);
     }
-    Ok(Json(all))
+    Ok(all)
 }
 
 /// `POST /decode`: token ids back to text, one string per sequence (always a list).
@@ -207,8 +287,13 @@ pub async fn decode(
         InputIds::One(ids) => vec![ids],
         InputIds::Many(many) => many,
     };
+    Ok(Json(decode_ids(infer, &sequences, request.skip_special_tokens)?))
+}
+
+/// Each sequence of token ids back to text: `/decode` and gRPC's `Decode`.
+pub(crate) fn decode_ids(infer: &Infer, sequences: &[Vec<u32>], skip_special_tokens: bool) -> AppResult<Vec<String>> {
     crate::infer::check_request(
-        &sequences,
+        sequences,
         &Params::default(),
         infer.info().task,
         infer.settings().max_client_batch_size,
@@ -218,7 +303,7 @@ pub async fn decode(
     if let Some(bad) = sequences.iter().flatten().find(|&&id| id as usize >= vocab) {
         return Err(ApiError::Validation(format!("token id {bad} is not in the model's vocabulary of {vocab} tokens")));
     }
-    Ok(Json(sequences.iter().map(|ids| tokenizer.decode(ids, request.skip_special_tokens)).collect()))
+    Ok(sequences.iter().map(|ids| tokenizer.decode(ids, skip_special_tokens)).collect())
 }
 
 /// `GET /health` (TEI): 200 with an empty body while the model serves, else 503.

@@ -32,10 +32,16 @@ fn grpc_addr(server: &Server) -> String {
 
 /// Runs one check of `check_grpc.py` against `server`; fails with its output.
 fn check(name: &str, server: &Server, extra: &[&str]) {
+    check_with("check_grpc.py", name, server, extra);
+}
+
+/// Runs one check of `tests/clients/{script}` against `server`; fails with its output, and when
+/// it checked nothing.
+fn check_with(script: &str, name: &str, server: &Server, extra: &[&str]) {
     let python = common::root().join(".venv/bin/python");
     assert!(python.exists(), "{} is missing: run scripts/test.sh, which installs the pinned clients", python.display());
     let output = Command::new(python)
-        .arg(common::root().join("tests/clients/check_grpc.py"))
+        .arg(common::root().join("tests/clients").join(script))
         .args([name, &grpc_addr(server), &server.base])
         .args(extra)
         .env("NO_PROXY", "127.0.0.1,localhost")
@@ -51,6 +57,41 @@ fn check(name: &str, server: &Server, extra: &[&str]) {
     println!("{stdout}");
     assert!(output.status.success(), "gRPC check {name} failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("ok:"), "gRPC check {name} ran nothing:\n{stdout}");
+}
+
+/// TEI's `tei.v1` API (tests/clients/check_tei_grpc.py, stubs generated from proto/tei.proto).
+fn check_tei(name: &str, server: &Server, model: &str) {
+    check_with("check_tei_grpc.py", name, server, &[model]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tei_grpc_embed_tokenize_streams_and_errors_as_rest() {
+    let model = "all-MiniLM-L6-v2";
+    let server = start(model, &[]);
+    tokio::task::block_in_place(|| check_tei("embeddings", &server, model));
+    // Each stream message is a call of its own: counted, and logged with the stream's method.
+    let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let series = |method: &str, code: &str| {
+        format!("pipeserve_grpc_requests_total{{code=\"{code}\",method=\"/tei.v1.Embed/{method}\"}}")
+    };
+    assert!(common::server::metric_value(&text, &series("EmbedStream", "OK")) >= 7.0, "{text}");
+    assert_eq!(common::server::metric_value(&text, &series("EmbedStream", "INVALID_ARGUMENT")), 1.0, "{text}");
+    assert_eq!(common::server::metric_value(&text, &series("EmbedSparse", "FAILED_PRECONDITION")), 1.0, "{text}");
+    assert!(server.logs().iter().any(|l| l.contains("\"route\":\"/tei.v1.Embed/EmbedStream\"")));
+}
+
+#[test]
+fn tei_grpc_predict_and_pairs_on_a_classifier() {
+    let model = "tiny-bert-sentiment";
+    let server = start(model, &[]);
+    check_tei("classification", &server, model);
+}
+
+#[test]
+fn tei_grpc_rerank_on_a_cross_encoder() {
+    let model = "tiny-bert-reranker";
+    let server = start(model, &[]);
+    check_tei("reranker", &server, model);
 }
 
 #[test]
