@@ -18,6 +18,11 @@ fn main() {
     if flags.split_whitespace().any(|f| f == "amx_bf16" || f == "avx512_bf16") {
         println!("cargo:rustc-cfg=pipeserve_host_bf16");
     }
+    // Likewise the int8 gate, where the CPU has VNNI (without it int8 is refused: src/model/gemm).
+    println!("cargo:rustc-check-cfg=cfg(pipeserve_host_vnni)");
+    if flags.split_whitespace().any(|f| f == "avx512_vnni" || f == "avx_vnni") {
+        println!("cargo:rustc-cfg=pipeserve_host_vnni");
+    }
     println!("cargo:rerun-if-env-changed=PIPESERVE_NATIVE_LIBDIR");
     let libdir = std::env::var("PIPESERVE_NATIVE_LIBDIR").unwrap_or_else(|_| LIBDIR.into());
     if std::env::var_os("CARGO_FEATURE_OPENBLAS").is_some() && std::env::var_os("CARGO_FEATURE_MKL").is_some() {

@@ -172,7 +172,7 @@ fn main() {
                 let x = Tensor::from_vec(values(m * k, 5), (m, k), &dev).expect("x");
                 let w = Tensor::from_vec(values(n * k, 6), (n, k), &dev).expect("w");
                 let linear = Linear::new(w, Some(Tensor::zeros(n, DType::F32, &dev).expect("bias")));
-                let options = LinearOptions { backend, quantize: Quantize::Int8, int8_weight_max: 127 };
+                let options = LinearOptions { backend, quantize: Quantize::Int8 };
                 let dense = Dense::new(linear, &options).expect("int8 layer");
                 rate(m, k, n, seconds, || {
                     dense.forward(&x).expect("forward");

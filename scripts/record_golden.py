@@ -74,6 +74,10 @@ from transformers import (  # noqa: E402
     DebertaV2Config,
     DebertaV2ForSequenceClassification,
     DebertaV2ForTokenClassification,
+    ElectraConfig,
+    ElectraForMaskedLM,
+    ElectraForSequenceClassification,
+    ElectraForTokenClassification,
     ModernBertConfig,
     ModernBertForMaskedLM,
     ModernBertForSequenceClassification,
@@ -510,6 +514,12 @@ def arch_configs() -> dict[str, Any]:
                                    type_vocab_size=0, layer_norm_eps=1e-7, **common),
         "mpnet": MPNetConfig(max_position_embeddings=130, relative_attention_num_buckets=32, layer_norm_eps=1e-5,
                              **common),
+        # ELECTRA with embeddings as wide as the encoder (the packed encoder serves it), and with
+        # narrower ones projected up by embeddings_project (the padded encoder), as electra-small's
+        # 128 → 256 and the generators are.
+        "electra": ElectraConfig(max_position_embeddings=128, type_vocab_size=2, embedding_size=16, **common),
+        "electra-small": ElectraConfig(max_position_embeddings=128, type_vocab_size=2, embedding_size=8,
+                                       **common),
         "modernbert": ModernBertConfig(max_position_embeddings=128, global_attn_every_n_layers=2,
                                        local_attention=8, cls_token_id=2, sep_token_id=3, bos_token_id=2,
                                        eos_token_id=3, classifier_pooling="mean", **common),
@@ -528,6 +538,10 @@ ARCH_MODELS = {
     "tiny-mpnet-mlm": ("mpnet", MPNetForMaskedLM, "fill-mask", None),
     "tiny-mpnet-sentiment": ("mpnet", MPNetForSequenceClassification, "text-classification", ARCH_LABELS),
     "tiny-mpnet-ner": ("mpnet", MPNetForTokenClassification, "token-classification", ARCH_TAGS),
+    "tiny-electra-sentiment": ("electra-small", ElectraForSequenceClassification, "text-classification",
+                               ARCH_LABELS),
+    "tiny-electra-ner": ("electra", ElectraForTokenClassification, "token-classification", ARCH_TAGS),
+    "tiny-electra-mlm": ("electra-small", ElectraForMaskedLM, "fill-mask", None),
 }
 # Text-pair models (not in RECORDERS' per-architecture loop: record_pairs records them).
 PAIR_MODELS = {

@@ -260,11 +260,12 @@ impl Batcher {
     /// The wait of a new request of `own` tokens (at most `input` per input) from `origin` under
     /// the queue's fair order. Of its own class, each other tenant runs at most about as much as
     /// the newcomer before the newcomer's last input starts (`own`, plus one input of it that
-    /// started just before), and so does each request of its own tenant, so a small request is
-    /// not charged the backlog of large ones. An interactive request is charged no batch work but
+    /// started just before), and each request of its own tenant about as much plus one quantum
+    /// ([`Limits::request_quantum`]), so a small request is not charged the backlog of large ones. An interactive request is charged no batch work but
     /// the floor's one batch-class batch; a batch request all interactive work.
     pub fn fair_wait(&self, own: usize, input: usize, origin: Origin) -> Option<Duration> {
         let share = own.saturating_add(input);
+        let quantum = self.config.limits.request_quantum();
         let works = self.works();
         let mut ahead = 0usize;
         let mut tenants: HashMap<u32, usize> = HashMap::new();
@@ -276,7 +277,7 @@ impl Batcher {
                     Priority::Batch => batch_work += w,
                 }
             } else if o.tenant == origin.tenant {
-                ahead += w.min(share);
+                ahead += w.min(own.saturating_add(input.max(quantum)));
             } else {
                 *tenants.entry(o.tenant).or_default() += w;
             }

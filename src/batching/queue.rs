@@ -12,11 +12,14 @@
 //! Within a lane the order is start-time fair queuing (Goyal et al., SFQ) on two levels, tokens as
 //! the cost. Tenants first: a tenant's inputs start where the lane's virtual time is when it
 //! arrives with nothing queued, each next one where its previous one ends, so a tenant that floods
-//! is interleaved with the others instead of holding the model. Then requests within a tenant: a
-//! request's first input starts at the tenant's request virtual time, each next one where the
-//! previous ended. A request of one input is thus served in arrival order, and one of many inputs
-//! interleaves with the tenant's others: a small request waits for about one input of every
-//! request ahead, not for their whole backlog.
+//! is interleaved with the others instead of holding the model. Then requests within a tenant, in
+//! quanta of [`Limits::request_quantum`] tokens (a quarter of a batch): a request's inputs in its
+//! first quantum start at the tenant's request virtual time, those in its next quantum one quantum
+//! later, and so on. A request that fits in a quantum is thus served whole in arrival order (so a
+//! tenant's closed-loop clients get their answers, and send their next requests, a batch sooner
+//! than if every request were spread over every batch: that kept a backlogged tenant's share at a
+//! third, docs/reliability.md), and a larger one interleaves with the tenant's others: a small
+//! request waits for about one quantum of every request ahead, not for their whole backlog.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -217,6 +220,12 @@ impl Limits {
     pub fn by_length(&self) -> bool {
         self.policy == BatchPolicy::Length && !self.padding_free
     }
+
+    /// The tokens of a request that run before the same tenant's other requests get a turn: a
+    /// quarter of the batch token budget (512 of the CPU's 2048), at least one token.
+    pub fn request_quantum(&self) -> usize {
+        (self.max_batch_tokens / 4).max(1)
+    }
 }
 
 /// Inputs waiting for the model: one lane per class, each in fair order.
@@ -363,8 +372,9 @@ impl<T> Lane<T> {
     }
 
     /// Queues `entry` at its request's start (the tenant's request virtual time when the request's
-    /// first queued input came) plus the tokens of the request's inputs before it.
+    /// first queued input came) plus the whole quanta of the request's inputs before it.
     fn push(&mut self, mut entry: Entry<T>) {
+        let quantum = self.limits.request_quantum();
         let virtual_time = self.virtual_time;
         let tenant =
             self.tenants.entry(entry.tenant).or_insert_with(|| TenantLane { base: virtual_time, ..Default::default() });
@@ -372,7 +382,7 @@ impl<T> Lane<T> {
         let request_time = tenant.request_time;
         let flow = tenant.flows.entry(entry.flow).or_insert((request_time, 0));
         flow.1 += 1;
-        entry.start = flow.0 + entry.offset as u64;
+        entry.start = flow.0 + (entry.offset / quantum * quantum) as u64;
         self.entries.push_back(entry);
         self.dirty = true;
     }
@@ -576,10 +586,12 @@ mod tests {
     }
 
     #[test]
-    fn a_small_request_waits_for_one_input_of_each_request_ahead_not_their_backlog() {
+    fn a_small_request_waits_for_one_quantum_of_each_request_ahead_not_their_backlog() {
         let t0 = Instant::now();
         for policy in [BatchPolicy::Fifo, BatchPolicy::Length] {
-            let mut q = Queue::new(limits(2, 10_000, 0, policy));
+            // A budget of 2,000 tokens: a quantum of 500, one heavy input.
+            let mut q = Queue::new(limits(2, 2_000, 0, policy));
+            assert_eq!(q.limits.request_quantum(), 500);
             // Two heavy requests of four 500-token inputs (ids 10.., 20..), then a small one (99).
             request(1, 4, 500, t0, 10).into_iter().for_each(|e| q.push(e));
             request(2, 4, 500, t0, 20).into_iter().for_each(|e| q.push(e));
@@ -617,6 +629,30 @@ mod tests {
         let order: Vec<u32> = std::iter::from_fn(|| q.next_batch(t0)).flat_map(|b| ids(&b)).collect();
         assert_eq!(order, vec![1, 2, 3]);
         assert!(q.lanes.iter().all(|l| l.tenants.is_empty()), "requests are forgotten once their inputs left");
+    }
+
+    #[test]
+    fn requests_within_a_quantum_run_whole_in_arrival_order() {
+        let t0 = Instant::now();
+        // A quantum of 2,500 tokens; batches of 4 inputs. Three requests of four 100-token inputs
+        // (a tenant's closed-loop clients): the first batch answers request 0 whole instead of
+        // holding every request until the third batch.
+        let mut q = Queue::new(limits(4, 10_000, 0, BatchPolicy::Fifo));
+        for r in 0..3u32 {
+            request(u64::from(r), 4, 100, t0, 10 * r).into_iter().for_each(|e| q.push(e));
+        }
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![0, 1, 2, 3]);
+        // Request 0's client sends its next request while request 1 runs: it queues behind 2.
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![10, 11, 12, 13]);
+        request(3, 4, 100, t0, 30).into_iter().for_each(|e| q.push(e));
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![20, 21, 22, 23]);
+        assert_eq!(ids(&q.next_batch(t0).unwrap()), vec![30, 31, 32, 33]);
+        // Past its quantum a request yields: two requests of 3,000-token inputs alternate.
+        let mut q = Queue::new(limits(1, 10_000, 0, BatchPolicy::Fifo));
+        request(1, 2, 3_000, t0, 10).into_iter().for_each(|e| q.push(e));
+        request(2, 2, 3_000, t0, 20).into_iter().for_each(|e| q.push(e));
+        let order: Vec<u32> = std::iter::from_fn(|| q.next_batch(t0)).flat_map(|b| ids(&b)).collect();
+        assert_eq!(order, vec![10, 20, 11, 21]);
     }
 
     fn ids(batch: &[Entry<u32>]) -> Vec<u32> {
@@ -825,9 +861,10 @@ mod tests {
         q.push(Entry::new(100, t0, t0 + Duration::from_secs(30), 51, 0, 201).of(Priority::Batch, 2));
         let order: Vec<u32> = std::iter::from_fn(|| q.next_batch(t0)).flat_map(|b| ids(&b)).take(4).collect();
         // Tenant 2 gets every other batch despite tenant 1's backlog of 20 inputs; within tenant
-        // 1 the requests interleave (first inputs of requests 0 and 1 before request 0's second).
-        assert_eq!(order, vec![100, 200, 102, 201]);
-        let mut q = Queue::new(limits(1, 10_000, 0, BatchPolicy::Fifo));
+        // 1 a request of 200 tokens fits in the quantum (2,500) and runs whole.
+        assert_eq!(order, vec![100, 200, 101, 201]);
+        // A quantum of 100 tokens: the requests interleave, one input each per turn.
+        let mut q = Queue::new(limits(1, 400, 0, BatchPolicy::Fifo));
         for r in 0..3u32 {
             for e in request(u64::from(r), 2, 100, t0, 100 + 2 * r) {
                 q.push(e.of(Priority::Batch, 1));

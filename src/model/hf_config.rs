@@ -21,6 +21,11 @@ pub struct HfConfig {
     pub max_position_embeddings: Option<usize>,
     #[serde(default)]
     pub pad_token_id: Option<u32>,
+    #[serde(default)]
+    pub hidden_size: Option<usize>,
+    /// ELECTRA's embedding width, when it differs from `hidden_size` (a projection joins them).
+    #[serde(default)]
+    pub embedding_size: Option<usize>,
 }
 
 impl HfConfig {
@@ -38,11 +43,50 @@ impl HfConfig {
         }
         let arch = self.architectures.first().map(String::as_str).unwrap_or_default();
         let arch = arch.to_ascii_lowercase();
-        for known in ["xlmroberta", "distilbert", "roberta", "camembert", "mpnet", "bert"] {
+        for known in ["xlmroberta", "distilbert", "roberta", "camembert", "mpnet", "electra", "bert"] {
             if arch.starts_with(known) {
                 return if known == "xlmroberta" { "xlm-roberta".into() } else { known.into() };
             }
         }
         arch
+    }
+
+    /// Whether the token embeddings are as wide as the encoder (ELECTRA's may be narrower, with a
+    /// projection between them; every other architecture's are).
+    pub fn embeddings_match_hidden(&self) -> bool {
+        let default = (self.model_type() == "electra").then_some(ELECTRA_EMBEDDING_SIZE);
+        match (self.embedding_size.or(default), self.hidden_size) {
+            (Some(width), Some(hidden)) => width == hidden,
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
+    }
+}
+
+/// `ElectraConfig`'s default `embedding_size`, for a config.json that leaves it out.
+pub const ELECTRA_EMBEDDING_SIZE: usize = 128;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: serde_json::Value) -> HfConfig {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn electra_embeddings_are_projected_unless_as_wide_as_the_encoder() {
+        let electra = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"model_type": "electra", "hidden_size": 256});
+            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            config(c)
+        };
+        // electra-small-discriminator: 128 → 256; ElectraConfig's default is 128.
+        assert!(!electra(serde_json::json!({"embedding_size": 128})).embeddings_match_hidden());
+        assert!(!electra(serde_json::json!({})).embeddings_match_hidden());
+        assert!(electra(serde_json::json!({"embedding_size": 256})).embeddings_match_hidden());
+        assert!(config(serde_json::json!({"model_type": "bert", "hidden_size": 384})).embeddings_match_hidden());
+        let guessed = config(serde_json::json!({"architectures": ["ElectraForSequenceClassification"]}));
+        assert_eq!(guessed.model_type(), "electra");
     }
 }

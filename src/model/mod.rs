@@ -181,7 +181,7 @@ impl Model {
             .map_err(|e| LoadError::BadConfig { path: files.config.clone(), reason: e.to_string() })?;
         let task = if splade { splade_task(task)? } else { resolve_task(task, &config)? };
         let device = device_spec.open()?;
-        let packed = arch::packed_gemm(&config.model_type(), &device, &linear);
+        let packed = arch::packed_gemm(&config, &device, &linear);
         let bf16 = Cpu::detect().bf16;
         let dtype =
             dtype_spec.resolve(device_spec, bf16, packed.is_some_and(|g| g.has_bf16())).map_err(LoadError::Options)?;

@@ -18,7 +18,11 @@ pub enum Task {
 impl Task {
     /// The task a checkpoint was saved for, from its `architectures` entry (`BertForMaskedLM` → fill-mask).
     pub fn from_architecture(arch: &str) -> Option<Self> {
-        if arch.ends_with("ForMaskedLM") || arch.ends_with("ForPreTraining") {
+        // ELECTRA's pre-training checkpoint is the discriminator: a per-token replaced/original
+        // score, no masked-LM head (that is the generator, `ElectraForMaskedLM`).
+        if arch == "ElectraForPreTraining" {
+            Some(Self::FeatureExtraction)
+        } else if arch.ends_with("ForMaskedLM") || arch.ends_with("ForPreTraining") {
             Some(Self::FillMask)
         } else if arch.ends_with("ForSequenceClassification") {
             Some(Self::TextClassification)
@@ -73,6 +77,9 @@ mod tests {
         assert_eq!(Task::from_architecture("DistilBertForSequenceClassification"), Some(Task::TextClassification));
         assert_eq!(Task::from_architecture("BertForTokenClassification"), Some(Task::TokenClassification));
         assert_eq!(Task::from_architecture("BertModel"), Some(Task::FeatureExtraction));
+        assert_eq!(Task::from_architecture("BertForPreTraining"), Some(Task::FillMask));
+        assert_eq!(Task::from_architecture("ElectraForPreTraining"), Some(Task::FeatureExtraction));
+        assert_eq!(Task::from_architecture("ElectraForMaskedLM"), Some(Task::FillMask));
         assert_eq!(Task::from_architecture("BertLMHeadModelish"), None);
         assert_eq!("ner".parse::<Task>().unwrap(), Task::TokenClassification);
         assert!("summarization".parse::<Task>().is_err());

@@ -237,6 +237,15 @@ async fn deberta_v2_heads() {
 }
 
 #[tokio::test]
+async fn electra_heads() {
+    // Embeddings narrower than the encoder, projected up (padded encoder): the classifier and the
+    // generator's masked-LM head, tied to the 8-wide embeddings. Equal widths: the packed encoder.
+    check("tiny-electra-sentiment-text-classification").await;
+    check("tiny-electra-mlm-fill-mask").await;
+    check("tiny-electra-ner-token-classification").await;
+}
+
+#[tokio::test]
 async fn modernbert_heads() {
     check("tiny-modernbert-mlm-fill-mask").await;
     check("tiny-modernbert-sentiment-text-classification").await;

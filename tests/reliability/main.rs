@@ -535,7 +535,10 @@ async fn a_flooding_tenant_leaves_an_equal_tenant_its_half() {
                         let r = client.post(&url).bearer_auth(key).json(&json!({"inputs": body})).send().await.unwrap();
                         if r.status() == 200 {
                             r.bytes().await.unwrap();
-                            ok += 1;
+                            // Only answers within the window count: the requests still in flight
+                            // when it closes are mostly the flooding tenant's, and would tilt
+                            // the share towards it however fair the queue was.
+                            ok += usize::from(!stop.load(Ordering::Relaxed));
                         } else {
                             refused += 1;
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -570,7 +573,8 @@ async fn a_flooding_tenant_leaves_an_equal_tenant_its_half() {
         })
     );
     // Per-request fairness alone would give the steady tenant 4 of 16 clients' worth: 25%.
-    // The short form ran about ten batches and measured 0.39 three times on a quiet 2-core machine
-    // (docs/reliability.md): above the 0.25 of per-request fairness, short of the half.
+    // With requests served whole within a quantum and only the window's answers counted, the
+    // short form measured 0.45 in about six batches on a loaded 2-core machine (docs/reliability.md);
+    // the short bound keeps a margin for so few batches.
     assert!(share >= if full() { 0.45 } else { 0.33 }, "the steady tenant got {share:.2} of the capacity");
 }

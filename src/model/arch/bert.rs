@@ -1,4 +1,6 @@
-//! The post-LayerNorm transformer encoder of BERT, and of DistilBERT under its own tensor names.
+//! The post-LayerNorm transformer encoder of BERT, of DistilBERT under its own tensor names, and of
+//! ELECTRA (BERT's names under `electra.`, with embeddings that may be narrower than the encoder and
+//! projected up to it by `embeddings_project`).
 //!
 //! DistilBERT runs here rather than through candle-transformers: candle's DistilBERT uses the tanh
 //! approximation of GELU where `transformers` uses the exact one, which moved scores by 2e-4 in the
@@ -8,6 +10,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
 
 use super::super::gemm::{Dense, LinearOptions};
+use super::super::hf_config::ELECTRA_EMBEDDING_SIZE;
 use super::{attention_bias, Act, Encoder, LoadFailure, Loaded, PaddedBatch};
 
 fn default_type_vocab() -> usize {
@@ -36,6 +39,16 @@ pub struct Config {
     pub layer_norm_eps: f64,
     #[serde(default = "default_position_type")]
     pub position_embedding_type: String,
+    /// ELECTRA's embedding width; `None`: `hidden_size`.
+    #[serde(default)]
+    pub embedding_size: Option<usize>,
+}
+
+impl Config {
+    /// The width of the token, position and type embeddings.
+    pub fn embedding_width(&self) -> usize {
+        self.embedding_size.unwrap_or(self.hidden_size)
+    }
 }
 
 /// Loads BERT or DistilBERT (`model_type`) from `vb` at the base model's prefix.
@@ -56,17 +69,24 @@ pub fn load(
     })
 }
 
-/// The hyper-parameters and tensor names of BERT or DistilBERT (`model_type`).
+/// The hyper-parameters and tensor names of BERT, DistilBERT or ELECTRA (`model_type`).
 pub fn config(
     raw: &serde_json::Value,
     model_type: &str,
 ) -> std::result::Result<(Config, &'static Layout), LoadFailure> {
     let config = |e: serde_json::Error| LoadFailure::Config(e.to_string());
-    if model_type == "distilbert" {
-        let c: DistilBertConfig = serde_json::from_value(raw.clone()).map_err(config)?;
-        Ok((Config::from(c), &DISTILBERT))
-    } else {
-        Ok((serde_json::from_value::<Config>(raw.clone()).map_err(config)?, &BERT))
+    let parsed = || serde_json::from_value::<Config>(raw.clone()).map_err(config);
+    match model_type {
+        "distilbert" => {
+            let c: DistilBertConfig = serde_json::from_value(raw.clone()).map_err(config)?;
+            Ok((Config::from(c), &DISTILBERT))
+        }
+        "electra" => {
+            let mut c = parsed()?;
+            c.embedding_size = Some(c.embedding_size.unwrap_or(ELECTRA_EMBEDDING_SIZE));
+            Ok((c, &ELECTRA))
+        }
+        _ => Ok((Config { embedding_size: None, ..parsed()? }, &BERT)),
     }
 }
 
@@ -89,6 +109,8 @@ pub struct Layout {
     pub(super) position: &'static str,
     pub(super) token_type: Option<&'static str>,
     pub(super) embeddings_norm: &'static str,
+    /// The linear layer from the embedding width to the hidden size (ELECTRA, when they differ).
+    pub(super) embeddings_project: Option<&'static str>,
     pub(super) layers: &'static str,
     pub(super) query: &'static str,
     pub(super) key: &'static str,
@@ -105,6 +127,7 @@ pub const BERT: Layout = Layout {
     position: "embeddings.position_embeddings",
     token_type: Some("embeddings.token_type_embeddings"),
     embeddings_norm: "embeddings.LayerNorm",
+    embeddings_project: None,
     layers: "encoder.layer",
     query: "attention.self.query",
     key: "attention.self.key",
@@ -121,6 +144,7 @@ pub const DISTILBERT: Layout = Layout {
     position: "embeddings.position_embeddings",
     token_type: None,
     embeddings_norm: "embeddings.LayerNorm",
+    embeddings_project: None,
     layers: "transformer.layer",
     query: "attention.q_lin",
     key: "attention.k_lin",
@@ -131,6 +155,10 @@ pub const DISTILBERT: Layout = Layout {
     output: "ffn.lin2",
     output_norm: "output_layer_norm",
 };
+
+/// ELECTRA's discriminator and generator: BERT's names, and `embeddings_project` when the embedding
+/// width differs from the hidden size.
+pub const ELECTRA: Layout = Layout { embeddings_project: Some("embeddings_project"), ..BERT };
 
 /// DistilBERT's hyper-parameters under their own names.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -164,6 +192,7 @@ impl From<DistilBertConfig> for Config {
             type_vocab_size: 0,
             layer_norm_eps: 1e-12,
             position_embedding_type: if c.sinusoidal_pos_embds { "sinusoidal".into() } else { default_position_type() },
+            embedding_size: None,
         }
     }
 }
@@ -173,6 +202,8 @@ struct Embeddings {
     position: Embedding,
     token_type: Option<Embedding>,
     norm: LayerNorm,
+    /// Embedding width → hidden size (ELECTRA with `embedding_size != hidden_size`).
+    project: Option<Linear>,
 }
 
 struct Layer {
@@ -206,13 +237,19 @@ impl Bert {
             candle_core::bail!("hidden_size is not a multiple of num_attention_heads");
         }
         let act = Act::parse(&cfg.hidden_act).map_err(candle_core::Error::msg)?;
-        let h = cfg.hidden_size;
+        let (h, w) = (cfg.hidden_size, cfg.embedding_width());
         let eps = cfg.layer_norm_eps;
+        let project = match names.embeddings_project {
+            Some(name) if w != h => Some(linear(w, h, vb.pp(name))?),
+            _ if w != h => candle_core::bail!("embedding width {w} differs from hidden_size {h}"),
+            _ => None,
+        };
         let embeddings = Embeddings {
-            word: embedding(cfg.vocab_size, h, vb.pp(names.word))?,
-            position: embedding(cfg.max_position_embeddings, h, vb.pp(names.position))?,
-            token_type: names.token_type.map(|n| embedding(cfg.type_vocab_size, h, vb.pp(n))).transpose()?,
-            norm: layer_norm(h, eps, vb.pp(names.embeddings_norm))?,
+            word: embedding(cfg.vocab_size, w, vb.pp(names.word))?,
+            position: embedding(cfg.max_position_embeddings, w, vb.pp(names.position))?,
+            token_type: names.token_type.map(|n| embedding(cfg.type_vocab_size, w, vb.pp(n))).transpose()?,
+            norm: layer_norm(w, eps, vb.pp(names.embeddings_norm))?,
+            project,
         };
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
@@ -240,7 +277,11 @@ impl Bert {
             xs = (xs + token_type.forward(&batch.type_ids)?)?;
         }
         let xs = xs.broadcast_add(&self.embeddings.position.forward(&positions)?)?;
-        self.embeddings.norm.forward(&xs)
+        let xs = self.embeddings.norm.forward(&xs)?;
+        match &self.embeddings.project {
+            Some(project) => project.forward(&xs),
+            None => Ok(xs),
+        }
     }
 
     fn layer(&self, layer: &Layer, xs: &Tensor, bias: &Tensor) -> Result<Tensor> {

@@ -1,4 +1,4 @@
-//! BERT and DistilBERT on the CPU over a batch's tokens packed end to end (`tokens × hidden`, no
+//! BERT, DistilBERT and ELECTRA (embeddings as wide as the encoder) on the CPU over a batch's tokens packed end to end (`tokens × hidden`, no
 //! padding): a mixed-length batch costs the sum of its lengths, not batch × longest.
 //!
 //! One layer is four GEMMs (fused QKV, attention output, FFN in, FFN out, on
@@ -144,6 +144,13 @@ impl PackedBert {
         }
         if cfg.hidden_size % cfg.num_attention_heads != 0 {
             return Err(LoadFailure::Config("hidden_size is not a multiple of num_attention_heads".into()));
+        }
+        if cfg.embedding_width() != cfg.hidden_size {
+            return Err(LoadFailure::Config(format!(
+                "embeddings of width {} projected to hidden_size {} run on the padded encoder",
+                cfg.embedding_width(),
+                cfg.hidden_size
+            )));
         }
         if precision == Precision::Bf16 && !gemm.has_bf16() {
             return Err(LoadFailure::Config(format!("{gemm:?} has no bf16 GEMM")));

@@ -90,6 +90,17 @@ impl HeadNames {
                 mlm_uses_encoder_act: false,
                 ..bert_like(&["mpnet.", ""], ("classifier.dense", Act::Tanh))
             }),
+            // ELECTRA: RoBERTa's classification head with GELU; the generator's masked-LM head
+            // projects the hidden state back to the embedding width, tied to the embeddings.
+            "electra" => Some(Self {
+                sequence_classifier: "classifier.out_proj",
+                mlm_dense: "generator_predictions.dense",
+                mlm_norm: "generator_predictions.LayerNorm",
+                mlm_decoder: "generator_lm_head.weight",
+                mlm_bias: &["generator_lm_head.bias"],
+                mlm_uses_encoder_act: false,
+                ..bert_like(&["electra.", ""], ("classifier.dense", Act::Gelu))
+            }),
             "modernbert" => Some(Self {
                 base_prefixes: &["model.", ""],
                 word_embeddings: "embeddings.tok_embeddings",
@@ -247,6 +258,9 @@ pub enum Head {
 /// What a head needs to know about the encoder and the checkpoint's config.
 pub struct HeadContext<'a> {
     pub prefix: &'a str,
+    /// The encoder's output width (`hidden_size`; `None`: the embeddings' width, which may be
+    /// narrower: ELECTRA).
+    pub hidden: Option<usize>,
     pub encoder_act: Act,
     pub eps: f64,
     pub num_labels: usize,
@@ -257,31 +271,45 @@ pub struct HeadContext<'a> {
 impl Head {
     pub fn load(task: Task, names: &HeadNames, ctx: &HeadContext<'_>, vb: &VarBuilder) -> Result<Self> {
         let embeddings = vb.pp(format!("{}{}", ctx.prefix, names.word_embeddings)).get_unchecked("weight")?;
-        let (vocab, hidden) = embeddings.dims2()?;
-        let transform = |name: String, act: Act, norm_name: Option<&str>| -> Result<Transform> {
+        let (vocab, width) = embeddings.dims2()?;
+        let hidden = ctx.hidden.unwrap_or(width);
+        // hidden → `outputs` → activation (→ LayerNorm over `outputs`).
+        let transform = |name: String, act: Act, norm_name: Option<&str>, outputs: usize| -> Result<Transform> {
             Ok(Transform {
-                dense: dense(hidden, hidden, vb.pp(name))?,
+                dense: dense(hidden, outputs, vb.pp(name))?,
                 act,
-                norm: norm_name.map(|n| norm(hidden, ctx.eps, vb.pp(n))).transpose()?,
+                norm: norm_name.map(|n| norm(outputs, ctx.eps, vb.pp(n))).transpose()?,
             })
         };
         match task {
             Task::FeatureExtraction => Ok(Self::Hidden),
             Task::TextClassification => Ok(Self::Sequence(SequenceHead {
                 pooling: ctx.pooling,
-                transform: transform(names.sequence_pre_name(ctx.prefix), names.sequence_pre.1, names.sequence_norm)?,
+                transform: transform(
+                    names.sequence_pre_name(ctx.prefix),
+                    names.sequence_pre.1,
+                    names.sequence_norm,
+                    hidden,
+                )?,
                 classifier: dense(hidden, ctx.num_labels, vb.pp(names.sequence_classifier))?,
             })),
             Task::TokenClassification => Ok(Self::Token(TokenHead {
                 transform: names
                     .token_uses_head
-                    .then(|| transform(names.sequence_pre_name(ctx.prefix), names.sequence_pre.1, names.sequence_norm))
+                    .then(|| {
+                        transform(
+                            names.sequence_pre_name(ctx.prefix),
+                            names.sequence_pre.1,
+                            names.sequence_norm,
+                            hidden,
+                        )
+                    })
                     .transpose()?,
                 classifier: dense(hidden, ctx.num_labels, vb.pp(names.token_classifier))?,
             })),
             Task::FillMask => {
                 let weight = if vb.contains_tensor(names.mlm_decoder) {
-                    vb.get((vocab, hidden), names.mlm_decoder)?
+                    vb.get((vocab, width), names.mlm_decoder)?
                 } else {
                     embeddings
                 };
@@ -291,7 +319,7 @@ impl Head {
                 };
                 let act = if names.mlm_uses_encoder_act { ctx.encoder_act } else { Act::Gelu };
                 Ok(Self::MaskedLm(MaskedLmHead {
-                    transform: transform(names.mlm_dense.to_string(), act, Some(names.mlm_norm))?,
+                    transform: transform(names.mlm_dense.to_string(), act, Some(names.mlm_norm), width)?,
                     decoder: Linear::new(weight, Some(bias)),
                 }))
             }

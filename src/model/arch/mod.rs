@@ -1,6 +1,6 @@
 //! Encoder architectures behind one interface, and the task heads on top of them.
 //!
-//! BERT and DistilBERT share the encoder in `bert.rs` (candle's BERT turns the attention mask into
+//! BERT, DistilBERT and ELECTRA share the encoder in `bert.rs` (candle's BERT turns the attention mask into
 //! NaN in f16, candle's DistilBERT uses an approximate GELU); (XLM-)RoBERTa, DeBERTa-v2 and
 //! ModernBERT reuse candle-transformers' encoders. Heads
 //! are written with candle-nn on the Hugging Face tensor names, so fine-tuned checkpoints load unchanged.
@@ -81,12 +81,13 @@ pub enum EncoderKind {
     Packed(bert_packed::PackedBert),
 }
 
-/// The GEMM library the packed encoder would run `model_type` on, or `None` where the padded
-/// encoder serves it: another architecture, a GPU, int8, or a GEMM library (OpenBLAS, oneDNN)
-/// whose thread pool cannot be switched off per call.
-pub fn packed_gemm(model_type: &str, device: &Device, linear: &LinearOptions) -> Option<CpuGemm> {
-    let ours = matches!(model_type, "bert" | "distilbert");
-    if !ours || !device.is_cpu() || linear.quantize != Quantize::None {
+/// The GEMM library the packed encoder would run `config`'s model on, or `None` where the padded
+/// encoder serves it: another architecture, an ELECTRA whose embeddings are projected to the
+/// hidden width, a GPU, int8, or a GEMM library (OpenBLAS, oneDNN) whose thread pool cannot be
+/// switched off per call.
+pub fn packed_gemm(config: &HfConfig, device: &Device, linear: &LinearOptions) -> Option<CpuGemm> {
+    let ours = matches!(config.model_type().as_str(), "bert" | "distilbert" | "electra");
+    if !ours || !config.embeddings_match_hidden() || !device.is_cpu() || linear.quantize != Quantize::None {
         return None;
     }
     CpuGemm::for_backend(linear.backend)
@@ -137,11 +138,11 @@ pub fn load(
     linear: &LinearOptions,
 ) -> std::result::Result<Network, LoadError> {
     let model_type = config.model_type();
-    let ours = matches!(model_type.as_str(), "bert" | "distilbert");
+    let ours = matches!(model_type.as_str(), "bert" | "distilbert" | "electra");
     if !ours && linear.quantize == Quantize::Int8 {
         // candle-transformers' encoders hold candle-nn's Linear, which has no int8 form.
         return Err(LoadError::Options(format!(
-            "--quantize int8 supports bert and distilbert models, not {model_type}"
+            "--quantize int8 supports bert, distilbert and electra models, not {model_type}"
         )));
     }
     if linear.quantize == Quantize::Int8 && (dtype != DType::F32 || !device.is_cpu()) {
@@ -162,7 +163,7 @@ pub fn load(
         other => other,
     })?;
     let num_labels = heads::num_labels(task, &names, &weights);
-    let packed = packed_gemm(&model_type, device, linear);
+    let packed = packed_gemm(config, device, linear);
     // The packed encoder converts its GEMM weights itself; everything else it holds, and the
     // heads on top of it, stay f32.
     let vb = weights.into_var_builder(if packed.is_some() { DType::F32 } else { dtype }, device);
@@ -188,7 +189,7 @@ pub fn load(
                 })
             })
         }
-        ("bert" | "distilbert", None) => bert::load(base, raw_config, &model_type, linear),
+        ("bert" | "distilbert" | "electra", None) => bert::load(base, raw_config, &model_type, linear),
         ("deberta-v2", None) => deberta::load(base, raw_config),
         ("mpnet", None) => mpnet::load(base, raw_config),
         // candle's ModernBERT adds its `model.` prefix itself.
@@ -201,7 +202,7 @@ pub fn load(
         Some("mean") => SequencePooling::Mean,
         _ => SequencePooling::First,
     };
-    let ctx = HeadContext { prefix: &prefix, encoder_act: act, eps, num_labels, pooling };
+    let ctx = HeadContext { prefix: &prefix, hidden: config.hidden_size, encoder_act: act, eps, num_labels, pooling };
     let head = match heads::Head::load(task, &names, &ctx, &vb).map_err(mismatch)? {
         Head::MaskedLm(mlm) if head.splade => Head::Splade(mlm),
         other => other,

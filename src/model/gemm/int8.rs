@@ -29,10 +29,10 @@ pub struct QuantizedRows {
 }
 
 impl QuantizedWeight {
-    /// Quantizes `w` (`n × k`) to `[-max_q, max_q]` per row.
-    pub fn new(w: &[f32], n: usize, k: usize, max_q: i8) -> Self {
+    /// Quantizes `w` (`n × k`) to `[-127, 127]` per row.
+    pub fn new(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k);
-        let max_q = f32::from(max_q.max(1));
+        let max_q = 127f32;
         let mut values = Vec::with_capacity(n * k);
         let mut scales = Vec::with_capacity(n);
         let mut colsum = Vec::with_capacity(n);
@@ -120,7 +120,7 @@ mod tests {
         let (m, n, k) = (5, 7, 64);
         let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 / 50.0 - 0.7) * 1.5).collect();
         let w: Vec<f32> = (0..n * k).map(|i| (i * 53 % 97) as f32 / 97.0 - 0.5).collect();
-        let qw = QuantizedWeight::new(&w, n, k, 127);
+        let qw = QuantizedWeight::new(&w, n, k);
         let qx = quantize_rows(&x, m, k);
         let mut acc = vec![0i32; m * n];
         for i in 0..m {
@@ -156,7 +156,7 @@ mod tests {
     fn constant_and_zero_rows_do_not_divide_by_zero() {
         let q = quantize_rows(&[0.0; 8], 2, 4);
         assert!(q.values.iter().all(|&v| v == 0) && q.scales.iter().all(|s| s.is_finite()));
-        let w = QuantizedWeight::new(&[0.0; 4], 1, 4, 127);
+        let w = QuantizedWeight::new(&[0.0; 4], 1, 4);
         assert_eq!(w.colsum, vec![0]);
     }
 }

@@ -250,14 +250,11 @@ const NO_INT8: &str = "--quantize int8 needs an integer GEMM, which this build l
 pub struct LinearOptions {
     pub backend: Backend,
     pub quantize: Quantize,
-    /// Largest weight magnitude in int8: 127 with VNNI; 63 without, so that AVX2's pairwise
-    /// u8 × i8 sums (`vpmaddubsw`, 2 × 255 × 63 < 2¹⁵) cannot saturate (ONNX Runtime's reduce_range).
-    pub int8_weight_max: i8,
 }
 
 impl Default for LinearOptions {
     fn default() -> Self {
-        Self { backend: Backend::Candle, quantize: Quantize::None, int8_weight_max: 127 }
+        Self { backend: Backend::Candle, quantize: Quantize::None }
     }
 }
 
@@ -266,8 +263,25 @@ impl LinearOptions {
     pub fn resolve(gemm: GemmChoice, quantize: Quantize) -> std::result::Result<Self, String> {
         let cpu = Cpu::detect();
         let backend = gemm.resolve(quantize, &cpu)?;
-        Ok(Self { backend, quantize, int8_weight_max: if cpu.vnni { 127 } else { 63 } })
+        if quantize == Quantize::Int8 {
+            int8_runs_on(&cpu)?;
+        }
+        Ok(Self { backend, quantize })
     }
+}
+
+/// Whether `cpu` can serve `--quantize int8` at the quality gate's accuracy: only with VNNI. On
+/// AVX2 alone the integer GEMMs pair u8 × i8 products in 16 bits (`vpmaddubsw`), which saturate
+/// with full-range weights; weights cut to ±63 to avoid it (ONNX Runtime's reduce_range), or
+/// activations cut to 7 bits, missed the gate (all-MiniLM-L6-v2 at cosine 0.991 and 0.985 per
+/// token, fill-mask and NER labels changed; docs/benchmarks.md).
+pub fn int8_runs_on(cpu: &Cpu) -> std::result::Result<(), String> {
+    if cpu.vnni {
+        return Ok(());
+    }
+    Err("--quantize int8 needs a CPU with AVX-512 VNNI or AVX-VNNI: without them the integer GEMM \
+saturates at full range and misses the int8 quality gate at reduced range; serve this CPU in f32"
+        .into())
 }
 
 /// `c = a · bᵀ + beta · c` (row-major; `(m, n, k)`: `a` is m × k, `b` n × k, `c` m × n) on a
@@ -350,7 +364,7 @@ impl Dense {
             }
             (Quantize::Int8, backend) if backend.has_int8() => {
                 let w = weight.flatten_all()?.to_vec1::<f32>()?;
-                let weight = QuantizedWeight::new(&w, n, k, options.int8_weight_max);
+                let weight = QuantizedWeight::new(&w, n, k);
                 Ok(Self::Int8(Int8Dense { backend, weight, bias }))
             }
             (Quantize::Int8, _) => candle_core::bail!("{NO_INT8}"),
@@ -458,6 +472,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn int8_is_refused_without_vnni() {
+        let avx2 = Cpu::parse("vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2 fma\n");
+        let err = int8_runs_on(&avx2).unwrap_err();
+        assert!(err.contains("AVX-512 VNNI or AVX-VNNI"), "{err}");
+        let vnni = Cpu::parse("vendor_id\t: GenuineIntel\nflags\t\t: avx2 avx_vnni\n");
+        assert_eq!(int8_runs_on(&vnni), Ok(()));
+    }
+
     /// Every linear-layer variant this build has against candle's own matmul on the same weights.
     #[test]
     fn every_backend_matches_candle_matmul() -> Result<()> {
@@ -473,12 +496,17 @@ mod tests {
         let linear = Linear::new(w, Some(b));
         let want = linear.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
         let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+        // Without VNNI int8 is refused at load (and its GEMM saturates at full range).
+        let vnni = int8_runs_on(&Cpu::detect()).is_ok();
+        if !vnni {
+            println!("int8 not compared: this CPU has no VNNI");
+        }
         for backend in Backend::compiled() {
             for quantize in [Quantize::None, Quantize::Int8] {
-                if quantize == Quantize::Int8 && !backend.has_int8() {
+                if quantize == Quantize::Int8 && !(backend.has_int8() && vnni) {
                     continue;
                 }
-                let options = LinearOptions { backend, quantize, int8_weight_max: 127 };
+                let options = LinearOptions { backend, quantize };
                 let got = Dense::new(linear.clone(), &options)?.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
                 let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 // f32: summation order only. int8: ~1% of the output range.
