@@ -139,6 +139,7 @@ impl Edge {
                 tokio::select! {
                     biased;
                     Some(answer) = pending.next(), if !pending.is_empty() => {
+                        let answer: Result<R, Status> = answer;
                         let failed = answer.is_err();
                         if tx.send(answer).await.is_err() || failed {
                             break;
