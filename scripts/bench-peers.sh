@@ -20,6 +20,7 @@ mix_long="$long Later that evening the farmer walked back along the road to the 
 SERVERS=(
   "pipeserve auto|$bin --model $model --port PORT --host 127.0.0.1"
   "pipeserve f32|$bin --model $model --port PORT --host 127.0.0.1 --dtype f32"
+  "pipeserve bf16|$bin --model $model --port PORT --host 127.0.0.1 --dtype bf16"
   "pipeserve f32 fifo|$bin --model $model --port PORT --host 127.0.0.1 --dtype f32 --batch-policy fifo"
   "torch f32|$py scripts/torch_server.py --model $model --port PORT --dtype f32"
   "torch bf16|$py scripts/torch_server.py --model $model --port PORT --dtype bf16"

@@ -160,8 +160,9 @@ pub struct Cpu {
 pub enum Bf16Support {
     #[default]
     None,
-    /// AVX512-BF16 (`vdpbf16ps`): on an Intel Xeon without AMX it served *slower* than f32
-    /// (docs/benchmarks.md, round 5), so `--dtype auto` does not pick bf16 for it.
+    /// AVX512-BF16 (`vdpbf16ps`): on an Intel Xeon without AMX and on an AMD EPYC Zen 4, MKL's
+    /// bf16 GEMM served *slower* than its f32 one (docs/benchmarks.md, round 5), so `--dtype auto`
+    /// does not pick bf16 for it.
     Avx512,
     /// AMX-BF16 tiles: PyTorch's bf16 model step ran 3.5× its f32 one on such a Xeon.
     Amx,
