@@ -174,42 +174,20 @@ fn texts(request: &pb::ModelInferRequest) -> AppResult<Vec<Vec<String>>> {
             )));
         }
         let typed = tensor.contents.as_ref().map(|c| c.bytes_contents.as_slice()).unwrap_or_default();
-        let elements: Vec<&[u8]> = match raw.get(index) {
-            Some(_) if !typed.is_empty() => {
-                return Err(ApiError::Validation(format!(
-                    "inputs[{index}] ({name}): both contents and raw_input_contents: send one"
-                )))
-            }
-            Some(bytes) => {
-                split_raw(bytes).map_err(|e| ApiError::Validation(format!("inputs[{index}] ({name}): {e}")))?
-            }
-            None => typed.iter().map(Vec::as_slice).collect(),
+        let invalid = |e: &str| ApiError::Validation(format!("inputs[{index}] ({name}): {e}"));
+        let strings = match raw.get(index) {
+            Some(_) if !typed.is_empty() => return Err(invalid("both contents and raw_input_contents: send one")),
+            Some(bytes) => oip::raw_strings(bytes).map_err(invalid)?,
+            None => typed
+                .iter()
+                .map(|e| String::from_utf8(e.clone()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| invalid("an element is not UTF-8"))?,
         };
-        let strings = elements
-            .into_iter()
-            .map(|e| String::from_utf8(e.to_vec()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ApiError::Validation(format!("inputs[{index}] ({name}): an element is not UTF-8")))?;
         oip::check_shape(index, name, &tensor.shape, strings.len())?;
         columns.push(strings);
     }
     Ok(columns)
-}
-
-/// The elements of a raw `BYTES` tensor: each a 4-byte little-endian length, then its bytes.
-fn split_raw(mut bytes: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let (len, rest) = bytes.split_first_chunk::<4>().ok_or("raw BYTES contents end inside a length prefix")?;
-        let len = u32::from_le_bytes(*len) as usize;
-        if rest.len() < len {
-            return Err("raw BYTES contents end inside an element");
-        }
-        let (element, rest) = rest.split_at(len);
-        out.push(element);
-        bytes = rest;
-    }
-    Ok(out)
 }
 
 /// The request's `parameters` as the pipeline's JSON parameters.
@@ -236,16 +214,9 @@ fn encode(output: ResponseOutput, raw: bool) -> (pb::model_infer_response::Infer
     let mut contents = pb::InferTensorContents::default();
     let mut bytes = Vec::new();
     match data {
-        TensorData::Fp32(v) if raw => bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        data if raw => bytes = data.into_raw(),
         TensorData::Fp32(v) => contents.fp32_contents = v,
-        TensorData::Int64(v) if raw => bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::Int64(v) => contents.int64_contents = v,
-        TensorData::Bytes(v) if raw => {
-            for s in v {
-                bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                bytes.extend_from_slice(s.as_bytes());
-            }
-        }
         TensorData::Bytes(v) => contents.bytes_contents = v.into_iter().map(String::into_bytes).collect(),
     }
     let tensor = pb::model_infer_response::InferOutputTensor {

@@ -2,6 +2,12 @@
 //! `infer`, as a thin adapter over [`crate::infer::Infer`]: the JSON tensors become strings here;
 //! what the protocol does with them (and the output per task) is [`super::oip`]'s, shared with gRPC.
 //!
+//! Triton's binary tensor data extension is served as its clients use it (tritonclient and kserve's
+//! `InferenceRESTClient` send tensors this way by default): with an `Inference-Header-Content-Length`
+//! header, the body is that many bytes of JSON, then the raw bytes of each input that names its
+//! `binary_data_size`, in order; asked for binary outputs (`binary_data_output`, or an output's
+//! `binary_data`), the answer is the same layout.
+//!
 //! Errors use the protocol's `{"error": "..."}` body; their status is decided by [`ApiError`] as on
 //! every other route.
 
@@ -9,7 +15,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -45,8 +51,8 @@ pub fn is_v2_path(path: &str) -> bool {
 pub struct ServerMetadata {
     name: &'static str,
     version: &'static str,
-    /// Protocol extensions served: none (no binary tensors, no model repository).
-    extensions: Vec<String>,
+    /// Protocol extensions served: `binary_tensor_data` (no model repository, no shared memory).
+    extensions: Vec<&'static str>,
 }
 
 /// `GET /v2/models/{name}`: the model's metadata.
@@ -75,12 +81,14 @@ pub struct RequestInput {
     shape: Vec<i64>,
     /// `BYTES` (texts) is the only type a text pipeline takes.
     datatype: String,
+    /// `binary_data_size`: the tensor's bytes follow the JSON (binary tensor data extension).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     parameters: Option<Map<String, Value>>,
-    /// The texts, flat or nested as the shape says (row-major).
-    #[schema(value_type = Vec<String>)]
-    data: Value,
+    /// The texts, flat or nested as the shape says (row-major); absent for a binary tensor.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    data: Option<Value>,
 }
 
 /// An output the client asks for; only `output-0` exists.
@@ -88,10 +96,10 @@ pub struct RequestInput {
 #[serde(deny_unknown_fields)]
 pub struct RequestOutput {
     name: String,
-    /// `binary_data` (tritonclient): accepted, the answer is JSON.
+    /// `binary_data`: this output's bytes follow the JSON of the answer (overrides the request's
+    /// `binary_data_output`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    #[allow(dead_code)]
     parameters: Option<Map<String, Value>>,
 }
 
@@ -102,6 +110,12 @@ pub struct InferRequestBody {
     /// Echoed in the response; the request id when absent.
     #[serde(default)]
     id: Option<String>,
+    /// kserve's `InferenceRESTClient` names the model in the body too: it must be the path's.
+    #[serde(default)]
+    model_name: Option<String>,
+    /// As `model_name`: the path's version when given.
+    #[serde(default)]
+    model_version: Option<String>,
     /// The pipeline's parameters (those of `/predict`; `/embed`'s for feature-extraction).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -119,13 +133,42 @@ pub struct InferResponseBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     model_version: Option<String>,
     id: String,
-    outputs: Vec<ResponseOutput>,
+    outputs: Vec<OutputTensor>,
 }
+
+/// An output tensor: its data in the JSON, or its size with its bytes after the JSON.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OutputTensor {
+    Data(ResponseOutput),
+    Binary(BinaryOutput),
+}
+
+/// An output whose bytes follow the JSON (binary tensor data extension).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BinaryOutput {
+    name: &'static str,
+    datatype: &'static str,
+    shape: Vec<usize>,
+    parameters: BinarySize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BinarySize {
+    binary_data_size: usize,
+}
+
+/// The header of the binary tensor data extension: the length of the body's JSON part.
+const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// `GET /v2`: name, version and extensions of the server.
 #[utoipa::path(get, path = "/v2", tag = "KServe v2", responses((status = 200, body = ServerMetadata)))]
 pub async fn server_metadata() -> Json<ServerMetadata> {
-    Json(ServerMetadata { name: "pipeserve", version: env!("CARGO_PKG_VERSION"), extensions: Vec::new() })
+    Json(ServerMetadata {
+        name: "pipeserve",
+        version: env!("CARGO_PKG_VERSION"),
+        extensions: vec!["binary_tensor_data"],
+    })
 }
 
 /// `GET /v2/health/live`: as `/health/live`.
@@ -221,7 +264,8 @@ fn readiness(state: &AppState, name: &str, version: Option<&str>) -> AppResult<R
 
 /// `POST /v2/models/{name}/infer`: the configured pipeline on a `BYTES` tensor of texts.
 #[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "KServe v2", params(("name" = String, Path, description = "the served model's name")),
-    request_body(content = InferRequestBody, content_type = "application/json"),
+    request_body(content = InferRequestBody, content_type = "application/json",
+        description = "JSON; or, with `Inference-Header-Content-Length`, that much JSON then the binary tensors (README)"),
     responses((status = 200, description = "`output-0`, shaped per task (README)", body = InferResponseBody),
         (status = 404, description = "another name", body = V2ErrorBody)))]
 pub async fn infer(
@@ -237,7 +281,8 @@ pub async fn infer(
 /// `POST /v2/models/{name}/versions/{version}/infer`: as `/v2/models/{name}/infer`.
 #[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "KServe v2",
     params(("name" = String, Path, description = "the served model's name"), ("version" = String, Path, description = "`1`")),
-    request_body(content = InferRequestBody, content_type = "application/json"),
+    request_body(content = InferRequestBody, content_type = "application/json",
+        description = "JSON; or, with `Inference-Header-Content-Length`, that much JSON then the binary tensors (README)"),
     responses((status = 200, description = "`output-0`, shaped per task (README)", body = InferResponseBody),
         (status = 404, description = "another name or version", body = V2ErrorBody)))]
 pub async fn infer_version(
@@ -259,47 +304,122 @@ async fn call(
     version: Option<&str>,
 ) -> AppResult<Response> {
     oip::check_model(&state.served_model_name, name, version)?;
-    if headers.contains_key("inference-header-content-length") {
-        return Err(binary_refused());
+    let (json, binary) = split_body(headers, body)?;
+    // With binary tensors the body is `application/octet-stream`; its first part is JSON regardless.
+    let request: InferRequestBody =
+        if binary.is_some() { parse_json(&HeaderMap::new(), json)? } else { parse_json(headers, json)? };
+    if let Some(body_name) = &request.model_name {
+        oip::check_model(name, body_name, request.model_version.as_deref().or(version))?;
     }
-    let request: InferRequestBody = parse_json(headers, body)?;
     let infer = state.infer()?;
-    let inputs = texts(&request.inputs)?;
+    let inputs = texts(&request.inputs, binary)?;
     oip::check_outputs(request.outputs.iter().flatten().map(|o| o.name.as_str()))?;
     let parameters = request.parameters.unwrap_or_default();
+    let binary_output = binary_output(&parameters, request.outputs.as_deref().unwrap_or_default())?;
     let id = request
         .id
         .or_else(|| headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string))
         .unwrap_or_default();
     let (output, stats) = oip::infer(infer, deadline, inputs, parameters).await?;
-    let response = InferResponseBody {
+    let mut response = InferResponseBody {
         model_name: state.served_model_name.clone(),
         model_version: version.map(str::to_string),
         id,
-        outputs: vec![output],
+        outputs: Vec::with_capacity(1),
     };
-    Ok((Extension(stats), Json(response)).into_response())
+    if !binary_output {
+        response.outputs.push(OutputTensor::Data(output));
+        return Ok((Extension(stats), Json(response)).into_response());
+    }
+    let ResponseOutput { name: tensor, datatype, shape, data } = output;
+    let raw = data.into_raw();
+    let parameters = BinarySize { binary_data_size: raw.len() };
+    response.outputs.push(OutputTensor::Binary(BinaryOutput { name: tensor, datatype, shape, parameters }));
+    let mut bytes = serde_json::to_vec(&response).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let json_length = bytes.len().to_string();
+    bytes.extend_from_slice(&raw);
+    let headers = [(header::CONTENT_TYPE.as_str(), "application/octet-stream"), (HEADER_LENGTH, json_length.as_str())];
+    Ok((Extension(stats), headers, bytes).into_response())
 }
 
-fn binary_refused() -> ApiError {
-    ApiError::BadRequest("binary tensor data is not supported: send the tensors as JSON".into())
+/// The body's JSON part and, with the binary tensor data extension's header, the bytes after it.
+fn split_body<'a>(headers: &HeaderMap, body: &'a [u8]) -> AppResult<(&'a [u8], Option<&'a [u8]>)> {
+    let Some(value) = headers.get(HEADER_LENGTH) else { return Ok((body, None)) };
+    let length = value.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()).ok_or_else(|| {
+        ApiError::BadRequest("Inference-Header-Content-Length must be the JSON part's length in bytes".into())
+    })?;
+    if length > body.len() {
+        return Err(ApiError::BadRequest(format!(
+            "Inference-Header-Content-Length {length} is past the body's {} bytes",
+            body.len()
+        )));
+    }
+    let (json, binary) = body.split_at(length);
+    Ok((json, Some(binary)))
+}
+
+/// A boolean flag of a `parameters` object, if set.
+fn flag(parameters: &Map<String, Value>, key: &str, owner: &str) -> AppResult<Option<bool>> {
+    match parameters.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ApiError::Validation(format!("{owner} parameter {key} must be true or false"))),
+    }
+}
+
+/// Whether the one output goes as binary: its own `binary_data`, else the request's
+/// `binary_data_output`, else JSON.
+fn binary_output(parameters: &Map<String, Value>, outputs: &[RequestOutput]) -> AppResult<bool> {
+    let mut own = None;
+    for output in outputs {
+        if let Some(p) = &output.parameters {
+            own = own.or(flag(p, "binary_data", "output")?);
+        }
+    }
+    Ok(own.or(flag(parameters, "binary_data_output", "request")?).unwrap_or(false))
 }
 
 /// The texts of the request's input tensors: one `BYTES` tensor, or two (text, text pair) of the
-/// same length.
-fn texts(tensors: &[RequestInput]) -> AppResult<Vec<Input>> {
-    oip::inputs(tensors.iter().enumerate().map(|(i, t)| strings(i, t)).collect::<AppResult<Vec<_>>>()?)
+/// same length. `binary` is the body after its JSON, which the binary inputs share in order.
+fn texts(tensors: &[RequestInput], mut binary: Option<&[u8]>) -> AppResult<Vec<Input>> {
+    let columns = tensors.iter().enumerate().map(|(i, t)| strings(i, t, &mut binary)).collect::<AppResult<Vec<_>>>()?;
+    if let Some(rest) = binary.filter(|rest| !rest.is_empty()) {
+        return Err(ApiError::BadRequest(format!(
+            "{} bytes of binary data past the inputs' binary_data_size",
+            rest.len()
+        )));
+    }
+    oip::inputs(columns)
 }
 
-/// One `BYTES` tensor's strings, checked against its shape.
-fn strings(index: usize, tensor: &RequestInput) -> AppResult<Vec<String>> {
+/// One `BYTES` tensor's strings, from its JSON `data` or its share of `binary`, checked against its
+/// shape.
+fn strings(index: usize, tensor: &RequestInput, binary: &mut Option<&[u8]>) -> AppResult<Vec<String>> {
     let name = &tensor.name;
-    if tensor.parameters.as_ref().is_some_and(|p| p.contains_key("binary_data_size")) {
-        return Err(binary_refused());
-    }
     oip::check_datatype(index, name, &tensor.datatype)?;
-    let mut out = Vec::new();
-    flatten(&tensor.data, &mut out, 0).map_err(|e| ApiError::Validation(format!("inputs[{index}] ({name}): {e}")))?;
+    let invalid = |e: &str| ApiError::Validation(format!("inputs[{index}] ({name}): {e}"));
+    let size = tensor.parameters.as_ref().and_then(|p| p.get("binary_data_size"));
+    let out = match (size, &tensor.data) {
+        (Some(_), Some(_)) => return Err(invalid("both data and binary_data_size: send one")),
+        (None, None) => return Err(invalid("no data: send data, or binary_data_size and the bytes")),
+        (None, Some(data)) => {
+            let mut out = Vec::new();
+            flatten(data, &mut out, 0).map_err(invalid)?;
+            out
+        }
+        (Some(size), None) => {
+            let size = size.as_u64().ok_or_else(|| invalid("binary_data_size must be a byte count"))?;
+            let rest = binary
+                .as_mut()
+                .ok_or_else(|| invalid("binary_data_size without the Inference-Header-Content-Length header"))?;
+            let size = usize::try_from(size).ok().filter(|&n| n <= rest.len()).ok_or_else(|| {
+                invalid(&format!("binary_data_size {size} is past the {} bytes after the JSON", rest.len()))
+            })?;
+            let (own, after) = rest.split_at(size);
+            *rest = after;
+            oip::raw_strings(own).map_err(invalid)?
+        }
+    };
     oip::check_shape(index, name, &tensor.shape, out.len())?;
     Ok(out)
 }
@@ -326,7 +446,16 @@ mod tests {
     use super::*;
 
     fn tensor(shape: Vec<i64>, datatype: &str, data: Value) -> RequestInput {
-        RequestInput { name: "text".into(), shape, datatype: datatype.into(), parameters: None, data }
+        RequestInput { name: "text".into(), shape, datatype: datatype.into(), parameters: None, data: Some(data) }
+    }
+
+    fn binary(shape: Vec<i64>, size: usize) -> RequestInput {
+        let parameters = serde_json::from_value(serde_json::json!({"binary_data_size": size})).unwrap();
+        RequestInput { name: "text".into(), shape, datatype: "BYTES".into(), parameters: Some(parameters), data: None }
+    }
+
+    fn texts(tensors: &[RequestInput]) -> AppResult<Vec<Input>> {
+        super::texts(tensors, None)
     }
 
     #[test]
@@ -359,8 +488,61 @@ mod tests {
             tensor(vec![2], "BYTES", serde_json::json!(["x", "y"])),
         );
         assert!(texts(&[a, b]).unwrap_err().to_string().contains("must match"));
-        let mut binary = tensor(vec![1], "BYTES", serde_json::json!([]));
-        binary.parameters = Some(serde_json::from_value(serde_json::json!({"binary_data_size": 9})).unwrap());
-        assert!(matches!(texts(&[binary]).unwrap_err(), ApiError::BadRequest(_)));
+        let e = texts(&[binary(vec![1], 9)]).unwrap_err();
+        assert!(e.to_string().contains("without the Inference-Header-Content-Length"), "{e}");
+    }
+
+    #[test]
+    fn binary_tensors_take_their_share_of_the_bytes_after_the_json_in_order() {
+        let raw = |s: &[&str]| oip::TensorData::Bytes(s.iter().map(|s| s.to_string()).collect()).into_raw();
+        let (a, b) = (raw(&["a", "héllo"]), raw(&["x", ""]));
+        let body = [a.clone(), b.clone()].concat();
+        let pairs = [binary(vec![2], a.len()), binary(vec![2, 1], b.len())];
+        assert_eq!(
+            super::texts(&pairs, Some(&body)).unwrap(),
+            vec![Input::Pair("a".into(), "x".into()), Input::Pair("héllo".into(), String::new())]
+        );
+        // A JSON tensor beside a binary one.
+        let mixed = [tensor(vec![2], "BYTES", serde_json::json!(["p", "q"])), binary(vec![2], b.len())];
+        assert_eq!(super::texts(&mixed, Some(&b)).unwrap()[0], Input::Pair("p".into(), "x".into()));
+        let cases: [(&[RequestInput], &[u8], &str); 4] = [
+            (&pairs[..1], &body, "bytes of binary data past"),
+            (&[binary(vec![2], a.len() + 1)], &a, "past the"),
+            (&[binary(vec![1], 3)], &[5, 0, 0], "inside a length prefix"),
+            (&[binary(vec![1], 6)], &[2, 0, 0, 0, 0xff, 0xfe], "not UTF-8"),
+        ];
+        for (tensors, bytes, needle) in cases {
+            let e = super::texts(tensors, Some(bytes)).unwrap_err();
+            assert!(e.to_string().contains(needle), "{needle}: {e}");
+        }
+        let mut both = binary(vec![1], 5);
+        both.data = Some(serde_json::json!(["a"]));
+        assert!(super::texts(&[both], Some(&raw(&["a"]))).unwrap_err().to_string().contains("both data"));
+    }
+
+    #[test]
+    fn the_header_splits_the_body_and_outputs_go_binary_when_asked() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(split_body(&headers, b"{}xyz").unwrap(), (&b"{}xyz"[..], None));
+        headers.insert(HEADER_LENGTH, "2".parse().unwrap());
+        assert_eq!(split_body(&headers, b"{}xyz").unwrap(), (&b"{}"[..], Some(&b"xyz"[..])));
+        headers.insert(HEADER_LENGTH, "9".parse().unwrap());
+        assert!(matches!(split_body(&headers, b"{}").unwrap_err(), ApiError::BadRequest(_)));
+        headers.insert(HEADER_LENGTH, "-1".parse().unwrap());
+        assert!(matches!(split_body(&headers, b"{}").unwrap_err(), ApiError::BadRequest(_)));
+
+        let map = |v: Value| serde_json::from_value::<Map<String, Value>>(v).unwrap();
+        let output = |binary: Option<bool>| RequestOutput {
+            name: oip::OUTPUT.into(),
+            parameters: binary.map(|b| map(serde_json::json!({"binary_data": b}))),
+        };
+        let on = map(serde_json::json!({"binary_data_output": true}));
+        assert!(!binary_output(&Map::new(), &[]).unwrap());
+        assert!(binary_output(&on, &[]).unwrap());
+        assert!(binary_output(&on, &[output(None)]).unwrap());
+        assert!(!binary_output(&on, &[output(Some(false))]).unwrap());
+        assert!(binary_output(&Map::new(), &[output(Some(true))]).unwrap());
+        let e = binary_output(&map(serde_json::json!({"binary_data_output": "yes"})), &[]).unwrap_err();
+        assert!(e.to_string().contains("true or false"), "{e}");
     }
 }

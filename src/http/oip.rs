@@ -33,8 +33,8 @@ pub const VERSION: &str = "1";
 /// The name of the one output tensor (huggingfaceserver's).
 pub const OUTPUT: &str = "output-0";
 
-/// Request-level parameters of the protocol itself, not of the pipeline: tritonclient asks for
-/// binary outputs this way over REST (the answer is JSON either way: its clients read both).
+/// Request-level parameters of the protocol itself, not of the pipeline: binary outputs over REST
+/// (the REST adapter reads it; gRPC answers raw when asked raw).
 const PROTOCOL_PARAMETERS: [&str; 1] = ["binary_data_output"];
 
 /// A tensor's description in model metadata.
@@ -68,6 +68,43 @@ impl PartialSchema for TensorData {
 }
 
 impl ToSchema for TensorData {}
+
+impl TensorData {
+    /// The tensor as the protocol's raw bytes (gRPC's `raw_*_contents`, REST's binary tensor
+    /// extension): little-endian values; each `BYTES` element a 4-byte little-endian length, then
+    /// its bytes.
+    pub fn into_raw(self) -> Vec<u8> {
+        match self {
+            TensorData::Fp32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::Int64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::Bytes(v) => {
+                let mut bytes = Vec::with_capacity(v.iter().map(|s| s.len() + 4).sum());
+                for s in v {
+                    bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                    bytes.extend_from_slice(s.as_bytes());
+                }
+                bytes
+            }
+        }
+    }
+}
+
+/// The strings of a raw `BYTES` tensor (each element a 4-byte little-endian length, then its
+/// bytes), each checked to be UTF-8.
+pub fn raw_strings(mut bytes: &[u8]) -> Result<Vec<String>, &'static str> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_first_chunk::<4>().ok_or("raw BYTES contents end inside a length prefix")?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err("raw BYTES contents end inside an element");
+        }
+        let (element, rest) = rest.split_at(len);
+        out.push(std::str::from_utf8(element).map_err(|_| "an element is not UTF-8")?.to_string());
+        bytes = rest;
+    }
+    Ok(out)
+}
 
 /// One output tensor.
 #[derive(Debug, Serialize, ToSchema)]

@@ -11,7 +11,7 @@ installs the pinned clients from scripts/requirements-test.txt); exits non-zero 
     check_clients.py token-classification BASE_URL    # tiny-bert-ner
     check_clients.py reranker BASE_URL                # tiny-bert-reranker (cross-encoder)
     check_clients.py zero-shot BASE_URL               # tiny-bert-nli
-    check_clients.py v2-embeddings BASE_URL NAME      # all-MiniLM-L6-v2, KServe v2 (tritonclient)
+    check_clients.py v2-embeddings BASE_URL NAME      # all-MiniLM-L6-v2, KServe v2 (tritonclient, kserve)
     check_clients.py v2-text-classification BASE_URL NAME   # tiny-bert-sentiment, KServe v2
 """
 
@@ -416,34 +416,75 @@ def check_zero_shot(base: str) -> None:
     ])
 
 
+def kserve_rest(base: str, name: str, texts: list[str], binary: bool = True, pairs: list[str] | None = None):
+    """kserve's `InferenceRESTClient` (v2): probes, then one infer, as its docs show it: tensors
+    from numpy go as binary tensor data (its default); `binary=False` sends a list as JSON data."""
+    import asyncio
+
+    import numpy as np
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+    def tensor(tensor_name: str, values: list[str]):
+        if not binary:
+            return InferInput(name=tensor_name, shape=[len(values)], datatype="BYTES", data=values)
+        t = InferInput(name=tensor_name, shape=[len(values)], datatype="BYTES")
+        t.set_data_from_numpy(np.array(values, dtype=object))
+        return t
+
+    async def run():
+        async with InferenceRESTClient(RESTConfig(protocol="v2", retries=0)) as client:
+            assert await client.is_server_live(base) and await client.is_server_ready(base)
+            assert await client.is_model_ready(base, name)
+            inputs = [tensor("text", texts)] + ([tensor("text_pair", pairs)] if pairs else [])
+            answer = await client.infer(base, InferRequest(model_name=name, infer_inputs=inputs), model_name=name)
+            return answer.outputs[0].as_numpy()
+
+    return asyncio.run(run())
+
+
 def check_v2(base: str, task: str, name: str) -> None:
-    """KServe's Open Inference Protocol over REST with tritonclient's HTTP client: probes,
-    metadata, and infer against the transformers / sentence-transformers references. Tensors go
-    as JSON (`binary_data=False`): the binary tensor extension is refused with a 400, checked too."""
+    """KServe's Open Inference Protocol over REST with tritonclient's HTTP client and kserve's
+    `InferenceRESTClient`: probes, metadata, and infer against the transformers /
+    sentence-transformers references, on each client's default path (binary tensor data both
+    ways) and with JSON tensors."""
     import numpy as np
     import tritonclient.http as httpclient
     from tritonclient.utils import InferenceServerException
 
     client = httpclient.InferenceServerClient(url=base.split("://", 1)[1])
     assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(name)
-    assert client.get_server_metadata()["name"] == "pipeserve"
+    server = client.get_server_metadata()
+    assert server["name"] == "pipeserve" and server["extensions"] == ["binary_tensor_data"], server
     meta = client.get_model_metadata(name)
     assert meta["name"] == name and meta["inputs"][0]["datatype"] == "BYTES", meta
     CHECKS.append(f"tritonclient: live, ready, model {name} ready, metadata {meta['outputs']}")
 
-    def infer(texts: list[str], model: str = name, binary: bool = False):
+    def infer(texts: list[str], model: str = name, binary: bool | None = None):
+        """`binary=None`: tritonclient's defaults (binary tensors in, no outputs named: binary out);
+        `False`: JSON in and out; `True`: binary in and out, the output named."""
         tensor = httpclient.InferInput("text", [len(texts)], "BYTES")
+        if binary is None:
+            tensor.set_data_from_numpy(np.array(texts, dtype=object))
+            return client.infer(model, [tensor]).as_numpy("output-0")
         tensor.set_data_from_numpy(np.array(texts, dtype=object), binary_data=binary)
-        output = httpclient.InferRequestedOutput("output-0", binary_data=False)
+        output = httpclient.InferRequestedOutput("output-0", binary_data=binary)
         return client.infer(model, [tensor], outputs=[output]).as_numpy("output-0")
 
     if task == "v2-embeddings":
         cases = [c for c in golden("minilm-sentence-embeddings")["cases"]
                  if c["parameters"] == {"normalize": True} and isinstance(c["inputs"], str)]
-        vectors = infer([c["inputs"] for c in cases])
-        assert vectors.dtype == np.float32 and vectors.shape == (len(cases), 384), (vectors.dtype, vectors.shape)
-        for case, vector in zip(cases, vectors):
-            same_vector(f"tritonclient infer FP32 {case['inputs'][:30]!r}", vector, case["output"])
+        texts = [c["inputs"] for c in cases]
+        answers = [
+            ("tritonclient (defaults: binary)", infer(texts)),
+            ("tritonclient JSON", infer(texts, binary=False)),
+            ("tritonclient binary, output named", infer(texts, binary=True)),
+            ("kserve InferenceRESTClient (defaults: binary in)", kserve_rest(base, name, texts)),
+            ("kserve InferenceRESTClient JSON", kserve_rest(base, name, texts, binary=False)),
+        ]
+        for what, vectors in answers:
+            assert vectors.dtype == np.float32 and vectors.shape == (len(cases), 384), (what, vectors.dtype, vectors.shape)
+            for case, vector in zip(cases, vectors):
+                same_vector(f"{what} infer FP32 {case['inputs'][:30]!r}", vector, case["output"])
         one = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}
         check_openapi(base, [
             ("get", "/v2", None),
@@ -463,10 +504,21 @@ def check_v2(base: str, task: str, name: str) -> None:
         labels = httpx.get(f"{base}/info").json()["labels"]
         cases = [c for c in golden("tiny-bert-sentiment-text-classification")["cases"]
                  if c["parameters"] == {} and isinstance(c["inputs"], str)]
-        ids = infer([c["inputs"] for c in cases])
+        texts = [c["inputs"] for c in cases]
         expected = [labels.index(c["output"][0]["label"]) for c in cases]
-        assert ids.dtype == np.int64 and ids.tolist() == expected, (ids, expected)
-        CHECKS.append(f"tritonclient infer INT64 class ids {expected} as transformers' labels")
+        for what, ids in [
+            ("tritonclient (defaults: binary)", infer(texts)),
+            ("tritonclient JSON", infer(texts, binary=False)),
+            ("kserve InferenceRESTClient (defaults: binary in)", kserve_rest(base, name, texts)),
+        ]:
+            assert ids.dtype == np.int64 and ids.tolist() == expected, (what, ids, expected)
+            CHECKS.append(f"{what} infer INT64 class ids {expected} as transformers' labels")
+        # A text pair as a second tensor: /predict's best label for the pair.
+        predicted = httpx.post(f"{base}/predict",
+                               json={"inputs": {"text": "A man is eating.", "text_pair": "Someone eats."}}).json()
+        got = kserve_rest(base, name, ["A man is eating."], pairs=["Someone eats."]).tolist()
+        assert got == [labels.index(predicted[0][0]["label"])], (got, predicted)
+        CHECKS.append(f"kserve InferenceRESTClient text pair (two binary tensors): class {got} as /predict")
         texts = {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["I love it"]}
         pairs = {"name": "text_pair", "shape": [1], "datatype": "BYTES", "data": ["I do"]}
         check_openapi(base, [
@@ -477,8 +529,8 @@ def check_v2(base: str, task: str, name: str) -> None:
 
     for what, call, status, needle in [
         ("another model", lambda: infer(["a"], model="other"), "404", "not served"),
-        ("binary tensors", lambda: infer(["a"], binary=True), "400", "binary"),
-        ("an empty text", lambda: infer([""]), "422", "empty"),
+        ("an empty text (binary)", lambda: infer([""]), "422", "empty"),
+        ("an empty text (JSON)", lambda: infer([""], binary=False), "422", "empty"),
     ]:
         try:
             call()

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Drives a running pipeserve's gRPC port with real clients: tritonclient's gRPC client on KServe's
 Open Inference Protocol v2 (`inference.GRPCInferenceService`), Triton's own generated stubs for the
-typed-contents path, and grpcio-health-checking's `grpc.health.v1` stub; every answer is compared
-with the references recorded from transformers / sentence-transformers (tests/fixtures/golden/),
+typed-contents path, and grpcio-health-checking's `grpc.health.v1` stub (kserve's client is in
+check_kserve_grpc.py: both packages register `inference.*` in protobuf's one descriptor pool);
+every answer is compared with the references recorded from transformers / sentence-transformers (tests/fixtures/golden/),
 the same the REST v2 checks use. Run by tests/server/grpc.rs with the repo's .venv; exits non-zero
 on any mismatch.
 

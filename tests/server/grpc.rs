@@ -120,6 +120,8 @@ async fn tritonclient_grpc_embeddings_health_metadata_and_errors() {
     for field in ["\"protocol\":\"grpc\"", "\"status\":\"OK\"", "\"batch_size\":", "ModelInfer"] {
         assert!(line.contains(field), "{field} in {line}");
     }
+    // kserve's InferenceGRPCClient (its own process: see check_kserve_grpc.py).
+    tokio::task::block_in_place(|| check_with("check_kserve_grpc.py", "embeddings", &server, &[model]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,6 +129,7 @@ async fn tritonclient_grpc_text_classification_and_pairs() {
     let model = "tiny-bert-sentiment";
     let server = start(model, &[]);
     tokio::task::block_in_place(|| check("classification", &server, &[model]));
+    tokio::task::block_in_place(|| check_with("check_kserve_grpc.py", "classification", &server, &[model]));
 }
 
 #[test]

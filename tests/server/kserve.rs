@@ -98,14 +98,47 @@ async fn v2_embeddings_health_metadata_and_errors() {
     let v: Value = r.json().await.unwrap();
     assert_eq!((v["id"].as_str(), v["model_version"].as_str()), (Some("req-42"), Some("1")));
     assert_eq!(v["outputs"][0]["shape"], json!([1, 8]));
-    // tritonclient's request for binary outputs is accepted (the answer is JSON), nested data too.
-    let body = json!({
-        "parameters": {"binary_data_output": true},
-        "inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [["a"], ["b"]]}],
-        "outputs": [{"name": "output-0", "parameters": {"binary_data": true}}],
-    });
-    let (s, _, v) = infer(&server, model, &body).await;
+    // Nested data.
+    let nested = json!({"inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [["a"], ["b"]]}]});
+    let (s, _, v) = infer(&server, model, &nested).await;
     assert_eq!((s, &v["outputs"][0]["shape"]), (StatusCode::OK, &json!([2, 384])), "{v}");
+    let json_vectors: Vec<f32> = serde_json::from_value(v["outputs"][0]["data"].clone()).unwrap();
+
+    // The binary tensor data extension, as tritonclient sends it by default: the texts
+    // length-prefixed after the JSON, the answer's floats little-endian after its JSON.
+    let raw: Vec<u8> =
+        ["a", "b"].iter().flat_map(|t| [&(t.len() as u32).to_le_bytes()[..], t.as_bytes()].concat()).collect();
+    let header = json!({
+        "parameters": {"binary_data_output": true},
+        "inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": raw.len()}}],
+    });
+    let header = serde_json::to_vec(&header).unwrap();
+    let binary = |json_length: usize, body: Vec<u8>| {
+        Client::new()
+            .post(server.url(&format!("/v2/models/{model}/infer")))
+            .header("content-type", "application/octet-stream")
+            .header("inference-header-content-length", json_length.to_string())
+            .body(body)
+            .send()
+    };
+    let r = binary(header.len(), [header.clone(), raw.clone()].concat()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    let json_length: usize = r.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    let body = r.bytes().await.unwrap();
+    let answer: Value = serde_json::from_slice(&body[..json_length]).unwrap();
+    let output = &answer["outputs"][0];
+    assert_eq!(output["parameters"], json!({"binary_data_size": 2 * 384 * 4}), "{answer}");
+    assert!(output.get("data").is_none() && output["shape"] == json!([2, 384]), "{answer}");
+    let floats: Vec<f32> = body[json_length..].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(floats, json_vectors, "the binary answer is the JSON one's floats");
+    // Cut short, or the header past the body: a 400 naming why.
+    let r = binary(header.len(), [header.clone(), raw[..raw.len() - 1].to_vec()].concat()).await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_v2_error(&r.json().await.unwrap(), "binary_data_size");
+    let r = binary(header.len() + raw.len() + 1, [header.clone(), raw.clone()].concat()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_v2_error(&r.json().await.unwrap(), "Inference-Header-Content-Length");
 
     // Errors: the protocol's body, the status our errors decide everywhere.
     let (s, v) = get(&server, "/v2/models/other").await;
@@ -117,6 +150,12 @@ async fn v2_embeddings_health_metadata_and_errors() {
     let (s, _, v) = infer(&server, "other", &request(&["a"])).await;
     assert_eq!(s, 404);
     assert_v2_error(&v, "not served");
+    // kserve's client names the model in the body as well: the path's name passes, another is a 404.
+    let (s, _, _) = infer(&server, model, &with(request(&["a"]), "model_name", json!(model))).await;
+    assert_eq!(s, 200);
+    let (s, _, v) = infer(&server, model, &with(request(&["a"]), "model_name", json!("other"))).await;
+    assert_eq!(s, 404);
+    assert_v2_error(&v, "other");
     let bad = [
         (json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]}), 422, "BYTES"),
         (json!({"inputs": [{"name": "x", "shape": [3], "datatype": "BYTES", "data": ["a"]}]}), 422, "shape"),
@@ -131,21 +170,20 @@ async fn v2_embeddings_health_metadata_and_errors() {
         assert_eq!(s.as_u16(), status, "{body}: {v}");
         assert_v2_error(&v, needle);
     }
+    // Bytes without the extension's header are not JSON.
     let r = Client::new()
         .post(server.url(&format!("/v2/models/{model}/infer")))
         .header("content-type", "application/octet-stream")
-        .header("inference-header-content-length", "10")
-        .body(vec![0u8; 20])
+        .body(serde_json::to_vec(&request(&["a"])).unwrap())
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_v2_error(&r.json().await.unwrap(), "binary");
+    assert_eq!(r.status(), 415);
 
     // Counted under the route template, like every route.
     let text = Client::new().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let series = "pipeserve_requests_total{route=\"/v2/models/{name}/infer\",status=\"200\"}";
-    assert_eq!(common::server::metric_value(&text, series), 2.0, "{series}");
+    assert_eq!(common::server::metric_value(&text, series), 4.0, "{series}");
 }
 
 #[tokio::test]
