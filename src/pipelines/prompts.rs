@@ -77,8 +77,12 @@ impl Prompts {
 
 /// The tokens a prompt takes at the start of an input, as sentence-transformers counts them for
 /// `include_prompt: false`: the prompt tokenized alone with special tokens, less a trailing special
-/// token (`[SEP]`, `</s>`).
+/// token (`[SEP]`, `</s>`). No prompt takes none (sentence-transformers then masks nothing; the
+/// empty string alone would tokenize to the leading special token).
 pub fn prompt_tokens(tokenizer: &crate::tokenize::TextTokenizer, prompt: &str) -> usize {
+    if prompt.is_empty() {
+        return 0;
+    }
     match tokenizer.tokens(prompt, true) {
         Ok(tokens) => tokens.len() - usize::from(tokens.last().is_some_and(|t| t.special)),
         Err(_) => 0,
