@@ -170,6 +170,10 @@ pub struct TokenizerSettings {
     pub mask_token: Option<serde_json::Value>,
     #[serde(default)]
     pub model_max_length: Option<f64>,
+    /// transformers' clean-up of the decoded text (`" ' "` to `"'"`, `" ."` to `"."`, ...); off
+    /// when absent, as in transformers 4.45 on.
+    #[serde(default)]
+    pub clean_up_tokenization_spaces: Option<bool>,
 }
 
 /// The tokenizer could not be set up.
@@ -191,6 +195,8 @@ pub struct TextTokenizer {
     pad_id: u32,
     unk_id: Option<u32>,
     subword_prefix: Option<String>,
+    /// `clean_up_tokenization_spaces` of `tokenizer_config.json`.
+    clean_up: bool,
     /// Counted once: `tokenizers` counts it by copying the whole vocabulary into a new map, which
     /// cost a tenth of the server's CPU on short inputs when every request asked (docs/benchmarks.md).
     vocab_size: usize,
@@ -249,6 +255,7 @@ impl TextTokenizer {
             pad_id,
             unk_id,
             subword_prefix,
+            clean_up: config.clean_up_tokenization_spaces.unwrap_or(false),
             vocab_size,
         })
     }
@@ -479,9 +486,21 @@ impl TextTokenizer {
         self.plain.id_to_token(id).unwrap_or_default()
     }
 
-    /// Decodes ids to text, with the tokenizer's own clean-up.
+    /// Decodes ids to text, with the tokenizer's own clean-up (TEI's `/decode`).
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> String {
         self.plain.decode(ids, skip_special_tokens).unwrap_or_default()
+    }
+
+    /// Decodes ids to text as transformers' `tokenizer.decode` does: then, when the model's
+    /// `clean_up_tokenization_spaces` says so, its clean-up on the whole text (the `tokenizers`
+    /// decoder cleans token by token, so it misses `" ' "` across tokens).
+    pub fn decode_as_transformers(&self, ids: &[u32], skip_special_tokens: bool) -> String {
+        let text = self.decode(ids, skip_special_tokens);
+        if self.clean_up {
+            clean_up_tokenization(&text)
+        } else {
+            text
+        }
     }
 
     /// Joins vocabulary tokens into text (`convert_tokens_to_string`).
@@ -493,9 +512,34 @@ impl TextTokenizer {
     }
 }
 
+/// transformers' `clean_up_tokenization`, in its order.
+fn clean_up_tokenization(text: &str) -> String {
+    [
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ]
+    .iter()
+    .fold(text.to_string(), |t, (from, to)| t.replace(from, to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_up_is_transformers_in_its_order() {
+        assert_eq!(clean_up_tokenization("i was ' home , very happy !"), "i was'home, very happy!");
+        assert_eq!(clean_up_tokenization("it ' s done . is n't it ?"), "it's done. isn't it?");
+        assert_eq!(clean_up_tokenization("we 're sure 've 'm"), "we're sure've'm");
+    }
 
     #[test]
     fn the_head_is_cut_at_a_word_boundary_within_the_budget() {

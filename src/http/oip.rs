@@ -290,7 +290,7 @@ pub async fn infer(
                     }
                     _ => return Err(mismatch()),
                 };
-                words.push(infer.tokenizer().decode(&best, false));
+                words.push(infer.tokenizer().decode_as_transformers(&best, false));
             }
             ResponseOutput { name: OUTPUT, datatype: "BYTES", shape: vec![n], data: TensorData::Bytes(words) }
         }

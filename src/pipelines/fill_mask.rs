@@ -33,9 +33,9 @@ pub fn postprocess(tokenizer: &TextTokenizer, encoded: &Encoded, candidates: &[V
                     Candidate {
                         score,
                         token,
-                        token_str: tokenizer.decode(&[token], false),
+                        token_str: tokenizer.decode_as_transformers(&[token], false),
                         // For several masks the others stay visible, as `transformers` does.
-                        sequence: tokenizer.decode(&ids, single),
+                        sequence: tokenizer.decode_as_transformers(&ids, single),
                     }
                 })
                 .collect()
