@@ -199,7 +199,7 @@ pub(crate) async fn embed_inputs(
     }
     let inputs = prompted(infer, options.prompt_name.as_deref(), inputs)?;
     let prompt_tokens = match infer.info().prompts.resolve(options.prompt_name.as_deref()) {
-        Ok(Some(prompt)) if !infer.info().pooling.include_prompt && !prompt.is_empty() => {
+        Ok(Some(prompt)) if !infer.info().pooling.include_prompt => {
             crate::pipelines::prompts::prompt_tokens(infer.tokenizer(), prompt)
         }
         _ => 0,
