@@ -157,6 +157,12 @@ pub struct Config {
     #[arg(long, env = "PIPESERVE_POOLING")]
     pub pooling: Option<crate::pipelines::Pooling>,
 
+    /// The instruction of a yes/no reranker's prompt (Qwen3-Reranker served with `--task
+    /// text-classification`); default: its model card's, "Given a web search query, retrieve
+    /// relevant passages that answer the query".
+    #[arg(long, env = "PIPESERVE_RERANK_INSTRUCTION")]
+    pub rerank_instruction: Option<String>,
+
     /// Truncate over-long inputs unless a request says `truncate: false` (default: reject them).
     #[arg(long, env = "PIPESERVE_AUTO_TRUNCATE")]
     pub auto_truncate: bool,
@@ -421,6 +427,7 @@ impl Config {
             quantize: self.quantize,
             max_input_tokens: self.max_input_tokens,
             pooling: self.pooling,
+            rerank_instruction: self.rerank_instruction.clone(),
         }
     }
 

@@ -13,12 +13,12 @@ use tokenizers::{AddedToken, Tokenizer};
 
 use crate::model::files::{self, read_json, HubOptions, ModelFiles, TokenizerFile};
 use crate::model::gemm::{GemmChoice, Quantize};
-use crate::model::{DTypeSpec, DeviceSpec, LoadError, Model, ModelMeta, ModelOptions, Task};
+use crate::model::{AnswerTokens, DTypeSpec, DeviceSpec, LoadError, Model, ModelMeta, ModelOptions, Task};
 use crate::pipelines::{
     DenseActivation, DenseModule, ModuleEntry, PipelineInfo, Pooling, PoolingConfig, PoolingDefaults,
     SentenceBertConfig, SentenceTransformersConfig, SpladeConfig,
 };
-use crate::tokenize::{TextTokenizer, TokenizerSettings};
+use crate::tokenize::{AnswerPrompt, TextTokenizer, TokenizerSettings};
 
 /// What to load and where.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +42,8 @@ pub struct LoadConfig {
     /// The pooling instead of the model's own (`--pooling`); `splade` serves a masked-LM's
     /// sparse embeddings.
     pub pooling: Option<Pooling>,
+    /// A yes/no reranker's instruction (`None`: its model card's).
+    pub rerank_instruction: Option<String>,
 }
 
 /// A loaded model with everything the inference service needs around it.
@@ -83,8 +85,23 @@ pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
         pooling.pooling = p;
     }
     let splade = pooling.pooling == Pooling::Splade;
-    let options_on =
-        |device| ModelOptions { device, dtype: config.dtype, gemm: config.gemm, quantize: config.quantize, splade };
+    let settings: TokenizerSettings = match &files.tokenizer_config {
+        Some(path) => read_json(path)?,
+        None => TokenizerSettings::default(),
+    };
+    let raw_tokenizer = read_tokenizer(&files.tokenizer, settings.do_lower_case.unwrap_or(true))?;
+    let answers = match (raw_tokenizer.token_to_id("yes"), raw_tokenizer.token_to_id("no")) {
+        (Some(yes), Some(no)) => Some(AnswerTokens { yes, no }),
+        _ => None,
+    };
+    let options_on = |device| ModelOptions {
+        device,
+        dtype: config.dtype,
+        gemm: config.gemm,
+        quantize: config.quantize,
+        splade,
+        answers,
+    };
     // A sentence-transformers folder is an embedding model whatever head its config names
     // (all-mpnet-base-v2 says MPNetForMaskedLM and ships no masked-LM head).
     let task = config.task.or((files.modules.is_some() && !splade).then_some(Task::FeatureExtraction));
@@ -104,15 +121,15 @@ pub fn load(config: &LoadConfig) -> Result<Loaded, LoadError> {
             .flatten()
             .min()
             .unwrap_or(meta.max_positions);
-    let settings: TokenizerSettings = match &files.tokenizer_config {
-        Some(path) => read_json(path)?,
-        None => TokenizerSettings::default(),
-    };
     let bad_tokenizer =
         |reason: String| LoadError::BadTokenizer { path: tokenizer_path(&files.tokenizer).into(), reason };
-    let raw_tokenizer = read_tokenizer(&files.tokenizer, settings.do_lower_case.unwrap_or(true))?;
-    let tokenizer =
+    let mut tokenizer =
         TextTokenizer::new(raw_tokenizer, &settings, max_positions, None).map_err(|e| bad_tokenizer(e.to_string()))?;
+    if meta.answers {
+        let instruction = config.rerank_instruction.as_deref().unwrap_or(AnswerPrompt::QWEN3_INSTRUCTION);
+        let prompt = AnswerPrompt::qwen3_reranker(&tokenizer, instruction).map_err(|e| bad_tokenizer(e.to_string()))?;
+        tokenizer.set_answer_prompt(prompt);
+    }
     if meta.task == Task::FillMask && tokenizer.mask().is_none() {
         return Err(LoadError::TaskNotServable {
             task: meta.task.to_string(),

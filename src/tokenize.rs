@@ -200,6 +200,45 @@ pub struct TextTokenizer {
     /// Counted once: `tokenizers` counts it by copying the whole vocabulary into a new map, which
     /// cost a tenth of the server's CPU on short inputs when every request asked (docs/benchmarks.md).
     vocab_size: usize,
+    /// A yes/no reranker's prompt, which text pairs are written into instead of the tokenizer's
+    /// pair template.
+    answer_prompt: Option<AnswerPrompt>,
+}
+
+/// A yes/no reranker's prompt (Qwen3-Reranker's model card): the token ids around the pair, and
+/// the instruction written before it.
+#[derive(Debug, Clone)]
+pub struct AnswerPrompt {
+    prefix: Vec<u32>,
+    suffix: Vec<u32>,
+    instruction: String,
+}
+
+impl AnswerPrompt {
+    /// Qwen3-Reranker's default instruction.
+    pub const QWEN3_INSTRUCTION: &'static str =
+        "Given a web search query, retrieve relevant passages that answer the query";
+    const QWEN3_PREFIX: &'static str =
+        "<|im_start|>system\nJudge whether the Document meets the requirements based on \
+        the Query and the Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n\
+        <|im_start|>user\n";
+    const QWEN3_SUFFIX: &'static str = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
+
+    /// Qwen3-Reranker's chat prompt, tokenized as its model card does (no special tokens added).
+    pub fn qwen3_reranker(tokenizer: &TextTokenizer, instruction: &str) -> Result<Self, SetupError> {
+        let ids = |text: &str| {
+            tokenizer.plain.encode(text, false).map(|e| e.get_ids().to_vec()).map_err(|e| SetupError(e.to_string()))
+        };
+        let (prefix, suffix) = (ids(Self::QWEN3_PREFIX)?, ids(Self::QWEN3_SUFFIX)?);
+        if prefix.len() + suffix.len() >= tokenizer.max_len {
+            return Err(SetupError(format!(
+                "the reranker prompt takes {} tokens, the input limit is {}",
+                prefix.len() + suffix.len(),
+                tokenizer.max_len
+            )));
+        }
+        Ok(Self { prefix, suffix, instruction: instruction.to_string() })
+    }
 }
 
 impl TextTokenizer {
@@ -257,6 +296,51 @@ impl TextTokenizer {
             subword_prefix,
             clean_up: config.clean_up_tokenization_spaces.unwrap_or(false),
             vocab_size,
+            answer_prompt: None,
+        })
+    }
+
+    /// Writes text pairs into a yes/no reranker's prompt from now on.
+    pub fn set_answer_prompt(&mut self, prompt: AnswerPrompt) {
+        self.answer_prompt = Some(prompt);
+    }
+
+    /// A pair in the reranker's prompt: `prefix "<Instruct>: …\n<Query>: text\n<Document>: pair"
+    /// suffix`. Too long: the end is cut (the document's), as the model card's `truncation` of the
+    /// middle part does, or an error. Offsets are not kept (nothing maps tokens of a pair back).
+    fn encode_answer_pair(
+        &self,
+        prompt: &AnswerPrompt,
+        text: &str,
+        pair: &str,
+        truncation: Truncation,
+    ) -> Result<Encoded, InputError> {
+        let body = format!("<Instruct>: {}\n<Query>: {text}\n<Document>: {pair}", prompt.instruction);
+        let around = prompt.prefix.len() + prompt.suffix.len();
+        let budget = self.max_len - around;
+        let (piece, cut) = head_within(&body, budget.saturating_mul(CHARS_PER_TOKEN));
+        if cut && !truncation.cuts() {
+            return Err(InputError::FarTooLong { chars: body.chars().count() + around, max: self.max_len });
+        }
+        let raw = self.plain.encode(piece.text, false).map_err(|e| InputError::Tokenizer(e.to_string()))?;
+        let mut middle = raw.get_ids();
+        if middle.len() > budget {
+            if !truncation.cuts() {
+                return Err(InputError::TooLong { tokens: middle.len() + around, max: self.max_len });
+            }
+            middle = &middle[..budget];
+        }
+        let ids: Vec<u32> = [&prompt.prefix[..], middle, &prompt.suffix[..]].concat();
+        let special =
+            (0..ids.len()).map(|i| i < prompt.prefix.len() || i >= prompt.prefix.len() + middle.len()).collect();
+        let n = ids.len();
+        Ok(Encoded {
+            text: text.to_string(),
+            ids,
+            type_ids: vec![0; n],
+            offsets: vec![(0, 0); n],
+            special,
+            truncated: cut || raw.get_ids().len() > budget,
         })
     }
 
@@ -353,6 +437,9 @@ impl TextTokenizer {
         let truncation = truncation.into();
         if text.trim().is_empty() || pair.trim().is_empty() {
             return Err(InputError::Empty);
+        }
+        if let Some(prompt) = &self.answer_prompt {
+            return self.encode_answer_pair(prompt, text, pair, truncation);
         }
         // Each side can contribute at most `max_len` tokens: neither is read past the character
         // budget that bounds single texts (see `encode`), from the side that is kept.

@@ -24,7 +24,7 @@ pub enum LoadError {
     WeightsMismatch(String),
     #[error("invalid tokenizer {path}: {reason}")]
     BadTokenizer { path: PathBuf, reason: String },
-    #[error("unsupported architecture {0:?} (supported model types: bert, distilbert, roberta, xlm-roberta, camembert, deberta-v2, modernbert, mpnet)")]
+    #[error("unsupported architecture {0:?} (supported model types: bert, distilbert, roberta, xlm-roberta, camembert, deberta-v2, modernbert, mpnet, electra, qwen3)")]
     UnknownArchitecture(String),
     #[error("task {task} cannot be served by this checkpoint: {reason}")]
     TaskNotServable { task: String, reason: String },

@@ -19,6 +19,7 @@ pub use error::LoadError;
 pub use hf_config::HfConfig;
 pub use task::Task;
 
+pub use arch::AnswerTokens;
 use arch::{EncoderKind, Head, HeadTask, MaskedLmHead, Network, PaddedBatch};
 use files::ModelFiles;
 use gemm::{Backend, Cpu, GemmChoice, LinearOptions, Quantize};
@@ -126,6 +127,9 @@ pub struct ModelMeta {
     pub gemm: Backend,
     /// Whether the encoder runs a batch's tokens packed end to end (no padding).
     pub packed: bool,
+    /// Whether the model scores a yes/no answer (Qwen3-Reranker): its text pairs take the prompt
+    /// of its model card.
+    pub answers: bool,
 }
 
 /// How to load a model: where it runs and how its math is done.
@@ -139,6 +143,9 @@ pub struct ModelOptions {
     pub quantize: Quantize,
     /// Serve the masked-LM head pooled as SPLADE sparse embeddings (a feature-extraction model).
     pub splade: bool,
+    /// The tokenizer's "yes" and "no" tokens, when it has them: a decoder language model served
+    /// for text classification is scored on them (Qwen3-Reranker).
+    pub answers: Option<AnswerTokens>,
 }
 
 /// A loaded model on its device. Owned by the worker thread.
@@ -167,7 +174,7 @@ impl Model {
         task: Option<Task>,
         options: &ModelOptions,
     ) -> Result<(Self, ModelMeta), LoadError> {
-        let ModelOptions { device: device_spec, dtype: dtype_spec, gemm, quantize, splade } = *options;
+        let ModelOptions { device: device_spec, dtype: dtype_spec, gemm, quantize, splade, answers } = *options;
         let linear = if device_spec == DeviceSpec::Cpu {
             LinearOptions::resolve(gemm, quantize).map_err(LoadError::Options)?
         } else if quantize == Quantize::Int8 {
@@ -190,7 +197,7 @@ impl Model {
         }
         tracing::info!(dtype = %DTypeSpec::of(dtype), requested = %dtype_spec, packed = packed.is_some(), "dtype");
         let weights = Weights::read(&files.weights)?;
-        let network = arch::load(&config, &raw, weights, HeadTask { task, splade }, dtype, &device, &linear)?;
+        let network = arch::load(&config, &raw, weights, HeadTask { task, splade, answers }, dtype, &device, &linear)?;
         let labels = match &network.head {
             Head::Sequence(_) | Head::Token(_) => config.labels(network.head.outputs()),
             _ => Vec::new(),
@@ -209,6 +216,7 @@ impl Model {
             dtype: DTypeSpec::of(dtype),
             gemm: linear.backend,
             packed: packed.is_some(),
+            answers: network.answers,
         };
         let pad_id = config.pad_token_id.unwrap_or(0);
         Ok((Self { network, device, pad_id, mask_id: None }, meta))
@@ -405,6 +413,14 @@ fn resolve_task(explicit: Option<Task>, config: &HfConfig) -> Result<Task, LoadE
         (Some(task), _) => Ok(task),
         (None, Some(trained)) => Ok(trained),
         (None, None) => match config.architectures.first() {
+            Some(arch) if arch.ends_with("ForCausalLM") => Err(LoadError::TaskNotServable {
+                task: "(none given)".into(),
+                reason: format!(
+                    "{arch} is a language model: set --task feature-extraction to serve embeddings (Qwen3-Embedding; \
+                     pooled as its sentence-transformers files say) or --task text-classification to serve it as a \
+                     yes/no reranker (Qwen3-Reranker, scored on its last token's \"yes\" and \"no\")"
+                ),
+            }),
             Some(arch) => Err(LoadError::UnknownArchitecture(arch.clone())),
             None => Err(LoadError::NoTask),
         },

@@ -15,6 +15,8 @@ pub enum SequencePooling {
     First,
     /// The mean over real tokens (ModernBERT's `classifier_pooling: mean`).
     Mean,
+    /// The last real token (a decoder's: Qwen3).
+    Last,
 }
 
 /// Where each architecture keeps its base model and heads.
@@ -207,10 +209,10 @@ fn norm(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
     })
 }
 
-/// pooled state → dense → activation (→ LayerNorm) → classifier.
+/// pooled state (→ dense → activation (→ LayerNorm)) → classifier.
 pub struct SequenceHead {
     pooling: SequencePooling,
-    transform: Transform,
+    transform: Option<Transform>,
     classifier: Linear,
 }
 
@@ -285,12 +287,12 @@ impl Head {
             Task::FeatureExtraction => Ok(Self::Hidden),
             Task::TextClassification => Ok(Self::Sequence(SequenceHead {
                 pooling: ctx.pooling,
-                transform: transform(
+                transform: Some(transform(
                     names.sequence_pre_name(ctx.prefix),
                     names.sequence_pre.1,
                     names.sequence_norm,
                     hidden,
-                )?,
+                )?),
                 classifier: dense(hidden, ctx.num_labels, vb.pp(names.sequence_classifier))?,
             })),
             Task::TokenClassification => Ok(Self::Token(TokenHead {
@@ -339,6 +341,11 @@ impl Head {
 }
 
 impl SequenceHead {
+    /// The classifier straight on the last real token's state (a decoder's head).
+    pub fn last_token(classifier: Linear) -> Self {
+        Self { pooling: SequencePooling::Last, transform: None, classifier }
+    }
+
     /// `hidden`: batch × seq × hidden, `mask`: batch × seq (1 = real token) → batch × labels.
     pub fn forward(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let pooled = match self.pooling {
@@ -348,12 +355,21 @@ impl SequenceHead {
                 let summed = hidden.broadcast_mul(&mask.unsqueeze(D::Minus1)?)?.sum(1)?;
                 summed.broadcast_div(&mask.sum_keepdim(1)?)?
             }
+            SequencePooling::Last => super::qwen3::last_tokens(hidden, mask)?,
         };
-        self.classifier.forward(&self.transform.forward(&pooled)?)
+        match &self.transform {
+            Some(t) => self.classifier.forward(&t.forward(&pooled)?),
+            None => self.classifier.forward(&pooled),
+        }
     }
 }
 
 impl TokenHead {
+    /// The classifier alone on every token's state.
+    pub fn classifier(classifier: Linear) -> Self {
+        Self { transform: None, classifier }
+    }
+
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
         match &self.transform {
             Some(t) => self.classifier.forward(&t.forward(hidden)?),

@@ -12,11 +12,13 @@ mod gelu;
 mod heads;
 mod modernbert;
 mod mpnet;
+mod qwen3;
 mod roberta;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 
 pub use heads::{Head, HeadContext, MaskedLmHead, SequencePooling};
+pub use qwen3::AnswerTokens;
 
 use super::gemm::cpu::{CpuGemm, Precision};
 use super::gemm::{Backend, LinearOptions, Quantize};
@@ -107,6 +109,8 @@ pub struct Loaded {
 pub enum LoadFailure {
     Config(String),
     Load(candle_core::Error),
+    /// The checkpoint has no head for the task; the reason names what is missing.
+    NotServable(String),
 }
 
 /// An encoder with the head its task needs.
@@ -117,6 +121,8 @@ pub struct Network {
     pub model_type: String,
     /// Longest input in tokens the position embeddings allow.
     pub max_positions: usize,
+    /// Whether the head scores a yes/no answer (Qwen3-Reranker), whose inputs take its prompt.
+    pub answers: bool,
 }
 
 /// The head to load: the task's, or (`splade`, a feature-extraction task) the masked-LM head
@@ -125,6 +131,8 @@ pub struct Network {
 pub struct HeadTask {
     pub task: Task,
     pub splade: bool,
+    /// The tokenizer's "yes" and "no", for a decoder scored as a yes/no reranker.
+    pub answers: Option<AnswerTokens>,
 }
 
 /// Builds the network for `head` from the checkpoint.
@@ -151,6 +159,9 @@ pub fn load(
     if !ours && linear.backend != Backend::Candle {
         tracing::debug!(%model_type, "this encoder runs on candle's matmul, not {}", linear.backend);
     }
+    if model_type == "qwen3" {
+        return load_qwen3(raw_config, weights, head, dtype, device);
+    }
     let names = heads::HeadNames::for_model_type(&model_type)
         .ok_or_else(|| LoadError::UnknownArchitecture(model_type.clone()))?;
     let prefix = names.base_prefix(&weights);
@@ -175,6 +186,7 @@ pub fn load(
     let load_failure = |e: LoadFailure| match e {
         LoadFailure::Config(reason) => bad_config(reason),
         LoadFailure::Load(e) => mismatch(e),
+        LoadFailure::NotServable(reason) => LoadError::TaskNotServable { task: task.to_string(), reason },
     };
     let loaded = match (model_type.as_str(), packed) {
         (_, Some(gemm)) => {
@@ -207,7 +219,38 @@ pub fn load(
         Head::MaskedLm(mlm) if head.splade => Head::Splade(mlm),
         other => other,
     };
-    Ok(Network { encoder, head, model_type, max_positions })
+    Ok(Network { encoder, head, model_type, max_positions, answers: false })
+}
+
+/// Qwen3 loads its own heads (src/model/arch/qwen3.rs): they pool the last token.
+fn load_qwen3(
+    raw_config: &serde_json::Value,
+    weights: Weights,
+    head: HeadTask,
+    dtype: DType,
+    device: &Device,
+) -> std::result::Result<Network, LoadError> {
+    if head.splade {
+        return Err(LoadError::TaskNotServable {
+            task: "feature-extraction with splade pooling".into(),
+            reason: "Qwen3 is a decoder: it has no masked-LM head".into(),
+        });
+    }
+    let vb = weights.into_var_builder(dtype, device);
+    let loaded = qwen3::load(vb, raw_config, head.task, head.answers).map_err(|e| match e {
+        LoadFailure::Config(reason) => LoadError::BadConfig { path: "config.json".into(), reason },
+        LoadFailure::Load(e) => {
+            LoadError::WeightsMismatch(e.to_string().lines().next().unwrap_or_default().to_string())
+        }
+        LoadFailure::NotServable(reason) => LoadError::TaskNotServable { task: head.task.to_string(), reason },
+    })?;
+    Ok(Network {
+        encoder: loaded.encoder,
+        head: loaded.head,
+        model_type: "qwen3".into(),
+        max_positions: loaded.max_positions,
+        answers: loaded.answers,
+    })
 }
 
 /// The additive attention bias for a 0/1 mask: 0 where attended, a large negative where padded.
