@@ -11,6 +11,8 @@ installs the pinned clients from scripts/requirements-test.txt); exits non-zero 
     check_clients.py token-classification BASE_URL    # tiny-bert-ner
     check_clients.py reranker BASE_URL                # tiny-bert-reranker (cross-encoder)
     check_clients.py zero-shot BASE_URL               # tiny-bert-nli
+    check_clients.py qwen3-embedding BASE_URL         # tiny-qwen3-embedding (a sentence-transformers folder)
+    check_clients.py qwen3-reranker BASE_URL          # tiny-qwen3-reranker --task text-classification
     check_clients.py v2-embeddings BASE_URL NAME      # all-MiniLM-L6-v2, KServe v2 (tritonclient, kserve)
     check_clients.py v2-text-classification BASE_URL NAME   # tiny-bert-sentiment, KServe v2
 """
@@ -375,6 +377,54 @@ def check_reranker(base: str) -> None:
     ])
 
 
+def check_qwen3_embedding(base: str) -> None:
+    """Qwen3-Embedding: the OpenAI SDK's embeddings.create and TEI's /embed with the query prompt
+    by name, against SentenceTransformer.encode (last-token pooling, normalized)."""
+    import httpx
+    import openai
+
+    cases = golden("tiny-qwen3-embedding-sentence-embeddings")["cases"]
+    plain = [c for c in cases if c["parameters"] == {"normalize": True}]
+    query = [c for c in cases if c["parameters"].get("prompt_name") == "query"]
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
+    r = client.embeddings.create(input=[c["inputs"] for c in plain], model="anything")
+    assert r.usage.prompt_tokens == sum(len(c["input_ids"]) for c in plain), r.usage
+    for d, c in zip(r.data, plain):
+        same_vector(f"openai embeddings.create {c['inputs'][:20]!r}", d.embedding, c["output"])
+    with httpx.Client(base_url=base, timeout=30) as http:
+        r = http.post("/embed", json={"inputs": [c["inputs"] for c in query], "prompt_name": "query"})
+        assert r.status_code == 200, r.text
+        for v, c in zip(r.json(), query):
+            same_vector(f"/embed prompt_name=query {c['inputs'][:20]!r}", v, c["output"])
+
+
+def check_qwen3_reranker(base: str) -> None:
+    """Qwen3-Reranker served as a yes/no reranker: TEI's /rerank against the model card's recipe
+    (P(yes) on the last token), best first; a document past the input limit cut as the model card
+    cuts it with truncate, 422 without."""
+    import httpx
+
+    fx = golden("tiny-qwen3-reranker-rerank")
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for rr in fx["rerank"]:
+            r = http.post("/rerank", json={"query": rr["query"], "texts": rr["texts"], "return_text": True})
+            assert r.status_code == 200, r.text
+            got, expected = r.json(), rr["scores"]
+            assert [g["index"] for g in got] == sorted(range(len(expected)), key=lambda i: -expected[i]), got
+            for g in got:
+                close(f"/rerank {rr['query']!r} [{g['index']}]", g["score"], expected[g["index"]])
+                assert g["text"] == rr["texts"][g["index"]]
+            CHECKS.append(f"/rerank {rr['query']!r}: the model card's order and scores within 1e-4")
+        long = next(c for c in fx["cases"] if c["parameters"].get("truncate"))
+        body = {"query": long["inputs"]["query"], "texts": [long["inputs"]["document"]]}
+        r = http.post("/rerank", json={**body, "truncate": True})
+        assert r.status_code == 200, r.text
+        close("/rerank truncate=true", r.json()[0]["score"], long["output"])
+        r = http.post("/rerank", json=body)
+        assert r.status_code == 422 and "limit of 512" in r.text, (r.status_code, r.text)
+        CHECKS.append("/rerank past the input limit: cut as the model card cuts with truncate, 422 without")
+
+
 def check_zero_shot(base: str) -> None:
     """An NLI model: InferenceClient.zero_shot_classification against the transformers pipeline,
     and text-pair classification."""
@@ -557,6 +607,10 @@ def main() -> int:
         check_reranker(base)
     elif task == "zero-shot":
         check_zero_shot(base)
+    elif task == "qwen3-embedding":
+        check_qwen3_embedding(base)
+    elif task == "qwen3-reranker":
+        check_qwen3_reranker(base)
     elif task in ("v2-embeddings", "v2-text-classification"):
         check_v2(base, task, sys.argv[3])
     else:

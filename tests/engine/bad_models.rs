@@ -130,3 +130,28 @@ fn a_tokenizer_from_another_model_is_named() {
     fs::copy(common::model_dir("all-MiniLM-L6-v2").join("tokenizer.json"), d.path().join("tokenizer.json")).unwrap();
     expect(d.path(), None, &["tokenizer.json", "does not belong to this model", "30522 tokens", "vocab_size is 103"]);
 }
+
+/// A decoder checkpoint (Qwen3's configs name `Qwen3ForCausalLM`, embedder and reranker alike)
+/// needs its task named; what it cannot serve, or a config it cannot run, is named in one line.
+#[test]
+fn qwen3_without_a_task_or_with_one_it_has_no_head_for() {
+    let reranker = common::model_dir("tiny-qwen3-reranker");
+    expect(&reranker, None, &["Qwen3ForCausalLM", "--task feature-extraction", "--task text-classification"]);
+    expect(&reranker, Some(Task::FillMask), &["fill-mask", "masked-LM head"]);
+    expect(&reranker, Some(Task::TokenClassification), &["token-classification", "score.weight"]);
+
+    // A yes/no reranker reads its answer off the language-model head: untied and not shipped.
+    let d = common::copy_of("tiny-qwen3-reranker");
+    let path = d.path().join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    config["tie_word_embeddings"] = false.into();
+    fs::write(&path, config.to_string()).unwrap();
+    expect(d.path(), Some(Task::TextClassification), &["text-classification", "lm_head.weight is missing"]);
+
+    let d = common::copy_of("tiny-qwen3-embedding");
+    let path = d.path().join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    config["use_sliding_window"] = true.into();
+    fs::write(&path, config.to_string()).unwrap();
+    expect(d.path(), Some(Task::FeatureExtraction), &["config.json", "sliding-window attention is not supported"]);
+}

@@ -333,3 +333,67 @@ async fn text_pairs_match_the_pipeline() {
         }
     }
 }
+
+/// Qwen3-Embedding (a bare `Qwen3Model` with last-token pooling, an end-of-text token appended by
+/// the tokenizer, and its `query` prompt) against `SentenceTransformer.encode`.
+#[tokio::test]
+async fn sentence_embeddings_qwen3() {
+    check_recipe("tiny-qwen3-embedding-sentence-embeddings").await;
+}
+
+/// Qwen3-Reranker (a `Qwen3ForCausalLM` served with `--task text-classification`) against its
+/// model card's recipe: the same prompt's token ids for each (query, document), and as score
+/// `softmax([no, yes])[yes]` of the last token's logits, one pair per call and all of a query's
+/// documents in one batch (right-padded: the causal mask makes the padding inert). A document past
+/// the input limit is cut from its end, as the model card's tokenizer call cuts it.
+#[tokio::test]
+async fn rerank_qwen3() {
+    use pipeserve::infer::{InferRequest, Input};
+    use pipeserve::model::{DTypeSpec, Task};
+    use pipeserve::pipelines::{ClassificationFn, TopK};
+
+    let fx = json_fixture("tiny-qwen3-reranker-rerank");
+    let infer = common::service_with("tiny-qwen3-reranker", Some(Task::TextClassification), DTypeSpec::F32);
+    assert_eq!(infer.info().labels.len(), 1, "one score: yes against no");
+    let params = |truncate| Params {
+        function_to_apply: Some(ClassificationFn::Sigmoid),
+        top_k: TopK::All,
+        truncate: Some(truncate),
+        ..Params::default()
+    };
+    let score = |output: &Output| match output {
+        Output::Labels(labels) if labels.len() == 1 => f64::from(labels[0].score),
+        other => panic!("not one score: {other:?}"),
+    };
+    let scores = |pairs: Vec<(String, String)>, truncate: bool| {
+        let request = InferRequest {
+            inputs: pairs.into_iter().map(|(q, d)| Input::Pair(q, d)).collect(),
+            ..InferRequest::new(Vec::new(), params(truncate))
+        };
+        let infer = &infer;
+        async move { infer.run(request).await.unwrap().outputs.iter().map(score).collect::<Vec<_>>() }
+    };
+    for (i, case) in fx["cases"].as_array().unwrap().iter().enumerate() {
+        let (query, document) =
+            (case["inputs"]["query"].as_str().unwrap(), case["inputs"]["document"].as_str().unwrap());
+        let ids: Vec<u32> = case["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let truncate = case["parameters"]["truncate"].as_bool().unwrap_or(false);
+        assert_eq!(infer.tokenizer().encode_pair(query, document, truncate).unwrap().ids, ids, "case {i}: input ids");
+        let got = scores(vec![(query.into(), document.into())], truncate).await[0];
+        let want = case["output"].as_f64().unwrap();
+        assert!((got - want).abs() < TOLERANCE, "case {i}: score {got}, the model card's recipe {want}");
+    }
+    for ranking in fx["rerank"].as_array().unwrap() {
+        let query = ranking["query"].as_str().unwrap();
+        let texts = ranking["texts"].as_array().unwrap();
+        let got =
+            scores(texts.iter().map(|t| (query.to_string(), t.as_str().unwrap().to_string())).collect(), false).await;
+        for (g, w) in got.iter().zip(ranking["scores"].as_array().unwrap()) {
+            assert!(
+                (g - w.as_f64().unwrap()).abs() < TOLERANCE,
+                "{query:?} batched: {got:?} against {:?}",
+                ranking["scores"]
+            );
+        }
+    }
+}

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use pipeserve::model::files::ModelFiles;
-use pipeserve::model::{LoadError, Model, ModelInput, ModelOptions, RawOutput};
+use pipeserve::model::{AnswerTokens, LoadError, Model, ModelInput, ModelOptions, RawOutput, Task};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -30,12 +30,24 @@ pub fn load(dir: &Path, options: &ModelOptions) -> Result<Model, LoadError> {
     let files = ModelFiles::locate(dir)?;
     // A sentence-transformers folder is an embedding model (as the loader serves it), whatever
     // head its config names (all-mpnet-base-v2: MPNetForMaskedLM, without the head).
-    let task = files.modules.is_some().then_some(pipeserve::model::Task::FeatureExtraction);
-    let (mut model, _) = Model::load_with_options(&files, task, options)?;
-    // The ids the pipelines set from the tokenizer: padding and, for fill-mask, the mask.
+    // A decoder checkpoint (`*ForCausalLM`) is served with a task named: here a Qwen3-Reranker,
+    // as `--task text-classification` serves it (the yes/no answer from the tokenizer's tokens).
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(&files.config).unwrap()).unwrap();
+    let causal = config["architectures"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|name| name.as_str().is_some_and(|n| n.ends_with("ForCausalLM"))));
+    let task = match (files.modules.is_some(), causal) {
+        (true, _) => Some(Task::FeatureExtraction),
+        (false, true) => Some(Task::TextClassification),
+        (false, false) => None,
+    };
     let tokenizer = dir.join("tokenizer.json");
-    if tokenizer.is_file() {
-        let tok = tokenizers::Tokenizer::from_file(&tokenizer).expect("tokenizer");
+    let tok = tokenizer.is_file().then(|| tokenizers::Tokenizer::from_file(&tokenizer).expect("tokenizer"));
+    let answers =
+        tok.as_ref().and_then(|t| Some(AnswerTokens { yes: t.token_to_id("yes")?, no: t.token_to_id("no")? }));
+    let (mut model, _) = Model::load_with_options(&files, task, &ModelOptions { answers, ..*options })?;
+    // The ids the pipelines set from the tokenizer: padding and, for fill-mask, the mask.
+    if let Some(tok) = tok {
         let pad = tok.get_padding().map_or(0, |p| p.pad_id);
         let mask = ["[MASK]", "<mask>"].iter().find_map(|m| tok.token_to_id(m));
         model.set_special_ids(pad, mask);

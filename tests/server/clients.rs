@@ -77,6 +77,18 @@ fn cross_encoder_rerank_and_text_pairs() {
 }
 
 #[test]
+fn qwen3_embedding_through_the_openai_sdk_and_tei() {
+    let server = Server::start("tiny-qwen3-embedding", &[]);
+    run_clients("qwen3-embedding", &server, &[]);
+}
+
+#[test]
+fn qwen3_reranker_through_tei_rerank() {
+    let server = Server::start("tiny-qwen3-reranker", &["--task", "text-classification"]);
+    run_clients("qwen3-reranker", &server, &[]);
+}
+
+#[test]
 fn inference_client_zero_shot_classification() {
     let server = Server::start("tiny-bert-nli", &[]);
     run_clients("zero-shot", &server, &[]);
