@@ -379,24 +379,29 @@ fn long_text(i: usize, words: usize) -> String {
     t
 }
 
+/// What a batch flood's clients saw: inputs served with 200, the other statuses, and the latency
+/// of each request answered 200.
+type Flood = (usize, Vec<u16>, Vec<Duration>);
+
 /// `clients` closed-loop clients sending batch-class requests of `inputs` × about 510 tokens until
-/// `stop`; returns the inputs served with 200 and the other statuses seen.
+/// `stop`.
 fn batch_flood(
     client: &Client,
     url: &str,
     clients: usize,
     inputs: usize,
     stop: Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<(usize, Vec<u16>)>> {
+) -> Vec<tokio::task::JoinHandle<Flood>> {
     (0..clients)
         .map(|c| {
             let (client, url, stop) = (client.clone(), url.to_string(), stop.clone());
             tokio::spawn(async move {
-                let (mut served, mut other) = (0, Vec::new());
+                let (mut served, mut other, mut latencies) = (0, Vec::new(), Vec::new());
                 let mut i = c * 1_000_000;
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let body: Vec<String> = (0..inputs).map(|k| long_text(i * 64 + k, 508)).collect();
+                    let sent = Instant::now();
                     let r = client
                         .post(&url)
                         .header("x-priority", "batch")
@@ -406,6 +411,7 @@ fn batch_flood(
                         Ok(r) if r.status() == 200 => {
                             r.bytes().await.unwrap();
                             served += inputs;
+                            latencies.push(sent.elapsed());
                         }
                         Ok(r) => {
                             other.push(r.status().as_u16());
@@ -415,7 +421,7 @@ fn batch_flood(
                         Err(_) => other.push(0),
                     }
                 }
-                (served, other)
+                (served, other, latencies)
             })
         })
         .collect()
@@ -472,12 +478,15 @@ async fn interactive_requests_stay_fast_while_batch_clients_flood() {
         *statuses.entry(status).or_default() += 1;
         latencies.push(latency);
     }
-    let (mut mixed, mut batch_refused) = (0, 0);
+    let (mut mixed, mut batch_refused, mut batch_latencies) = (0, 0, Vec::new());
     for f in flood {
-        let (served, other) = f.await.unwrap();
+        let (served, other, answered) = f.await.unwrap();
         mixed += served;
         batch_refused += other.len();
+        batch_latencies.extend(answered);
     }
+    batch_latencies.sort();
+    let batch_p50 = percentile(&batch_latencies, 0.5);
     let mixed_rate = mixed as f64 / (mixed_secs + 0.5);
     latencies.sort();
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
@@ -489,13 +498,21 @@ async fn interactive_requests_stay_fast_while_batch_clients_flood() {
             "interactive_statuses": statuses, "interactive_p50_ms": ms(p50), "interactive_p99_ms": ms(p99),
             "batch_inputs_per_s_alone": alone_rate, "batch_inputs_per_s_with_interactive": mixed_rate,
             "batch_throughput_kept": share, "batch_requests_refused": batch_refused,
+            "batch_p50_ms": ms(batch_p50),
         })
     );
     assert_eq!(statuses.get(&200), Some(&latencies.len()), "every interactive request got 200: {statuses:?}");
     assert!(alone > 0 && mixed > 0, "batch work was served both times (it never starves)");
-    let p99_bound = knob("RELIABILITY_INTERACTIVE_P99_MS", 2000, 300);
-    assert!(p99 <= Duration::from_millis(p99_bound), "interactive p99 {p99:?} over {p99_bound} ms");
+    // Without priority an interactive input would queue behind the flood as a batch request does.
+    // The short form runs on a debug build on whatever CPU CI has, so its bound is relative to
+    // the batch requests' own latency in the same run; the full form asserts the bound.
+    assert!(
+        p99 * 4 <= batch_p50,
+        "interactive p99 {p99:?} is not a quarter of the batch requests' p50 {batch_p50:?} beside them"
+    );
     if full() {
+        let p99_bound = knob("RELIABILITY_INTERACTIVE_P99_MS", 300, 300);
+        assert!(p99 <= Duration::from_millis(p99_bound), "interactive p99 {p99:?} over {p99_bound} ms");
         assert!(share >= 0.85, "batch kept {share:.2} of its throughput alone");
     }
 }
