@@ -5,7 +5,8 @@
 //! Environment: `BENCH_SECONDS` (per cell, default 3), `BENCH_MODEL` (default
 //! models/all-MiniLM-L6-v2), `BENCH_BATCHES` (default "1,8,32"), `BENCH_TOKENS` (default "16,128"),
 //! `BENCH_DTYPE` (f32, f16, bf16; for a dtype other than f32 the bench also prints the cosine of
-//! its mean-pooled embeddings to f32's), `BENCH_DEVICE`.
+//! its mean-pooled embeddings to f32's), `BENCH_DEVICE`, `BENCH_GEMM` (as `--gemm`, default auto;
+//! `candle` runs the packed encoder on the `gemm` crate, `mkl` on MKL).
 
 #[path = "support/inputs.rs"]
 mod inputs;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use pipeserve::load::{self, LoadConfig};
+use pipeserve::model::gemm::GemmChoice;
 use pipeserve::model::{DTypeSpec, DeviceSpec, ModelInput, RawOutput};
 use pipeserve::pipelines::feature_extraction::embed;
 use pipeserve::pipelines::Pooling;
@@ -43,6 +45,7 @@ fn main() {
     let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let dtype: DTypeSpec = std::env::var("BENCH_DTYPE").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
     let device: DeviceSpec = std::env::var("BENCH_DEVICE").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
+    let gemm: GemmChoice = std::env::var("BENCH_GEMM").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
     let load = |dtype| {
         load::load(&LoadConfig {
             model: model.clone(),
@@ -50,6 +53,7 @@ fn main() {
             task: None,
             device,
             dtype,
+            gemm,
             max_input_tokens: None,
             ..LoadConfig::default()
         })
@@ -57,9 +61,9 @@ fn main() {
     };
     let engine = load(dtype);
     let reference = (dtype != DTypeSpec::F32).then(|| load(DTypeSpec::F32));
-    let backend = if cfg!(feature = "mkl") { "mkl" } else { "gemm crate" };
     println!(
-        "CPU matmul backend: {backend}, {} math threads",
+        "--gemm {gemm}: {}, {} math threads",
+        engine.meta.gemm,
         std::env::var("OMP_NUM_THREADS").or_else(|_| std::env::var("RAYON_NUM_THREADS")).unwrap_or_default()
     );
     println!("model step of {model} on {device} ({dtype}), {seconds} s per cell\n");
