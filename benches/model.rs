@@ -59,13 +59,13 @@ fn main() {
         })
         .unwrap_or_else(|e| panic!("{e} (run python3 scripts/fetch_models.py)"))
     };
+    // The worker runs each forward pass inside its instance's own rayon pool (src/worker): in the
+    // `mkl` build the global pool has one thread, so the bench must install the same pool.
+    let threads = pipeserve::threads::pool_threads(pipeserve::threads::per_instance(0, 1, 0));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("math pool");
     let engine = load(dtype);
     let reference = (dtype != DTypeSpec::F32).then(|| load(DTypeSpec::F32));
-    println!(
-        "--gemm {gemm}: {}, {} math threads",
-        engine.meta.gemm,
-        std::env::var("OMP_NUM_THREADS").or_else(|_| std::env::var("RAYON_NUM_THREADS")).unwrap_or_default()
-    );
+    println!("--gemm {gemm}: {}, {threads} math threads", engine.meta.gemm);
     println!("model step of {model} on {device} ({dtype}), {seconds} s per cell\n");
     println!("| batch | tokens/input | batches/s | tokens/s | ms/batch |");
     println!("|---:|---:|---:|---:|---:|");
@@ -75,9 +75,9 @@ fn main() {
             let ids = inputs::synthetic_ids(batch, tokens);
             let types = vec![0u32; tokens];
             let inputs: Vec<ModelInput<'_>> = ids.iter().map(|i| ModelInput { ids: i, type_ids: &types }).collect();
-            let first = engine.model.forward(&inputs).unwrap();
+            let first = pool.install(|| engine.model.forward(&inputs).unwrap());
             if let Some(reference) = &reference {
-                let want = pooled(reference.model.forward(&inputs).unwrap());
+                let want = pooled(pool.install(|| reference.model.forward(&inputs).unwrap()));
                 for (a, b) in want.iter().zip(pooled(first)) {
                     worst_cosine = worst_cosine.min(a.iter().zip(&b).map(|(x, y)| x * y).sum());
                 }
@@ -85,7 +85,7 @@ fn main() {
             let started = Instant::now();
             let mut runs = 0u32;
             while started.elapsed() < Duration::from_secs_f64(seconds) || runs < 3 {
-                engine.model.forward(&inputs).unwrap();
+                pool.install(|| engine.model.forward(&inputs).unwrap());
                 runs += 1;
             }
             let elapsed = started.elapsed().as_secs_f64();
