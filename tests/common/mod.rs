@@ -35,6 +35,11 @@ pub fn model_dir(name: &str) -> PathBuf {
     committed
 }
 
+/// About `n` tokens of ordinary words for the MiniLM tokenizer.
+pub fn words(n: usize) -> String {
+    (0..n).map(|i| ["serving", "encoder", "models", "batch", "queue"][i % 5]).collect::<Vec<_>>().join(" ")
+}
+
 /// A writable copy of a model folder (its files, not its subfolders), for tests that break it.
 pub fn copy_of(model: &str) -> tempfile::TempDir {
     let src = model_dir(model);

@@ -143,6 +143,9 @@ impl Server {
     }
 }
 
+/// The chart's default memory limit (helm/pipeserve/values.yaml), in KiB: peak RSS stays below it.
+pub const CHART_MEMORY_LIMIT_KIB: u64 = 2 * 1024 * 1024;
+
 /// A memory figure of a process in KiB from /proc/<pid>/status: `VmRSS` (now) or `VmHWM` (peak).
 pub fn memory_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

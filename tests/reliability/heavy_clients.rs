@@ -12,15 +12,8 @@ use reqwest::Client;
 use serde_json::json;
 
 use super::{full, SERIAL};
-use crate::common::server::{memory_kib, Server};
-
-/// The chart's default memory limit.
-const CHART_MEMORY_LIMIT_KIB: u64 = 2 * 1024 * 1024;
-
-/// About `n` tokens of ordinary words for the MiniLM tokenizer.
-fn words(n: usize) -> String {
-    (0..n).map(|i| ["serving", "encoder", "models", "batch", "queue"][i % 5]).collect::<Vec<_>>().join(" ")
-}
+use crate::common::server::{memory_kib, Server, CHART_MEMORY_LIMIT_KIB};
+use crate::common::words;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heavy_clients_cannot_stall_a_small_request() {

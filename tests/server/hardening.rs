@@ -16,33 +16,17 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::server::Server;
+use common::server::{memory_kib, Server, CHART_MEMORY_LIMIT_KIB};
+use common::words;
 use reqwest::Client;
 use serde_json::{json, Value};
-
-/// The chart's default memory limit.
-const CHART_MEMORY_LIMIT_KIB: u64 = 2 * 1024 * 1024;
 
 fn full() -> bool {
     std::env::var("RELIABILITY_FULL").is_ok_and(|v| v == "1")
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn addr(server: &Server) -> String {
     server.base.trim_start_matches("http://").to_string()
-}
-
-/// About `n` tokens of ordinary words for the MiniLM tokenizer.
-fn words(n: usize) -> String {
-    (0..n).map(|i| ["serving", "encoder", "models", "batch", "queue"][i % 5]).collect::<Vec<_>>().join(" ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +83,8 @@ async fn clients_that_hang_up_cost_nothing_and_are_accounted_for() {
         .sum();
     assert_eq!(counted, 21.0, "{text}");
     eprintln!("hang-up statuses: {:?}", lines.iter().map(|l| l["status"].clone()).collect::<Vec<_>>());
-    assert!(peak_rss_kib(server.pid()) < CHART_MEMORY_LIMIT_KIB, "peak RSS {} KiB", peak_rss_kib(server.pid()));
+    let peak = memory_kib(server.pid(), "VmHWM");
+    assert!(peak < CHART_MEMORY_LIMIT_KIB, "peak RSS {peak} KiB");
 }
 
 async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
