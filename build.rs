@@ -1,7 +1,7 @@
 //! Compiles the vendored .proto files of the gRPC services (proto/) with protox, a protobuf
-//! compiler in Rust, so a build needs no system `protoc`. Links the native GEMM libraries of the `openblas` and `dnnl` features (the `mkl` feature is
-//! linked by candle's intel-mkl-src). Both come from Debian packages that
-//! `scripts/native-gemm.sh` installs; a missing library fails here with that hint.
+//! compiler in Rust, so a build needs no system `protoc`. Links the native GEMM libraries of the `openblas` feature (Debian's, installed by
+//! `scripts/native-gemm.sh`) and the `dnnl` feature (Intel's wheels, installed by `scripts/onednn.sh`); the `mkl` feature is linked by
+//! candle's intel-mkl-src. A missing library fails here with that hint.
 
 use std::path::Path;
 
@@ -39,10 +39,18 @@ fn main() {
         println!("cargo:rustc-link-lib=static=openblas");
         println!("cargo:rustc-link-lib=dylib=pthread");
     }
+    println!("cargo:rerun-if-env-changed=PIPESERVE_DNNL_DIR");
     if std::env::var_os("CARGO_FEATURE_DNNL").is_some() {
-        // Debian ships oneDNN shared only (OpenMP build): the image needs libdnnl2 and libgomp1.
-        require(&format!("{libdir}/libdnnl.so"), "libdnnl-dev");
-        println!("cargo:rustc-link-search=native={libdir}");
+        // oneDNN 3.2 from Intel's wheels (scripts/onednn.sh), shared (GNU OpenMP): the binary finds
+        // it through its rpath, and needs libgomp1.
+        let root = std::env::var("PIPESERVE_DNNL_DIR")
+            .unwrap_or_else(|_| format!("{}/.tools/onednn", std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()));
+        let dir = format!("{root}/lib");
+        if !Path::new(&format!("{dir}/libdnnl.so")).exists() {
+            panic!("{dir}/libdnnl.so is missing: run eval \"$(scripts/onednn.sh)\" (installs oneDNN from PyPI)");
+        }
+        println!("cargo:rustc-link-search=native={dir}");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
     }
 }
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Installs the native GEMM libraries that the `openblas` and `dnnl` cargo features link, from
-# Debian bookworm's packages (idempotent):
+# Installs the native GEMM library that the `openblas` cargo feature links, from Debian bookworm's
+# packages (idempotent):
 #
-#   scripts/native-gemm.sh && cargo build --release --features openblas,dnnl
+#   scripts/native-gemm.sh && cargo build --release --features openblas
 #
-# libopenblas-dev 0.3.21 (pthread, DYNAMIC_ARCH; linked statically) and libdnnl-dev 2.6.3
-# (oneDNN, OpenMP; shared, so a runtime image needs libdnnl2). MKL comes from scripts/mkl.sh.
+# libopenblas-dev 0.3.21 (pthread, DYNAMIC_ARCH; linked statically). oneDNN (the `dnnl` feature)
+# comes from scripts/onednn.sh, MKL from scripts/mkl.sh.
 set -euo pipefail
 need=()
-for pkg in libopenblas-dev libdnnl-dev; do
+for pkg in libopenblas-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device};
 
+use super::gemm::cpu::CpuGemm;
 use super::gemm::Bf16Support;
 use super::LoadError;
 
@@ -123,9 +124,10 @@ impl fmt::Display for DeviceList {
 /// Floating-point type of weights and activations, as `--dtype` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeSpec {
-    /// The fastest this CPU and build run at full quality: bf16 where the CPU has AMX-BF16 and the
-    /// packed encoder runs the model on MKL, f32 elsewhere (on AVX512-BF16 without AMX bf16 served
-    /// slower than f32: docs/benchmarks.md, round 5) and on GPUs.
+    /// The fastest this CPU and build run at full quality: bf16 where the packed encoder runs the
+    /// model on a bf16 GEMM faster than its f32 one on this CPU (oneDNN's on AVX512-BF16 or AMX,
+    /// MKL's on AMX only: on AVX512-BF16 it served slower than f32, docs/benchmarks.md, round 5),
+    /// f32 elsewhere and on GPUs.
     #[default]
     Auto,
     F32,
@@ -159,10 +161,10 @@ impl fmt::Display for DTypeSpec {
 }
 
 impl DTypeSpec {
-    /// The dtype to load with on `device`: `Auto` resolved for this CPU's bf16 arithmetic and for
-    /// whether the packed encoder runs the model on a bf16 GEMM (`bf16_gemm`); a dtype the CPU has
-    /// no arithmetic for is refused, saying why.
-    pub fn resolve(self, device: DeviceSpec, cpu: Bf16Support, bf16_gemm: bool) -> Result<DType, String> {
+    /// The dtype to load with on `device`: `Auto` resolved for this CPU's bf16 arithmetic and the
+    /// GEMM the packed encoder runs the model on (`gemm`; `None`: the model is not on it); a dtype
+    /// the CPU has no arithmetic for is refused, saying why.
+    pub fn resolve(self, device: DeviceSpec, cpu: Bf16Support, gemm: Option<CpuGemm>) -> Result<DType, String> {
         if device != DeviceSpec::Cpu {
             return Ok(match self {
                 Self::Auto | Self::F32 => DType::F32,
@@ -171,16 +173,21 @@ impl DTypeSpec {
             });
         }
         match self {
-            Self::Auto if cpu == Bf16Support::Amx && bf16_gemm => Ok(DType::BF16),
+            Self::Auto if gemm.is_some_and(|g| g.fast_bf16(cpu)) => Ok(DType::BF16),
             Self::Auto | Self::F32 => Ok(DType::F32),
             Self::BF16 if cpu == Bf16Support::None => {
                 Err("--dtype bf16: this CPU has neither AMX-BF16 nor AVX512-BF16, where bf16 \
                 runs slower than f32; use --dtype f32 (or auto)"
                     .into())
             }
-            Self::BF16 if !bf16_gemm => Err("--dtype bf16 on the CPU runs on MKL's bf16 GEMM in the packed encoder \
-                (BERT, DistilBERT): rebuild with --features mkl, or use --dtype f32 for this model"
+            Self::BF16 if gemm.is_none() => Err("--dtype bf16 on the CPU runs in the packed encoder only \
+                (BERT, DistilBERT, ELECTRA), and this model is not on it; use --dtype f32 (or auto)"
                 .into()),
+            Self::BF16 if !gemm.is_some_and(CpuGemm::has_bf16) => {
+                Err("--dtype bf16 on the CPU runs on oneDNN's or MKL's bf16 GEMM: rebuild with \
+                --features dnnl or mkl (scripts/serve.sh does), or use --dtype f32"
+                    .into())
+            }
             Self::BF16 => Ok(DType::BF16),
             Self::F16 => Err("--dtype f16 has no fast CPU path (candle's f16 matmul on the CPU is slower than f32); \
                 use --dtype bf16 on a CPU with AMX-BF16 or AVX512-BF16, or f32"
@@ -231,21 +238,28 @@ mod tests {
     fn auto_picks_bf16_only_where_cpu_and_gemm_have_it_and_slow_choices_are_refused() {
         let cpu = DeviceSpec::Cpu;
         let (amx, avx512, none) = (Bf16Support::Amx, Bf16Support::Avx512, Bf16Support::None);
-        assert_eq!(DTypeSpec::Auto.resolve(cpu, amx, true), Ok(DType::BF16));
-        for (support, bf16_gemm) in [(amx, false), (avx512, true), (none, true), (none, false)] {
-            assert_eq!(DTypeSpec::Auto.resolve(cpu, support, bf16_gemm), Ok(DType::F32), "{support:?}");
+        // What each library's bf16 GEMM serves (docs/benchmarks.md), where the build has it.
+        let (dnnl, mkl, crate_) = (Some(CpuGemm::Dnnl), Some(CpuGemm::Mkl), Some(CpuGemm::Crate));
+        let bf16_if = |built: bool| if built { Ok(DType::BF16) } else { Ok(DType::F32) };
+        assert_eq!(DTypeSpec::Auto.resolve(cpu, amx, dnnl), bf16_if(cfg!(feature = "dnnl")));
+        assert_eq!(DTypeSpec::Auto.resolve(cpu, avx512, dnnl), bf16_if(cfg!(feature = "dnnl")));
+        assert_eq!(DTypeSpec::Auto.resolve(cpu, amx, mkl), bf16_if(cfg!(feature = "mkl")));
+        for (support, gemm) in [(avx512, mkl), (amx, crate_), (amx, None), (none, dnnl), (none, mkl)] {
+            assert_eq!(DTypeSpec::Auto.resolve(cpu, support, gemm), Ok(DType::F32), "{support:?} {gemm:?}");
         }
-        assert_eq!(DTypeSpec::F32.resolve(cpu, amx, true), Ok(DType::F32));
-        // Asked for, bf16 runs wherever the CPU has bf16 arithmetic.
-        assert_eq!(DTypeSpec::BF16.resolve(cpu, avx512, true), Ok(DType::BF16));
-        let err = DTypeSpec::BF16.resolve(cpu, none, true).unwrap_err();
+        assert_eq!(DTypeSpec::F32.resolve(cpu, amx, dnnl), Ok(DType::F32));
+        // Asked for, bf16 runs wherever the CPU has bf16 arithmetic and the GEMM a bf16 call.
+        assert_eq!(DTypeSpec::BF16.resolve(cpu, avx512, mkl).is_ok(), cfg!(feature = "mkl"));
+        let err = DTypeSpec::BF16.resolve(cpu, none, dnnl).unwrap_err();
         assert!(err.contains("AVX512-BF16"), "{err}");
-        let err = DTypeSpec::BF16.resolve(cpu, amx, false).unwrap_err();
-        assert!(err.contains("--features mkl"), "{err}");
-        assert!(DTypeSpec::F16.resolve(cpu, amx, true).unwrap_err().contains("no fast CPU path"));
+        let err = DTypeSpec::BF16.resolve(cpu, amx, crate_).unwrap_err();
+        assert!(err.contains("--features dnnl or mkl"), "{err}");
+        let err = DTypeSpec::BF16.resolve(cpu, amx, None).unwrap_err();
+        assert!(err.contains("packed encoder only"), "{err}");
+        assert!(DTypeSpec::F16.resolve(cpu, amx, dnnl).unwrap_err().contains("no fast CPU path"));
         // GPUs: as asked, auto is f32.
-        assert_eq!(DTypeSpec::Auto.resolve(DeviceSpec::Cuda(0), amx, true), Ok(DType::F32));
-        assert_eq!(DTypeSpec::F16.resolve(DeviceSpec::Cuda(0), none, false), Ok(DType::F16));
+        assert_eq!(DTypeSpec::Auto.resolve(DeviceSpec::Cuda(0), amx, dnnl), Ok(DType::F32));
+        assert_eq!(DTypeSpec::F16.resolve(DeviceSpec::Cuda(0), none, None), Ok(DType::F16));
         assert_eq!(DTypeSpec::of(DType::BF16), DTypeSpec::BF16);
     }
 

@@ -22,6 +22,7 @@ pub use task::Task;
 pub use arch::AnswerTokens;
 use arch::{EncoderKind, Head, HeadTask, MaskedLmHead, Network, PaddedBatch};
 use files::ModelFiles;
+use gemm::cpu::CpuGemm;
 use gemm::{Backend, Cpu, GemmChoice, LinearOptions, Quantize};
 use weights::Weights;
 
@@ -148,6 +149,17 @@ pub struct ModelOptions {
     pub answers: Option<AnswerTokens>,
 }
 
+/// The packed encoder's GEMM for bf16 when `--gemm auto` resolved to one that is slow in bf16 on
+/// this CPU (MKL without AMX) and the build has oneDNN, whose bf16 matmul is fast wherever the CPU
+/// has bf16 arithmetic; `None` keeps the resolved one. f32 (asked for, or auto without bf16
+/// arithmetic) keeps it too: oneDNN's f32 GEMM is not faster than MKL's.
+fn bf16_gemm(packed: Option<CpuGemm>, gemm: GemmChoice, dtype: DTypeSpec, cpu: gemm::Bf16Support) -> Option<CpuGemm> {
+    let resolved = packed?;
+    let wants_bf16 = matches!(dtype, DTypeSpec::Auto | DTypeSpec::BF16) && cpu != gemm::Bf16Support::None;
+    let dnnl = CpuGemm::Dnnl;
+    (gemm == GemmChoice::Auto && wants_bf16 && !resolved.fast_bf16(cpu) && dnnl.fast_bf16(cpu)).then_some(dnnl)
+}
+
 /// A loaded model on its device. Owned by the worker thread.
 pub struct Model {
     network: Network,
@@ -175,25 +187,28 @@ impl Model {
         options: &ModelOptions,
     ) -> Result<(Self, ModelMeta), LoadError> {
         let ModelOptions { device: device_spec, dtype: dtype_spec, gemm, quantize, splade, answers } = *options;
-        let linear = if device_spec == DeviceSpec::Cpu {
+        let mut linear = if device_spec == DeviceSpec::Cpu {
             LinearOptions::resolve(gemm, quantize).map_err(LoadError::Options)?
         } else if quantize == Quantize::Int8 {
             return Err(LoadError::Options("--quantize int8 runs on the CPU only".into()));
         } else {
             LinearOptions::default()
         };
-        tracing::info!(gemm = %linear.backend, quantize = %linear.quantize, "linear layers");
         let raw: serde_json::Value = files::read_json(&files.config)?;
         let config: HfConfig = serde_json::from_value(raw.clone())
             .map_err(|e| LoadError::BadConfig { path: files.config.clone(), reason: e.to_string() })?;
         let task = if splade { splade_task(task)? } else { resolve_task(task, &config)? };
         let device = device_spec.open()?;
-        let packed = arch::packed_gemm(&config, &device, &linear);
         let bf16 = Cpu::detect().bf16;
-        let dtype =
-            dtype_spec.resolve(device_spec, bf16, packed.is_some_and(|g| g.has_bf16())).map_err(LoadError::Options)?;
-        if dtype == DType::BF16 && device_spec == DeviceSpec::Cpu && bf16 == gemm::Bf16Support::Avx512 {
-            tracing::warn!("bf16 on AVX512-BF16 without AMX served slower than f32 in docs/benchmarks.md (round 5)");
+        let mut packed = arch::packed_gemm(&config, &device, &linear);
+        if let Some(g) = bf16_gemm(packed, gemm, dtype_spec, bf16) {
+            packed = Some(g);
+            linear.backend = g.backend();
+        }
+        tracing::info!(gemm = %linear.backend, quantize = %linear.quantize, "linear layers");
+        let dtype = dtype_spec.resolve(device_spec, bf16, packed).map_err(LoadError::Options)?;
+        if dtype == DType::BF16 && device_spec == DeviceSpec::Cpu && packed.is_some_and(|g| !g.fast_bf16(bf16)) {
+            tracing::warn!("bf16 on this GEMM and CPU served slower than f32 in docs/benchmarks.md (round 5)");
         }
         tracing::info!(dtype = %DTypeSpec::of(dtype), requested = %dtype_spec, packed = packed.is_some(), "dtype");
         let weights = Weights::read(&files.weights)?;

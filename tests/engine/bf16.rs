@@ -1,9 +1,9 @@
-//! The bf16 quality gate (`--dtype bf16`, what `--dtype auto` serves on a CPU with AMX-BF16 in the
-//! `mkl` build, and what `--dtype bf16` runs on one with AVX512-BF16): on every golden input, the mean-pooled embedding within
-//! cosine 0.9999 of f32's, and f32's labels and fill-mask top-1 (ties under the margins below
-//! exempt, counted and printed). Where the CPU or the build has no bf16 GEMM the gate is ignored
-//! (listed by the test runner, never passed) and bf16 must be refused with the reason. CI runs it
-//! with `eval "$(scripts/mkl.sh)" && cargo test --features mkl --test engine bf16`.
+//! The bf16 quality gate (`--dtype bf16`, what `--dtype auto` serves on a CPU with AMX-BF16 or
+//! AVX512-BF16 in the README's build, `--features mkl,dnnl`): on every golden input, the mean-pooled
+//! embedding within cosine 0.9999 of f32's, and f32's labels and fill-mask top-1 (ties under the
+//! margins below exempt, counted and printed). Where the CPU or the build has no bf16 GEMM the gate
+//! is ignored (listed by the test runner, never passed) and bf16 must be refused with the reason. CI
+//! runs it in the `mkl,dnnl` step of `.ci/run`.
 
 use pipeserve::model::{DTypeSpec, LoadError, ModelOptions};
 
@@ -35,11 +35,11 @@ fn bf16_matches_f32_on_every_golden_input() {
 }
 
 #[test]
-#[cfg_attr(all(feature = "mkl", pipeserve_host_bf16), ignore = "this CPU and build run bf16")]
+#[cfg_attr(all(any(feature = "mkl", feature = "dnnl"), pipeserve_host_bf16), ignore = "this CPU and build run bf16")]
 fn bf16_without_a_bf16_cpu_or_gemm_is_refused_with_the_reason() {
     match load(&model_dir("all-MiniLM-L6-v2"), &bf16()) {
         Err(LoadError::Options(reason)) => {
-            assert!(reason.contains("AVX512-BF16") || reason.contains("--features mkl"), "{reason}")
+            assert!(reason.contains("AVX512-BF16") || reason.contains("--features dnnl or mkl"), "{reason}")
         }
         Err(e) => panic!("unexpected error: {e}"),
         Ok(_) => panic!("bf16 loaded on a CPU or build without a bf16 GEMM"),

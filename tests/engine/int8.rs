@@ -10,7 +10,7 @@
 //! recorded input ids and the tokenizer's special ids; whichever backend this build picks for
 //! int8 (oneDNN, else MKL) is the one under test. The default build has no integer GEMM: there
 //! the gate is skipped and int8 must be refused. CI runs it with
-//! `scripts/native-gemm.sh && cargo test --features dnnl --test engine int8`.
+//! `eval "$(scripts/onednn.sh)" && cargo test --features dnnl --test engine int8`.
 
 use pipeserve::model::gemm::{Backend, Quantize};
 use pipeserve::model::{LoadError, ModelInput, ModelOptions, RawOutput};

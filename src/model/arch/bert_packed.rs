@@ -35,6 +35,9 @@ struct Linear {
 enum Weight {
     F32(Vec<f32>),
     Bf16(Vec<u16>),
+    /// bf16, reordered once for oneDNN's matmul.
+    #[cfg(feature = "dnnl")]
+    Packed(crate::model::gemm::dnnl::PackedBf16),
 }
 
 /// A GEMM input in the precision the layer takes.
@@ -45,12 +48,17 @@ enum Input<'a> {
 }
 
 impl Linear {
-    fn load(weight: &Tensor, bias: &Tensor, precision: Precision) -> Result<Self> {
+    fn load(weight: &Tensor, bias: &Tensor, gemm: CpuGemm, precision: Precision) -> Result<Self> {
         let (out, inp) = weight.dims2()?;
         let values = weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let weight = match precision {
-            Precision::F32 => Weight::F32(values),
-            Precision::Bf16 => Weight::Bf16(bf16::to_vec(&values)),
+        let weight = match (precision, gemm) {
+            (Precision::F32, _) => Weight::F32(values),
+            #[cfg(feature = "dnnl")]
+            (Precision::Bf16, CpuGemm::Dnnl) => Weight::Packed(
+                crate::model::gemm::dnnl::PackedBf16::new(&bf16::to_vec(&values), out, inp)
+                    .map_err(candle_core::Error::msg)?,
+            ),
+            (Precision::Bf16, _) => Weight::Bf16(bf16::to_vec(&values)),
         };
         Ok(Self { weight, bias: bias.to_dtype(DType::F32)?.to_vec1::<f32>()?, out, inp })
     }
@@ -64,6 +72,10 @@ impl Linear {
             }
             (Weight::Bf16(w), Input::Bf16(x)) => {
                 gemm.par_bf16(MatRef::dense(x, rows, self.inp), MatRef::dense(w, self.out, self.inp), true, y, 0.0)
+            }
+            #[cfg(feature = "dnnl")]
+            (Weight::Packed(w), Input::Bf16(x)) => {
+                crate::model::gemm::cpu::par_packed(MatRef::dense(x, rows, self.inp), w, y)
             }
             _ => unreachable!("inputs are written in the weights' precision"),
         }
@@ -177,14 +189,14 @@ impl PackedBert {
             Ok(Norm { gamma: get("weight")?, beta: get("bias")?, eps })
         };
         let linear = |vb: VarBuilder, out: usize, inp: usize| -> Result<Linear> {
-            Linear::load(&vb.get((out, inp), "weight")?, &vb.get(out, "bias")?, precision)
+            Linear::load(&vb.get((out, inp), "weight")?, &vb.get(out, "bias")?, gemm, precision)
         };
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
                 let l = vb.pp(format!("{}.{i}", names.layers));
                 let (qkv_weight, qkv_bias) = bert::fused_qkv(&l, names, cfg)?;
                 Ok(Layer {
-                    qkv: Linear::load(&qkv_weight, &qkv_bias, precision)?,
+                    qkv: Linear::load(&qkv_weight, &qkv_bias, gemm, precision)?,
                     attention_out: linear(l.pp(names.attention_out), h, h)?,
                     attention_norm: norm(l.pp(names.attention_norm))?,
                     intermediate: linear(l.pp(names.intermediate), cfg.intermediate_size, h)?,

@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::view::{MatMut, MatRef};
-use super::{ffi, Backend};
+use super::{ffi, Backend, Bf16Support};
 
 /// Rows per thread below which a GEMM is split by columns instead (or not at all).
 const MIN_ROWS_PER_THREAD: usize = 32;
@@ -30,22 +30,50 @@ pub enum CpuGemm {
     Crate,
     /// Intel MKL (feature `mkl`): f32 and bf16 (`cblas_gemm_bf16bf16f32`).
     Mkl,
+    /// oneDNN (feature `dnnl`): f32 (`dnnl_sgemm`) and bf16 (its matmul primitive, src/model/gemm/dnnl.rs).
+    Dnnl,
 }
 
 impl CpuGemm {
-    /// The library for a resolved `--gemm` backend, if the packed encoder runs on it (OpenBLAS and
-    /// oneDNN keep the padded encoder: their thread pools cannot be switched off per call).
+    /// The library for a resolved `--gemm` backend, if the packed encoder runs on it (OpenBLAS
+    /// keeps the padded encoder: its thread pool cannot be switched off per call).
     pub fn for_backend(backend: Backend) -> Option<Self> {
         match backend {
             Backend::Candle => Some(Self::Crate),
             Backend::Mkl if cfg!(feature = "mkl") => Some(Self::Mkl),
+            Backend::Dnnl if cfg!(feature = "dnnl") => Some(Self::Dnnl),
             _ => None,
+        }
+    }
+
+    /// The backend this library is.
+    pub fn backend(self) -> Backend {
+        match self {
+            Self::Crate => Backend::Candle,
+            Self::Mkl => Backend::Mkl,
+            Self::Dnnl => Backend::Dnnl,
         }
     }
 
     /// Whether this library has a bf16 GEMM in this build.
     pub fn has_bf16(self) -> bool {
-        self == Self::Mkl && cfg!(feature = "mkl")
+        match self {
+            Self::Crate => false,
+            Self::Mkl => cfg!(feature = "mkl"),
+            Self::Dnnl => cfg!(feature = "dnnl"),
+        }
+    }
+
+    /// Whether its bf16 GEMM is faster than its f32 one on a CPU with `cpu`'s bf16 arithmetic
+    /// (docs/benchmarks.md): oneDNN's wherever there is bf16 arithmetic, MKL's only with AMX (on
+    /// an AMD Zen 4 it served 0.72× its f32).
+    pub fn fast_bf16(self, cpu: Bf16Support) -> bool {
+        self.has_bf16()
+            && match self {
+                Self::Dnnl => cpu != Bf16Support::None,
+                Self::Mkl => cpu == Bf16Support::Amx,
+                Self::Crate => false,
+            }
     }
 
     /// `c = a · op(b) + beta · c` in f32 on the calling thread (`op(b) = bᵀ` when `b_trans`).
@@ -56,6 +84,10 @@ impl CpuGemm {
             Self::Mkl => ffi::mkl_sgemm_view(a, b, b_trans, c, beta),
             #[cfg(not(feature = "mkl"))]
             Self::Mkl => unreachable!("no MKL in this build"),
+            #[cfg(feature = "dnnl")]
+            Self::Dnnl => ffi::dnnl_sgemm_view(a, b, b_trans, c, beta),
+            #[cfg(not(feature = "dnnl"))]
+            Self::Dnnl => unreachable!("no oneDNN in this build"),
         }
     }
 
@@ -66,6 +98,8 @@ impl CpuGemm {
         match self {
             #[cfg(feature = "mkl")]
             Self::Mkl => ffi::mkl_bf16_gemm_view(a, b, b_trans, c, beta),
+            #[cfg(feature = "dnnl")]
+            Self::Dnnl => super::dnnl::bf16_gemm(a, b, b_trans, c, beta),
             other => panic!("{other:?} has no bf16 GEMM in this build"),
         }
     }
@@ -78,6 +112,30 @@ impl CpuGemm {
     /// [`CpuGemm::bf16`] split over the current rayon pool.
     pub fn par_bf16(self, a: MatRef<'_, u16>, b: MatRef<'_, u16>, b_trans: bool, c: MatMut<'_, f32>, beta: f32) {
         split(a, b, b_trans, c, &|a, b, c| self.bf16(a, b, b_trans, c, beta));
+    }
+}
+
+/// `c = a · Wᵀ` with a weight oneDNN reordered at load, split by rows over the current rayon pool
+/// (a reordered weight cannot be cut by columns, so few rows run on one thread).
+#[cfg(feature = "dnnl")]
+pub fn par_packed(a: MatRef<'_, u16>, w: &super::dnnl::PackedBf16, c: MatMut<'_, f32>) {
+    let threads = rayon::current_num_threads();
+    let m = c.rows();
+    if threads > 1 && m >= MIN_ROWS_PER_THREAD * threads {
+        let per = m.div_ceil(threads);
+        let mut blocks = Vec::with_capacity(threads);
+        let mut rest = c;
+        let mut start = 0;
+        while start < m {
+            let rows = per.min(m - start);
+            let (block, tail) = rest.split_rows(rows);
+            blocks.push((a.sub_rows(start, rows), block));
+            rest = tail;
+            start += rows;
+        }
+        blocks.into_par_iter().for_each(|(a, c)| w.gemm(a, c));
+    } else {
+        w.gemm(a, c);
     }
 }
 

@@ -139,6 +139,36 @@ pub fn dnnl_sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], beta: f32,
     assert_eq!(status, 0, "dnnl_sgemm failed with status {status}");
 }
 
+/// `c = a · op(b) + beta · c` with oneDNN's `dnnl_sgemm` on the calling thread.
+#[cfg(feature = "dnnl")]
+pub fn dnnl_sgemm_view(a: MatRef<'_, f32>, b: MatRef<'_, f32>, b_trans: bool, mut c: MatMut<'_, f32>, beta: f32) {
+    let (m, n, k) = check_views(&a, &b, b_trans, &c);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let transb = if b_trans { b'T' } else { b'N' };
+    let (lda, ldb, ldc) = (a.stride().max(1) as i64, b.stride().max(1) as i64, c.stride().max(1) as i64);
+    // SAFETY: the views were checked to hold the matrices at their leading dimensions.
+    let status = super::dnnl::serial(|| unsafe {
+        dnnl_sys::dnnl_sgemm(
+            b'N',
+            transb,
+            m as i64,
+            n as i64,
+            k as i64,
+            1.0,
+            a.as_ptr(),
+            lda,
+            b.as_ptr(),
+            ldb,
+            beta,
+            c.as_mut_ptr(),
+            ldc,
+        )
+    });
+    assert_eq!(status, 0, "dnnl_sgemm failed with status {status}");
+}
+
 /// `c = a · bᵀ` in integers with oneDNN: `a` unsigned (m × k), `b` signed (n × k), `c` i32 (m × n).
 #[cfg(feature = "dnnl")]
 pub fn dnnl_gemm_u8s8s32(m: usize, n: usize, k: usize, a: &[u8], b: &[i8], c: &mut [i32]) {

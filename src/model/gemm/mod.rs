@@ -15,6 +15,8 @@
 //! f32 rate here, and it swapped fill-mask top-1 on two golden inputs (docs/benchmarks.md).
 
 pub mod cpu;
+#[cfg(feature = "dnnl")]
+pub mod dnnl;
 mod ffi;
 mod int8;
 pub mod view;
@@ -244,7 +246,7 @@ impl GemmChoice {
 }
 
 const NO_INT8: &str = "--quantize int8 needs an integer GEMM, which this build lacks: rebuild with \
---features dnnl (oneDNN; scripts/native-gemm.sh installs it) or --features mkl";
+--features dnnl (oneDNN; scripts/onednn.sh installs it) or --features mkl";
 
 /// How the linear layers are built: the backend resolved from [`GemmChoice`] and the precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
