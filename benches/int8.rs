@@ -5,7 +5,7 @@
 //! best round. Prints tokens/s, the ratio to the best f32 candidate, and the lowest cosine of
 //! each candidate's hidden states to candle f32's.
 //!
-//! `scripts/native-gemm.sh && eval "$(scripts/mkl.sh)" &&
+//! `eval "$(scripts/onednn.sh)" && eval "$(scripts/mkl.sh)" &&
 //!  cargo bench --features dnnl --bench int8` (any subset of the features, never `mkl` with
 //! `openblas`: build.rs refuses). One library per build measures cleanest: their thread pools
 //! spin against each other between calls.

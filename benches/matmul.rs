@@ -5,7 +5,7 @@
 //! the model runs it (quantize the activations, integer GEMM, dequantize with the bias). Then the
 //! model's tokens/s ceiling from the best f32 rate and the FLOPs per token of `config.json`.
 //!
-//! `scripts/native-gemm.sh && eval "$(scripts/mkl.sh)" &&
+//! `eval "$(scripts/onednn.sh)" && eval "$(scripts/mkl.sh)" &&
 //!  cargo bench --features mkl,dnnl --bench matmul`, then `--features openblas` (any subset, but
 //! never `mkl` with `openblas`: both define `cblas_sgemm` and the linker keeps one; build.rs refuses).
 //! Environment: `BENCH_SECONDS` per cell (default 1), `BENCH_MODEL` (default
