@@ -18,6 +18,11 @@ fn main() {
     if flags.split_whitespace().any(|f| f == "amx_bf16" || f == "avx512_bf16") {
         println!("cargo:rustc-cfg=pipeserve_host_bf16");
     }
+    // oneDNN's bf16 matmul needs AVX-512 (`avx512_core`): its bf16 tests run where the host has it.
+    println!("cargo:rustc-check-cfg=cfg(pipeserve_host_avx512)");
+    if ["avx512f", "avx512bw", "avx512vl", "avx512dq"].iter().all(|f| flags.split_whitespace().any(|g| g == *f)) {
+        println!("cargo:rustc-cfg=pipeserve_host_avx512");
+    }
     // Likewise the int8 gate, where the CPU has VNNI (without it int8 is refused: src/model/gemm).
     println!("cargo:rustc-check-cfg=cfg(pipeserve_host_vnni)");
     if flags.split_whitespace().any(|f| f == "avx512_vnni" || f == "avx_vnni") {

@@ -152,7 +152,8 @@ pub struct ModelOptions {
 /// The packed encoder's GEMM for bf16 when `--gemm auto` resolved to one that is slow in bf16 on
 /// this CPU (MKL without AMX) and the build has oneDNN, whose bf16 matmul is fast wherever the CPU
 /// has bf16 arithmetic; `None` keeps the resolved one. f32 (asked for, or auto without bf16
-/// arithmetic) keeps it too: oneDNN's f32 GEMM is not faster than MKL's.
+/// arithmetic) keeps it too: on a CPU with bf16 arithmetic auto resolves f32 to MKL, and oneDNN's
+/// f32 GEMM is not faster than MKL's there.
 fn bf16_gemm(packed: Option<CpuGemm>, gemm: GemmChoice, dtype: DTypeSpec, cpu: gemm::Bf16Support) -> Option<CpuGemm> {
     let resolved = packed?;
     let wants_bf16 = matches!(dtype, DTypeSpec::Auto | DTypeSpec::BF16) && cpu != gemm::Bf16Support::None;

@@ -55,12 +55,15 @@ impl CpuGemm {
         }
     }
 
-    /// Whether this library has a bf16 GEMM in this build.
+    /// Whether this library has a bf16 GEMM in this build and on this CPU (oneDNN's needs AVX-512).
     pub fn has_bf16(self) -> bool {
         match self {
             Self::Crate => false,
             Self::Mkl => cfg!(feature = "mkl"),
-            Self::Dnnl => cfg!(feature = "dnnl"),
+            #[cfg(feature = "dnnl")]
+            Self::Dnnl => super::dnnl::has_bf16(),
+            #[cfg(not(feature = "dnnl"))]
+            Self::Dnnl => false,
         }
     }
 

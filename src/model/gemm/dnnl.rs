@@ -546,6 +546,17 @@ impl PackedBf16 {
     }
 }
 
+/// Whether oneDNN has a bf16 matmul on this CPU: it needs AVX-512 (`avx512_core`, with bf16
+/// emulated below AVX512-BF16); on an AVX2-only CPU every bf16 matmul is unimplemented. Probed
+/// once by compiling a small one.
+pub fn has_bf16() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        let key = Key { m: 16, n: 16, k: 16, lda: 16, ldc: 16, b: Some((16, true)), accumulate: false };
+        Matmul::new(key, None).is_ok()
+    })
+}
+
 /// The implementation oneDNN picked for a packed `m × n × k` bf16 matmul (for the tests and the
 /// start-up log), e.g. `brg:avx512_core_bf16`.
 pub fn implementation(n: usize, k: usize, m: usize) -> Result<String, String> {
@@ -569,6 +580,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(pipeserve_host_avx512), ignore = "oneDNN has no bf16 matmul without AVX-512")]
     fn packed_weights_match_the_reference_for_every_row_count_and_split() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let (n, k) = (72usize, 40usize);
@@ -590,6 +602,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(pipeserve_host_avx512), ignore = "oneDNN has no bf16 matmul without AVX-512")]
     fn packed_gemm_writes_a_block_of_a_wider_output_in_place() {
         let (m, n, k, width) = (9usize, 32usize, 16usize, 50usize);
         let w = random(n * k, 1, 1.0);
@@ -609,6 +622,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(pipeserve_host_avx512), ignore = "oneDNN has no bf16 matmul without AVX-512")]
     fn strided_products_accumulate_with_beta_one() {
         let (m, k, stride) = (5usize, 8usize, 24usize);
         let wide = bf16::to_vec(&random(m * stride, 4, 1.0));
@@ -629,6 +643,7 @@ mod tests {
     /// On a CPU with bf16 arithmetic the packed path must run oneDNN's bf16 kernels, not its
     /// reference fallback (which would be correct and slow).
     #[test]
+    #[cfg_attr(not(pipeserve_host_avx512), ignore = "oneDNN has no bf16 matmul without AVX-512")]
     fn a_bf16_cpu_gets_the_bf16_brgemm_kernel() {
         let name = implementation(1536, 384, CHUNK).unwrap();
         if Cpu::detect().bf16 == Bf16Support::None {
@@ -636,5 +651,20 @@ mod tests {
             return;
         }
         assert!(name.starts_with("brg:") && (name.contains("bf16") || name.contains("amx")), "{name}");
+    }
+
+    /// Where oneDNN has no bf16 matmul (an AVX2-only CPU) the probe says so, a packed weight is
+    /// refused with the reason, and the packed encoder does not count oneDNN as a bf16 GEMM; on
+    /// an AVX-512 CPU the probe finds one.
+    #[test]
+    fn the_bf16_probe_matches_the_cpu() {
+        use crate::model::gemm::cpu::CpuGemm;
+        assert_eq!(has_bf16(), cfg!(pipeserve_host_avx512));
+        assert_eq!(CpuGemm::Dnnl.has_bf16(), has_bf16());
+        if !has_bf16() {
+            let err = PackedBf16::new(&[0; 16 * 16], 16, 16).err().expect("a packed bf16 weight without AVX-512");
+            assert!(err.contains("no bf16 matmul"), "{err}");
+            assert!(!CpuGemm::Dnnl.fast_bf16(Cpu::detect().bf16));
+        }
     }
 }
