@@ -4,7 +4,8 @@
 # On x86-64 Linux the server is built with Intel MKL (scripts/mkl.sh installs it from PyPI into
 # .tools/mkl once, ~1 GB unpacked; linked statically) and oneDNN (scripts/onednn.sh, .tools/onednn,
 # 55 MB; shared, found by rpath): `--dtype auto` serves bf16 on oneDNN where the CPU has AVX512-BF16
-# or AMX, f32 on MKL elsewhere; numbers in docs/benchmarks.md. PIPESERVE_NO_MKL=1 builds without both.
+# or AMX, f32 elsewhere (MKL's GEMM, or oneDNN's on AMD CPUs with AVX2 only); numbers in
+# docs/benchmarks.md. PIPESERVE_NO_MKL=1 builds without both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/fetch_models.py --only all-MiniLM-L6-v2
