@@ -5,13 +5,18 @@
 #   VARIANT        cpu (default) | cuda    which toolchain builds the binary and which base runs it
 #   MKL            1 (default) | 0         cpu on x86-64: link Intel MKL for the matmuls (faster;
 #                                          docs/benchmarks.md)
+#   DNNL           1 (default) | 0         cpu on x86-64: link oneDNN, whose bf16 matmul `--dtype
+#                                          auto` serves on CPUs with AVX512-BF16 or AMX (the image
+#                                          then carries libdnnl.so.3, ~55 MB, next to the binary)
 #   BINARY_SOURCE  build (default) | prebuilt
 #                  build: compile inside the builder image (what users run);
 #                  prebuilt: copy PREBUILT_BINARY from the build context instead (CI builds on the
 #                  host, e.g. where the rust image cannot be pulled). The binary must be built for
 #                  the runtime base's glibc (Debian 12 for cpu, Ubuntu 22.04 for cuda) or older.
-#   PREBUILT_BINARY  path of that binary inside the context (default target/release/pipeserve,
-#                  the only file under target/ that .dockerignore lets through)
+#   PREBUILT_BINARY  path of that binary inside the context (default target/release/pipeserve;
+#                  .dockerignore lets through only it and target/release/libdnnl.so.3, which a
+#                  binary built with the `dnnl` feature needs: put a copy there and it is shipped
+#                  next to the binary, where the binary's rpath `$ORIGIN` finds it)
 #   MODEL_NAME     model baked in by the `runtime-model` target (a name scripts/fetch_models.py knows)
 #
 # Targets:
@@ -40,11 +45,13 @@ ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 # unused stages).
 # ---------------------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS build-cpu
-# On x86-64 the binary links Intel MKL statically (the `mkl` feature; scripts/mkl.sh fetches the
-# pinned, sha256-checked wheels from PyPI, so the build needs PyPI as well as crates.io). MKL=0,
-# or any other architecture, builds with candle's own matmul. The runtime image needs no Intel
-# library either way.
+# On x86-64 the binary links Intel MKL statically (the `mkl` feature) and oneDNN as a shared
+# library (the `dnnl` feature): what scripts/serve.sh builds. scripts/mkl.sh and scripts/onednn.sh
+# fetch pinned, sha256-checked wheels from PyPI, so the build needs PyPI as well as crates.io.
+# MKL=0 DNNL=0, or any other architecture, builds with candle's own matmul. Every builder leaves
+# its files in /dist: the binary, and libdnnl.so.3 where it links it.
 ARG MKL=1
+ARG DNNL=1
 ARG TARGETARCH
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
@@ -52,18 +59,20 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
-COPY scripts/mkl.sh scripts/
+COPY scripts/mkl.sh scripts/onednn.sh scripts/
 COPY src ./src
 # Cache mounts keep the registry and incremental objects between builds; the binary is copied
 # out because the target dir lives only in the cache.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    features=(); \
-    if [[ "$MKL" == 1 && "${TARGETARCH:-amd64}" == amd64 ]]; then \
-        eval "$(scripts/mkl.sh)" && features=(--features mkl); \
+    features=(); mkdir -p /dist; \
+    if [[ "${TARGETARCH:-amd64}" == amd64 ]]; then \
+        if [[ "$MKL" == 1 ]]; then eval "$(scripts/mkl.sh)" && features+=(mkl); fi; \
+        if [[ "$DNNL" == 1 ]]; then eval "$(scripts/onednn.sh)" && features+=(dnnl) \
+            && cp "$PIPESERVE_DNNL_DIR/lib/libdnnl.so.3" /dist/; fi; \
     fi \
-    && cargo build --release --locked "${features[@]}" \
-    && cp target/release/pipeserve /pipeserve
+    && cargo build --release --locked --features "$(IFS=,; echo "${features[*]}")" \
+    && cp target/release/pipeserve /dist/pipeserve
 
 FROM nvidia/cuda:${CUDA_VERSION}-devel-${CUDA_UBUNTU} AS build-cuda
 ARG RUST_VERSION
@@ -83,12 +92,13 @@ COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --features cuda \
-    && cp target/release/pipeserve /pipeserve
+    && mkdir -p /dist && cp target/release/pipeserve /dist/pipeserve
 
-# A binary built outside (CI): no toolchain image needed at all.
+# A binary built outside (CI): no toolchain image needed at all. The library is optional: a
+# pattern that matches nothing copies nothing while the binary is there.
 FROM scratch AS build-prebuilt
 ARG PREBUILT_BINARY=target/release/pipeserve
-COPY ${PREBUILT_BINARY} /pipeserve
+COPY ${PREBUILT_BINARY} target/release/libdnnl.so.[3] /dist/
 
 # Stage names chosen by build arguments (hadolint cannot see they are stages, not images).
 # hadolint ignore=DL3006
@@ -98,11 +108,12 @@ FROM build-prebuilt AS binary-prebuilt
 FROM binary-${BINARY_SOURCE} AS binary
 
 # ---------------------------------------------------------------------------------------------
-# Runtime bases: glibc, libstdc++ and CA certificates (for hub downloads), nothing else.
+# Runtime bases: glibc, libstdc++ and CA certificates (for hub downloads); on cpu also GNU
+# OpenMP (libgomp1, ~0.3 MB), which oneDNN's threads run on.
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime-base-cpu
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libgomp1 \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
@@ -135,7 +146,9 @@ LABEL org.opencontainers.image.title="pipeserve" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/pipeserve/pipeserve" \
       io.pipeserve.variant="${VARIANT}"
-COPY --from=binary --chmod=0755 /pipeserve /usr/local/bin/pipeserve
+# The binary and what it links beside it (its rpath `$ORIGIN`), on PATH through a link.
+COPY --from=binary --chmod=0755 /dist/ /usr/local/lib/pipeserve/
+RUN ln -s /usr/local/lib/pipeserve/pipeserve /usr/local/bin/pipeserve
 # Nothing is written outside /tmp (logs go to stdout); the hub cache, used only when --model is
 # a hub id, lives there too. Kubernetes mounts emptyDirs over both (readOnlyRootFilesystem).
 ENV HOME=/tmp \

@@ -47,7 +47,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PIPESERVE_DNNL_DIR");
     if std::env::var_os("CARGO_FEATURE_DNNL").is_some() {
         // oneDNN 3.2 from Intel's wheels (scripts/onednn.sh), shared (GNU OpenMP): the binary finds
-        // it through its rpath, and needs libgomp1.
+        // it through its rpath, the install folder or else its own (`$ORIGIN`, where the container
+        // image puts it), and needs libgomp1.
         let root = std::env::var("PIPESERVE_DNNL_DIR")
             .unwrap_or_else(|_| format!("{}/.tools/onednn", std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()));
         let dir = format!("{root}/lib");
@@ -55,7 +56,7 @@ fn main() {
             panic!("{dir}/libdnnl.so is missing: run eval \"$(scripts/onednn.sh)\" (installs oneDNN from PyPI)");
         }
         println!("cargo:rustc-link-search=native={dir}");
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}:$ORIGIN");
     }
 }
 

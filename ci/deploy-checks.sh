@@ -11,6 +11,9 @@
 # Environment:
 #   PIPESERVE_BIN     server binary for the live checks (default target/release/pipeserve; built
 #                     with `cargo build --release --locked` when that default is missing)
+#   PIPESERVE_IMAGE_BIN  binary baked into the image in (a) (default PIPESERVE_BIN); one built with
+#                     the `dnnl` feature is staged with the libdnnl.so.3 it links, as the Dockerfile's
+#                     own build ships it
 #   SKIP_IMAGE=1      skip (a): podman image from a local mmdebstrap base + the host binary
 #   SKIP_IMAGE_MODEL=1  skip only the runtime-model (baked model) build within (a)
 #   SKIP_PROMETHEUS=1 skip (b): a real Prometheus scraping the server; every dashboard/alert query
@@ -38,6 +41,7 @@ CHART=helm/pipeserve
 KUBE_VERSIONS="${KUBE_VERSIONS:-1.30.0 1.37.0}"
 DEFAULT_BIN="$REPO/target/release/pipeserve"
 PIPESERVE_BIN="$(realpath -m "${PIPESERVE_BIN:-$DEFAULT_BIN}")"
+PIPESERVE_IMAGE_BIN="$(realpath -m "${PIPESERVE_IMAGE_BIN:-$PIPESERVE_BIN}")"
 MODEL_DIR="$REPO/models/all-MiniLM-L6-v2"
 export CONTAINERS_CONF="$TOOLS/containers/containers.conf"
 export CONTAINERS_STORAGE_CONF="$TOOLS/containers/storage.conf"
@@ -103,6 +107,21 @@ wait_http() {
   return 1
 }
 # check_embedding URL: one inference on /embed must return [[384 floats]].
+# check_image_links CONTAINER: the binary's libraries all resolve inside the container, libdnnl
+# from beside the binary (ldd is given the real path: it takes `$ORIGIN` from the path it is
+# given, where an exec takes it from /proc/self/exe).
+check_image_links() {
+  local links; links="$(podman exec "$1" ldd /usr/local/lib/pipeserve/pipeserve)" || return 1
+  echo "$links" | grep -E 'dnnl|gomp'
+  ! grep -q 'not found' <<<"$links" && grep -q '^\s*libdnnl\.so\.3 => /usr/local/lib/pipeserve/libdnnl\.so\.3' <<<"$links"
+}
+
+# check_info URL: /info names a dtype and a GEMM.
+check_info() {
+  curl -fsS --max-time 10 "$1/info" \
+    | python3 -c 'import json,sys; v=json.load(sys.stdin); assert v["dtype"] and v["gemm"], v; print("dtype", v["dtype"] + ", gemm", v["gemm"])'
+}
+
 check_embedding() {
   curl -fsS --max-time 30 -X POST "$1/embed" -H 'content-type: application/json' -d '{"inputs":"hello"}' \
     | python3 -c 'import json,sys; v=json.load(sys.stdin); assert len(v)==1 and len(v[0])==384, v; print(f"embedding: {len(v[0])} floats, first {v[0][0]:.4f}")'
@@ -249,12 +268,16 @@ if [[ "${SKIP_IMAGE:-0}" != 1 || "${SKIP_PROMETHEUS:-0}" != 1 || "${SKIP_CHART_R
     run "cargo build --release --locked" cargo build --release --locked
   fi
   if [[ -x "$PIPESERVE_BIN" ]]; then pass "server binary $PIPESERVE_BIN"; else fail "server binary $PIPESERVE_BIN missing"; LIVE_READY=0; fi
-  # The cpu runtime image carries glibc, libgcc and libstdc++ only: a binary built with the shared
-  # oneDNN (feature dnnl) would exit 127 in it, so say so here instead of as a failed container.
-  if [[ -x "$PIPESERVE_BIN" ]]; then
-    foreign="$(ldd "$PIPESERVE_BIN" | awk '{print $1}' | grep -Ev '^(linux-vdso|/lib64/ld-linux|ld-linux)|^lib(c|m|gcc_s|stdc\+\+|pthread|dl|rt)\.so' || true)"
-    if [[ -z "$foreign" ]]; then pass "server binary needs only glibc/libgcc/libstdc++ (the runtime image has them)"
-    else fail "server binary links libraries the cpu runtime image lacks: $(echo $foreign)"; LIVE_READY=0; fi
+  # The cpu runtime image carries glibc, libgcc, libstdc++ and libgomp; libdnnl.so.3 (feature
+  # dnnl) travels next to the binary. Anything else would exit 127 in it: say so here instead of
+  # as a failed container.
+  if [[ "${SKIP_IMAGE:-0}" != 1 ]]; then
+    if [[ -x "$PIPESERVE_IMAGE_BIN" ]]; then
+      foreign="$(ldd "$PIPESERVE_IMAGE_BIN" | awk '{print $1}' \
+        | grep -Ev '^(linux-vdso|/lib64/ld-linux|ld-linux)|^lib(c|m|gcc_s|stdc\+\+|pthread|dl|rt|gomp)\.so|^libdnnl\.so\.3$' || true)"
+      if [[ -z "$foreign" ]]; then pass "image binary needs only glibc/libgcc/libstdc++/libgomp, and libdnnl shipped beside it"
+      else fail "image binary links libraries the cpu runtime image lacks: $(echo $foreign)"; LIVE_READY=0; fi
+    else fail "image binary $PIPESERVE_IMAGE_BIN missing"; LIVE_READY=0; fi
   fi
   run "models/all-MiniLM-L6-v2 (scripts/fetch_models.py)" python3 scripts/fetch_models.py --only all-MiniLM-L6-v2
   [[ -f "$MODEL_DIR/config.json" ]] || LIVE_READY=0
@@ -277,14 +300,14 @@ else
     mv -f "$BASE_TAR.tmp.tar" "$BASE_TAR"
   else pass "base image tarball cached ($BASE_TAR)"; fi
   import_image "$BASE_TAR" docker.io/library/debian:bookworm-slim
-  # The build context is the repository unless the binary lives elsewhere: then a staged copy
-  # (the .dockerignore only admits target/release/pipeserve).
-  CTX="$REPO"
-  if [[ "$(readlink -f "$PIPESERVE_BIN")" != "$DEFAULT_BIN" ]]; then
-    CTX="$OUT/image-context"; rm -rf "$CTX"; mkdir -p "$CTX/target/release" "$CTX/scripts"
-    cp Dockerfile .dockerignore Cargo.toml Cargo.lock "$CTX/"; cp -r src "$CTX/"; cp scripts/fetch_models.py "$CTX/scripts/"
-    cp "$PIPESERVE_BIN" "$CTX/target/release/pipeserve"
-  fi
+  # A staged build context: the sources the Dockerfile copies, the binary, and the libdnnl.so.3
+  # it links if any (the .dockerignore admits only those two files of target/).
+  CTX="$OUT/image-context"; rm -rf "$CTX"; mkdir -p "$CTX/target/release" "$CTX/scripts"
+  cp Dockerfile .dockerignore Cargo.toml Cargo.lock "$CTX/"; cp -r src "$CTX/"
+  cp scripts/fetch_models.py scripts/mkl.sh scripts/onednn.sh "$CTX/scripts/"
+  cp "$PIPESERVE_IMAGE_BIN" "$CTX/target/release/pipeserve"
+  dnnl_lib="$(ldd "$PIPESERVE_IMAGE_BIN" | awk '$1 == "libdnnl.so.3" {print $3}')"
+  [[ -n "$dnnl_lib" ]] && cp -L "$dnnl_lib" "$CTX/target/release/libdnnl.so.3"
   # buildah 1.28 resolves ARG-named stages only from --build-arg, so both are passed explicitly.
   SHOW_LINES=3 run "podman build (BINARY_SOURCE=prebuilt, VARIANT=cpu, --pull=never)" \
     podman build --pull=never --network host --build-arg VARIANT=cpu --build-arg BINARY_SOURCE=prebuilt \
@@ -302,6 +325,10 @@ else
       if wait_http "http://127.0.0.1:$port/health/ready" 90; then pass "(a) container /health/ready = 200"
       else podman logs "$name" 2>&1 | tail -20; fail "(a) container /health/ready"; fi
       run "(a) container inference /embed" check_embedding "http://127.0.0.1:$port"
+      SHOW_LINES=1 run "(a) container /info (dtype, GEMM)" check_info "http://127.0.0.1:$port"
+      if [[ -n "$dnnl_lib" ]]; then
+        SHOW_LINES=2 run "(a) libdnnl.so.3 and libgomp resolve in the image, libdnnl beside the binary" check_image_links "$name"
+      fi
       podman stop -t 35 "$name" >/dev/null 2>&1
       rc="$(podman inspect -f '{{.State.ExitCode}}' "$name")"
       if [[ "$rc" == 0 ]]; then pass "(a) container exits 0 on SIGTERM (podman stop)"
