@@ -3,6 +3,7 @@
 //! rational approximation of erf (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7) with a polynomial
 //! exp, which vectorizes; candle's `gelu_erf` calls scalar `erff` per element on one thread.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::exp::exp_neg;
@@ -42,6 +43,7 @@ fn apply(act: Act, x: f32) -> f32 {
 }
 
 /// Applies `act` to one row plus `bias`, into the row itself or, when given, into `out`.
+#[multiversion(targets = "simd")]
 fn row(act: Act, x: &mut [f32], bias: &[f32], out: Option<&mut [u16]>) {
     // One loop per activation so each is a straight-line vectorizable body.
     macro_rules! each {

@@ -1,6 +1,7 @@
 //! f32 ↔ bfloat16 conversion: round to nearest even, as PyTorch and `half` do, in plain integer
 //! arithmetic the compiler vectorizes. bf16 values are `u16` bit patterns.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::rows_per_task;
@@ -21,6 +22,7 @@ pub fn to_f32(h: u16) -> f32 {
 }
 
 /// Converts `src` into `dst` (same length) on the calling thread.
+#[multiversion(targets = "simd")]
 pub fn convert(src: &[f32], dst: &mut [u16]) {
     assert_eq!(src.len(), dst.len());
     for (d, &s) in dst.iter_mut().zip(src) {

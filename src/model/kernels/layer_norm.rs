@@ -3,9 +3,10 @@
 //! written as bf16 when the next GEMM takes bf16. Statistics in f32, two passes over the row
 //! while it is in L1 (mean, then the centred variance, as torch).
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::{bf16, rows_per_task};
+use super::{bf16, reduce, rows_per_task};
 
 /// LayerNorm's learned scale and shift, and its epsilon.
 #[derive(Debug, Clone)]
@@ -15,23 +16,31 @@ pub struct Norm {
     pub eps: f32,
 }
 
+/// One row: `x = LN(x + y + bias)` with `norm`'s parameters, and its bf16 copy into `out`.
+#[multiversion(targets = "simd")]
+fn row(norm: &Norm, x: &mut [f32], add: Option<(&[f32], &[f32])>, out: Option<&mut [u16]>) {
+    let n = x.len() as f32;
+    if let Some((y, bias)) = add {
+        for ((v, &y), &b) in x.iter_mut().zip(y).zip(bias) {
+            *v += y + b;
+        }
+    }
+    let mean = reduce::sum(x) / n;
+    let var = reduce::sum_sq_dev(x, mean) / n;
+    let inv = 1.0 / (var + norm.eps).sqrt();
+    for ((v, &g), &b) in x.iter_mut().zip(&norm.gamma).zip(&norm.beta) {
+        *v = (*v - mean) * inv * g + b;
+    }
+    if let Some(out) = out {
+        for (o, &v) in out.iter_mut().zip(x.iter()) {
+            *o = bf16::from_f32(v);
+        }
+    }
+}
+
 impl Norm {
     fn row(&self, x: &mut [f32], add: Option<(&[f32], &[f32])>, out: Option<&mut [u16]>) {
-        let n = x.len() as f32;
-        if let Some((y, bias)) = add {
-            for ((v, &y), &b) in x.iter_mut().zip(y).zip(bias) {
-                *v += y + b;
-            }
-        }
-        let mean = x.iter().sum::<f32>() / n;
-        let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
-        let inv = 1.0 / (var + self.eps).sqrt();
-        for ((v, &g), &b) in x.iter_mut().zip(&self.gamma).zip(&self.beta) {
-            *v = (*v - mean) * inv * g + b;
-        }
-        if let Some(out) = out {
-            bf16::convert(x, out);
-        }
+        row(self, x, add, out)
     }
 
     /// `x = LN(x + y + bias)` (or `LN(x)` without `add`) over rows of `gamma.len()`, on the current

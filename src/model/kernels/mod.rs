@@ -1,7 +1,9 @@
 //! The packed encoder's CPU kernels for everything that is not a linear layer: one op per file,
 //! each fused where the data is already in cache, multi-threaded on the current rayon pool (the
 //! pool the GEMMs split over too, src/model/gemm/cpu.rs), vectorizable plain arithmetic, and each
-//! tested against candle's reference op on random inputs.
+//! tested against candle's reference op on random inputs. The hot row functions are compiled for
+//! AVX-512, AVX2+FMA and the baseline (`multiversion`, chosen once at run time): the crate is
+//! built for plain x86-64, whose SSE2 is a quarter of an AVX-512 register.
 //!
 //! Rows are `tokens × width`, row-major, of a batch's tokens packed end to end (no padding).
 //! bf16 values are `u16` bit patterns; the f32 → bf16 conversion is fused into the kernel that
@@ -13,6 +15,7 @@ pub mod bf16;
 pub mod bias;
 pub mod exp;
 pub mod layer_norm;
+pub mod reduce;
 pub mod softmax;
 
 /// Rows per parallel task so that one task holds at least this many elements: below it rayon's

@@ -2,19 +2,21 @@
 //! for the next GEMM. Used by attention on its `len × len` scores (no mask: a packed sequence
 //! attends to its own tokens only).
 
+use multiversion::multiversion;
+
 use super::bf16;
 use super::exp::exp_neg;
+use super::reduce;
 
 /// `row = softmax(row)`, shifted by the max as torch does; `out` gets the bf16 copy if given.
-#[inline]
+/// The exp pass has no running sum, so it vectorizes; the sum is a pass of its own.
+#[multiversion(targets = "simd")]
 pub fn softmax_row(row: &mut [f32], out: Option<&mut [u16]>) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
+    let max = reduce::max(row);
     for v in row.iter_mut() {
         *v = exp_neg(*v - max);
-        sum += *v;
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / reduce::sum(row);
     match out {
         Some(out) => {
             for (o, v) in out.iter_mut().zip(row.iter_mut()) {
