@@ -106,7 +106,6 @@ wait_http() {
   done
   return 1
 }
-# check_embedding URL: one inference on /embed must return [[384 floats]].
 # check_image_links CONTAINER: the binary's libraries all resolve inside the container, libdnnl
 # from beside the binary (ldd is given the real path: it takes `$ORIGIN` from the path it is
 # given, where an exec takes it from /proc/self/exe).
@@ -122,6 +121,7 @@ check_info() {
     | python3 -c 'import json,sys; v=json.load(sys.stdin); assert v["dtype"] and v["gemm"], v; print("dtype", v["dtype"] + ", gemm", v["gemm"])'
 }
 
+# check_embedding URL: one inference on /embed must return [[384 floats]].
 check_embedding() {
   curl -fsS --max-time 30 -X POST "$1/embed" -H 'content-type: application/json' -d '{"inputs":"hello"}' \
     | python3 -c 'import json,sys; v=json.load(sys.stdin); assert len(v)==1 and len(v[0])==384, v; print(f"embedding: {len(v[0])} floats, first {v[0][0]:.4f}")'

@@ -32,17 +32,11 @@ fn row(norm: &Norm, x: &mut [f32], add: Option<(&[f32], &[f32])>, out: Option<&m
         *v = (*v - mean) * inv * g + b;
     }
     if let Some(out) = out {
-        for (o, &v) in out.iter_mut().zip(x.iter()) {
-            *o = bf16::from_f32(v);
-        }
+        bf16::convert(x, out);
     }
 }
 
 impl Norm {
-    fn row(&self, x: &mut [f32], add: Option<(&[f32], &[f32])>, out: Option<&mut [u16]>) {
-        row(self, x, add, out)
-    }
-
     /// `x = LN(x + y + bias)` (or `LN(x)` without `add`) over rows of `gamma.len()`, on the current
     /// rayon pool; `out` gets the bf16 copy if given.
     pub fn apply(&self, x: &mut [f32], add: Option<(&[f32], &[f32])>, out: Option<&mut [u16]>) {
@@ -55,18 +49,18 @@ impl Norm {
                 .zip(y.par_chunks(width))
                 .zip(out.par_chunks_mut(width))
                 .with_min_len(min)
-                .for_each(|((x, y), o)| self.row(x, Some((y, bias)), Some(o))),
+                .for_each(|((x, y), o)| row(self, x, Some((y, bias)), Some(o))),
             (Some((y, bias)), None) => x
                 .par_chunks_mut(width)
                 .zip(y.par_chunks(width))
                 .with_min_len(min)
-                .for_each(|(x, y)| self.row(x, Some((y, bias)), None)),
+                .for_each(|(x, y)| row(self, x, Some((y, bias)), None)),
             (None, Some(out)) => x
                 .par_chunks_mut(width)
                 .zip(out.par_chunks_mut(width))
                 .with_min_len(min)
-                .for_each(|(x, o)| self.row(x, None, Some(o))),
-            (None, None) => x.par_chunks_mut(width).with_min_len(min).for_each(|x| self.row(x, None, None)),
+                .for_each(|(x, o)| row(self, x, None, Some(o))),
+            (None, None) => x.par_chunks_mut(width).with_min_len(min).for_each(|x| row(self, x, None, None)),
         }
     }
 }

@@ -6,43 +6,37 @@
 /// Independent accumulators per reduction.
 const LANES: usize = 16;
 
-/// Sum of `x`, in `LANES` partial sums.
+/// Folds `x` into `LANES` accumulators with `step`, then them and the tail into one with `step`'s
+/// combining form `join`.
 #[inline(always)]
-pub fn sum(x: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
+fn fold(x: &[f32], init: f32, step: impl Fn(f32, f32) -> f32, join: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; LANES];
     let mut chunks = x.chunks_exact(LANES);
     for chunk in &mut chunks {
         for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v;
+            *a = step(*a, v);
         }
     }
-    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+    let lanes = acc.into_iter().fold(init, &join);
+    chunks.remainder().iter().fold(lanes, |a, &v| step(a, v))
+}
+
+/// Sum of `x`.
+#[inline(always)]
+pub fn sum(x: &[f32]) -> f32 {
+    fold(x, 0.0, |a, v| a + v, |a, b| a + b)
 }
 
 /// Sum of `(x - c)²`.
 #[inline(always)]
 pub fn sum_sq_dev(x: &[f32], c: f32) -> f32 {
-    let mut acc = [0f32; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += (v - c) * (v - c);
-        }
-    }
-    acc.iter().sum::<f32>() + chunks.remainder().iter().map(|&v| (v - c) * (v - c)).sum::<f32>()
+    fold(x, 0.0, |a, v| a + (v - c) * (v - c), |a, b| a + b)
 }
 
 /// Largest value of `x` (−∞ when empty).
 #[inline(always)]
 pub fn max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a = a.max(v);
-        }
-    }
-    acc.iter().chain(chunks.remainder()).copied().fold(f32::NEG_INFINITY, f32::max)
+    fold(x, f32::NEG_INFINITY, f32::max, f32::max)
 }
 
 #[cfg(test)]
