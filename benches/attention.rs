@@ -8,32 +8,19 @@
 //! `BENCH_BATCH` (default 32), `BENCH_TOKENS` (default "16,106,256"), `BENCH_HEADS` and
 //! `BENCH_HEAD_DIM` (default 12 × 32, all-MiniLM-L6-v2's; 12 × 64 is all-mpnet-base-v2's).
 
+#[path = "support/timing.rs"]
+mod timing;
+
 use std::ops::Range;
-use std::time::{Duration, Instant};
 
 use pipeserve::model::gemm::cpu::CpuGemm;
 use pipeserve::model::gemm::Backend;
 use pipeserve::model::kernels::attention::{attention, Heads, Qkv};
 use pipeserve::model::kernels::bf16;
+use timing::{env, list, per_call};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-/// Seconds per call of `f`, run for about `seconds` after one warm-up.
-fn per_call(seconds: f64, mut f: impl FnMut()) -> f64 {
-    f();
-    let started = Instant::now();
-    let mut runs = 0u32;
-    while started.elapsed() < Duration::from_secs_f64(seconds) || runs < 3 {
-        f();
-        runs += 1;
-    }
-    started.elapsed().as_secs_f64() / f64::from(runs)
-}
 
 fn main() {
     pipeserve::threads::configure(0);
@@ -43,11 +30,7 @@ fn main() {
     let batch: usize = env("BENCH_BATCH", 32);
     let heads = Heads { count: env("BENCH_HEADS", 12), dim: env("BENCH_HEAD_DIM", 32) };
     let hidden = heads.count * heads.dim;
-    let lens: Vec<usize> = std::env::var("BENCH_TOKENS")
-        .unwrap_or_else(|_| "16,106,256".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    let lens = list("BENCH_TOKENS", "16,106,256");
     let gemms: Vec<CpuGemm> = Backend::compiled().into_iter().filter_map(CpuGemm::for_backend).collect();
     println!(
         "attention of {batch} sequences, {} heads × {}, {threads} math threads, {seconds} s per cell\n",

@@ -13,8 +13,8 @@
 
 #[path = "support/inputs.rs"]
 mod inputs;
-
-use std::time::{Duration, Instant};
+#[path = "support/timing.rs"]
+mod timing;
 
 /// The server's allocator (src/main.rs), so the model step is measured as it runs there.
 #[global_allocator]
@@ -54,9 +54,9 @@ fn main() {
     pipeserve::threads::configure(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     gemm::set_threads(threads);
-    let model = std::env::var("BENCH_MODEL").unwrap_or_else(|_| "models/all-MiniLM-L6-v2".into());
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0);
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let model: String = timing::env("BENCH_MODEL", "models/all-MiniLM-L6-v2".into());
+    let seconds: f64 = timing::env("BENCH_SECONDS", 2.0);
+    let rounds: usize = timing::env("BENCH_ROUNDS", 3);
     let files = ModelFiles::locate(std::path::Path::new(&model)).expect("run python3 scripts/fetch_models.py");
     let mut candidates: Vec<(String, Model)> = Vec::new();
     for quantize in [Quantize::None, Quantize::Int8] {
@@ -85,14 +85,8 @@ fn main() {
         let mut best = vec![0f64; candidates.len()];
         for _ in 0..rounds {
             for (i, (_, m)) in candidates.iter().enumerate() {
-                m.forward(&inputs).expect("warm-up");
-                let started = Instant::now();
-                let mut runs = 0u32;
-                while started.elapsed() < Duration::from_secs_f64(seconds) || runs < 2 {
-                    m.forward(&inputs).expect("forward");
-                    runs += 1;
-                }
-                let rate = f64::from(runs) * (batch * tokens) as f64 / started.elapsed().as_secs_f64();
+                let rate =
+                    (batch * tokens) as f64 / timing::per_call(seconds, || drop(m.forward(&inputs).expect("forward")));
                 best[i] = best[i].max(rate);
             }
         }

@@ -46,6 +46,8 @@ mod plot;
 mod profile;
 #[path = "load/stages.rs"]
 mod stages;
+#[path = "support/timing.rs"]
+mod timing;
 
 use common::server::Server;
 use stages::Stages;

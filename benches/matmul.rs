@@ -12,8 +12,6 @@
 //! models/all-MiniLM-L6-v2), `BENCH_DTYPES` (candle's matmul in these dtypes, default "f32";
 //! add bf16/f16 to see candle's half-precision paths).
 
-use std::time::{Duration, Instant};
-
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Linear;
@@ -21,20 +19,15 @@ use pipeserve::model::gemm::{self, Backend, Dense, LinearOptions, Quantize};
 
 #[path = "support/ceiling.rs"]
 mod ceiling;
+#[path = "support/timing.rs"]
+mod timing;
 
 use ceiling::{flops_per_token, gflops};
 
 /// Runs `f` for about `seconds` (at least 3 times, after one warm-up); GFLOP/s (or GOP/s) of a
 /// `2 · m · k · n` operation.
-fn rate(m: usize, k: usize, n: usize, seconds: f64, mut f: impl FnMut()) -> f64 {
-    f();
-    let started = Instant::now();
-    let mut runs = 0u32;
-    while started.elapsed() < Duration::from_secs_f64(seconds) || runs < 3 {
-        f();
-        runs += 1;
-    }
-    2.0 * (m * k * n) as f64 * f64::from(runs) / started.elapsed().as_secs_f64() / 1e9
+fn rate(m: usize, k: usize, n: usize, seconds: f64, f: impl FnMut()) -> f64 {
+    2.0 * (m * k * n) as f64 / timing::per_call(seconds, f) / 1e9
 }
 
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -94,9 +87,9 @@ fn main() {
     pipeserve::threads::configure(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     gemm::set_threads(threads);
-    let model = std::env::var("BENCH_MODEL").unwrap_or_else(|_| "models/all-MiniLM-L6-v2".into());
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    let dtypes = std::env::var("BENCH_DTYPES").unwrap_or_else(|_| "f32".into());
+    let model: String = timing::env("BENCH_MODEL", "models/all-MiniLM-L6-v2".into());
+    let seconds: f64 = timing::env("BENCH_SECONDS", 1.0);
+    let dtypes: String = timing::env("BENCH_DTYPES", "f32".into());
     let config = ceiling::read_config(&model);
     let candle = if cfg!(feature = "mkl") { "mkl" } else { "gemm crate" };
     let cpu = gemm::Cpu::detect();

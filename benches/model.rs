@@ -10,8 +10,8 @@
 
 #[path = "support/inputs.rs"]
 mod inputs;
-
-use std::time::{Duration, Instant};
+#[path = "support/timing.rs"]
+mod timing;
 
 /// The server's allocator (src/main.rs), so the model step is measured as it runs there.
 #[global_allocator]
@@ -22,10 +22,7 @@ use pipeserve::model::gemm::GemmChoice;
 use pipeserve::model::{DTypeSpec, DeviceSpec, ModelInput, RawOutput};
 use pipeserve::pipelines::feature_extraction::embed;
 use pipeserve::pipelines::Pooling;
-
-fn list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name).unwrap_or_else(|_| default.into()).split(',').filter_map(|s| s.trim().parse().ok()).collect()
-}
+use timing::{env, list, per_call};
 
 /// Mean-pooled, L2-normalized embeddings from per-token hidden states.
 fn pooled(outputs: Vec<RawOutput>) -> Vec<Vec<f32>> {
@@ -41,11 +38,11 @@ fn pooled(outputs: Vec<RawOutput>) -> Vec<Vec<f32>> {
 fn main() {
     // The thread settings the server uses (src/threads.rs), before candle starts any thread.
     pipeserve::threads::configure(0);
-    let model = std::env::var("BENCH_MODEL").unwrap_or_else(|_| "models/all-MiniLM-L6-v2".into());
-    let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let dtype: DTypeSpec = std::env::var("BENCH_DTYPE").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
-    let device: DeviceSpec = std::env::var("BENCH_DEVICE").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
-    let gemm: GemmChoice = std::env::var("BENCH_GEMM").ok().and_then(|s| s.parse().ok()).unwrap_or_default();
+    let model: String = env("BENCH_MODEL", "models/all-MiniLM-L6-v2".into());
+    let seconds: f64 = env("BENCH_SECONDS", 3.0);
+    let dtype: DTypeSpec = env("BENCH_DTYPE", DTypeSpec::default());
+    let device: DeviceSpec = env("BENCH_DEVICE", DeviceSpec::default());
+    let gemm: GemmChoice = env("BENCH_GEMM", GemmChoice::default());
     let load = |dtype| {
         load::load(&LoadConfig {
             model: model.clone(),
@@ -82,14 +79,7 @@ fn main() {
                     worst_cosine = worst_cosine.min(a.iter().zip(&b).map(|(x, y)| x * y).sum());
                 }
             }
-            let started = Instant::now();
-            let mut runs = 0u32;
-            while started.elapsed() < Duration::from_secs_f64(seconds) || runs < 3 {
-                pool.install(|| engine.model.forward(&inputs).unwrap());
-                runs += 1;
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            let per_second = f64::from(runs) / elapsed;
+            let per_second = 1.0 / per_call(seconds, || drop(pool.install(|| engine.model.forward(&inputs).unwrap())));
             println!(
                 "| {batch} | {tokens} | {per_second:.1} | {:.0} | {:.2} |",
                 per_second * (batch * tokens) as f64,

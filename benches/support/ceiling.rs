@@ -1,9 +1,7 @@
 //! The model's tokens/s ceiling: candle's f32 matmul throughput on this machine and the FLOPs of
 //! one token from `config.json`. Shared by the matmul and load benches (`#[path]` module; each
-//! uses part of it).
+//! uses part of it, and declares `timing` beside it).
 #![allow(dead_code)]
-
-use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -22,14 +20,9 @@ pub fn gflops(m: usize, k: usize, n: usize, dtype: DType, seconds: f64) -> Optio
     // Weights as the model holds them (out × in), used transposed, as candle-nn's Linear does.
     let b = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).ok()?.to_dtype(dtype).ok()?;
     let b = b.t().ok()?;
-    a.matmul(&b).ok()?; // warm-up
-    let started = Instant::now();
-    let mut runs = 0u32;
-    while started.elapsed() < Duration::from_secs_f64(seconds) || runs < 3 {
-        a.matmul(&b).ok()?;
-        runs += 1;
-    }
-    Some(2.0 * (m * k * n) as f64 * f64::from(runs) / started.elapsed().as_secs_f64() / 1e9)
+    a.matmul(&b).ok()?; // this build has a matmul in `dtype`
+    let seconds = crate::timing::per_call(seconds, || drop(a.matmul(&b).expect("matmul")));
+    Some(2.0 * (m * k * n) as f64 / seconds / 1e9)
 }
 
 /// The model's own matmul shapes at 32 × 128 tokens: QKV/out projection, FFN up, FFN down.

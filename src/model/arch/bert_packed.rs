@@ -276,7 +276,7 @@ impl PackedBert {
                 Qkv::F32(&b.qkv[..t * 3 * h])
             };
             let ctx = &mut b.ctx[..t * h];
-            attention(gemm, qkv_in, seqs, self.heads, ctx);
+            attention(gemm.per_head(self.precision), qkv_in, seqs, self.heads, ctx);
             let ctx_in = if bf {
                 bf16::par_convert(ctx, &mut b.ctxb[..t * h], h);
                 Input::Bf16(&b.ctxb[..t * h])

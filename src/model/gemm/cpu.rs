@@ -79,6 +79,16 @@ impl CpuGemm {
             }
     }
 
+    /// The library for attention's per-head products in `precision` (skinny `len × head_dim`
+    /// GEMMs on one thread each): the gemm crate in f32, whose kernels beat oneDNN's there and
+    /// match MKL's (docs/benchmarks.md, round 5 on Zen 3); this library in bf16.
+    pub fn per_head(self, precision: Precision) -> Self {
+        match precision {
+            Precision::F32 => Self::Crate,
+            Precision::Bf16 => self,
+        }
+    }
+
     /// `c = a · op(b) + beta · c` in f32 on the calling thread (`op(b) = bᵀ` when `b_trans`).
     pub fn f32(self, a: MatRef<'_, f32>, b: MatRef<'_, f32>, b_trans: bool, c: MatMut<'_, f32>, beta: f32) {
         match self {
