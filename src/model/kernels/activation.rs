@@ -4,37 +4,39 @@
 //! exp, which vectorizes; candle's `gelu_erf` calls scalar `erff` per element on one thread.
 
 use multiversion::multiversion;
+use multiversion::target::target_cfg_f;
 use rayon::prelude::*;
 
-use super::exp::exp_neg;
+use super::exp::{exp_neg, mul_add};
 use super::{bf16, rows_per_task};
 use crate::model::Act;
 
-/// GELU with erf, as `transformers`' `gelu`.
+/// GELU with erf, as `transformers`' `gelu`; fused multiply-adds where `fma` (a constant: see
+/// [`mul_add`]).
 #[inline(always)]
-pub fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+pub fn gelu(x: f32, fma: bool) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2, fma))
 }
 
 /// erf(z) = sign(z) · (1 − poly(t) · exp(−z²)), t = 1 / (1 + p|z|).
 #[inline(always)]
-fn erf(z: f32) -> f32 {
+fn erf(z: f32, fma: bool) -> f32 {
     const P: f32 = 0.327_591_1;
     // Abramowitz & Stegun 7.1.26, written as published (f32 rounds them).
     #[allow(clippy::excessive_precision)]
     const A: [f32; 5] = [0.254_829_592, -0.284_496_736, 1.421_413_741, -1.453_152_027, 1.061_405_429];
     let a = z.abs();
-    let t = 1.0 / (1.0 + P * a);
-    let poly = ((((A[4] * t + A[3]) * t + A[2]) * t + A[1]) * t + A[0]) * t;
-    let y = 1.0 - poly * exp_neg(-a * a);
+    let t = 1.0 / mul_add(P, a, 1.0, fma);
+    let poly = A[..4].iter().rev().fold(A[4], |acc, &c| mul_add(acc, t, c, fma)) * t;
+    let y = mul_add(-poly, exp_neg(-a * a, fma), 1.0, fma);
     y.copysign(z)
 }
 
 /// One activation on one value (the rare ones on libm; GELU vectorized).
 #[inline(always)]
-fn apply(act: Act, x: f32) -> f32 {
+fn apply(act: Act, x: f32, fma: bool) -> f32 {
     match act {
-        Act::Gelu => gelu(x),
+        Act::Gelu => gelu(x, fma),
         Act::GeluTanh => 0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh()),
         Act::Relu => x.max(0.0),
         Act::Tanh => x.tanh(),
@@ -45,6 +47,7 @@ fn apply(act: Act, x: f32) -> f32 {
 /// Applies `act` to one row plus `bias`, into the row itself or, when given, into `out`.
 #[multiversion(targets = "simd")]
 fn row(act: Act, x: &mut [f32], bias: &[f32], out: Option<&mut [u16]>) {
+    let fma = target_cfg_f!(target_feature = "fma");
     // One loop per activation so each is a straight-line vectorizable body.
     macro_rules! each {
         ($f:expr) => {
@@ -63,8 +66,8 @@ fn row(act: Act, x: &mut [f32], bias: &[f32], out: Option<&mut [u16]>) {
         };
     }
     match act {
-        Act::Gelu => each!(gelu),
-        other => each!(|v| apply(other, v)),
+        Act::Gelu => each!(|v| gelu(v, fma)),
+        other => each!(|v| apply(other, v, fma)),
     }
 }
 
@@ -133,7 +136,9 @@ mod tests {
 
     #[test]
     fn gelu_saturates() {
-        assert_eq!(gelu(-100.0), 0.0);
-        assert_eq!(gelu(100.0), 100.0);
+        for fma in [false, true] {
+            assert_eq!(gelu(-100.0, fma), 0.0);
+            assert_eq!(gelu(100.0, fma), 100.0);
+        }
     }
 }

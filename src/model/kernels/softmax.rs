@@ -3,6 +3,7 @@
 //! attends to its own tokens only).
 
 use multiversion::multiversion;
+use multiversion::target::target_cfg_f;
 
 use super::bf16;
 use super::exp::exp_neg;
@@ -12,9 +13,10 @@ use super::reduce;
 /// The exp pass has no running sum, so it vectorizes; the sum is a pass of its own.
 #[multiversion(targets = "simd")]
 pub fn softmax_row(row: &mut [f32], out: Option<&mut [u16]>) {
+    let fma = target_cfg_f!(target_feature = "fma");
     let max = reduce::max(row);
     for v in row.iter_mut() {
-        *v = exp_neg(*v - max);
+        *v = exp_neg(*v - max, fma);
     }
     let inv = 1.0 / reduce::sum(row);
     match out {
